@@ -1,0 +1,247 @@
+//! The configuration catalogues templates are checked against: sectors, departments, tools and
+//! the global policy. The copies in `config/` are compiled in, so the app and `missionctl` agree
+//! on them without a config folder on the operator's machine.
+
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::registry::RiskLevel;
+
+const SECTORS_JSON: &str = include_str!("../../../config/sectors.json");
+const DEPARTMENTS_JSON: &str = include_str!("../../../config/departments.json");
+const TOOLS_JSON: &str = include_str!("../../../config/tools.json");
+const POLICY_JSON: &str = include_str!("../../../config/policy.json");
+
+/// A business area that owns tools and missions.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sector {
+    /// Stable lowercase id, e.g. `talent`.
+    pub id: String,
+    /// Display name, e.g. `Talent`.
+    pub name: String,
+    /// One-line description shown in the library.
+    pub description: String,
+    /// The categories templates of this sector are filed under.
+    pub categories: Vec<String>,
+}
+
+/// A numbered team of agents; department 1 is the Orchestrator.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Department {
+    /// Department number.
+    pub id: u32,
+    /// Display name.
+    pub name: String,
+    /// What the department does.
+    pub description: String,
+}
+
+/// How a tool call is priced.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CostModel {
+    /// `flat` (per call) or `per_item`.
+    pub model: String,
+    /// Price in cents, per call or per item.
+    pub cents: i64,
+    /// What one item is, for `per_item` tools.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub item: Option<String>,
+}
+
+/// A tool agents may call through the gateway; it belongs to exactly one sector.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tool {
+    /// Stable id, `sector.name`.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Owning sector id.
+    pub sector: String,
+    /// Whether calling it changes anything outside the mission.
+    pub side_effects: bool,
+    /// Price of a call.
+    pub cost: CostModel,
+    /// Inherent risk of the tool.
+    pub risk: RiskLevel,
+    /// `builtin` (simulated executor) or `http`.
+    pub kind: String,
+}
+
+/// Hard caps no template or mission may exceed.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HardCaps {
+    /// Largest budget in cents.
+    pub budget_cents: i64,
+    /// Longest time to live in seconds.
+    pub ttl_seconds: i64,
+    /// Most tool-call steps.
+    pub max_steps: i64,
+}
+
+/// Limits on manifests accepted for import.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ImportLimits {
+    /// Largest manifest file accepted, in bytes.
+    pub max_file_bytes: u64,
+    /// Most templates in one manifest file.
+    pub max_templates_per_file: usize,
+}
+
+/// The global policy from `config/policy.json`.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Policy {
+    /// Global hard caps.
+    pub hard_caps: HardCaps,
+    /// Import limits.
+    pub import: ImportLimits,
+}
+
+#[derive(Deserialize)]
+struct SectorsFile {
+    sectors: Vec<Sector>,
+}
+#[derive(Deserialize)]
+struct DepartmentsFile {
+    departments: Vec<Department>,
+}
+#[derive(Deserialize)]
+struct ToolsFile {
+    tools: Vec<Tool>,
+}
+
+/// Errors loading the catalogues.
+#[derive(Debug, thiserror::Error)]
+pub enum CatalogError {
+    /// A catalogue file does not parse.
+    #[error("config/{file} is not valid: {source}")]
+    Parse {
+        /// Which file.
+        file: &'static str,
+        /// Why.
+        source: serde_json::Error,
+    },
+    /// The catalogues contradict each other.
+    #[error("config is inconsistent: {0}")]
+    Inconsistent(String),
+}
+
+/// All catalogues, indexed for lookups.
+#[derive(Debug, Clone)]
+pub struct Catalog {
+    sectors: Vec<Sector>,
+    departments: Vec<Department>,
+    tools: Vec<Tool>,
+    policy: Policy,
+    sector_index: HashMap<String, usize>,
+    tool_index: HashMap<String, usize>,
+}
+
+impl Catalog {
+    /// The catalogues compiled into this build.
+    pub fn bundled() -> Result<Self, CatalogError> {
+        Self::from_json(SECTORS_JSON, DEPARTMENTS_JSON, TOOLS_JSON, POLICY_JSON)
+    }
+
+    /// Builds a catalogue from the four files' contents.
+    pub fn from_json(
+        sectors: &str,
+        departments: &str,
+        tools: &str,
+        policy: &str,
+    ) -> Result<Self, CatalogError> {
+        let parse = |file: &'static str| move |source| CatalogError::Parse { file, source };
+        let sectors: SectorsFile = serde_json::from_str(sectors).map_err(parse("sectors.json"))?;
+        let departments: DepartmentsFile =
+            serde_json::from_str(departments).map_err(parse("departments.json"))?;
+        let tools: ToolsFile = serde_json::from_str(tools).map_err(parse("tools.json"))?;
+        let policy: Policy = serde_json::from_str(policy).map_err(parse("policy.json"))?;
+        let sector_index: HashMap<String, usize> = sectors
+            .sectors
+            .iter()
+            .enumerate()
+            .map(|(i, s)| (s.id.clone(), i))
+            .collect();
+        if sector_index.len() != sectors.sectors.len() {
+            return Err(CatalogError::Inconsistent("duplicate sector id".into()));
+        }
+        let tool_index: HashMap<String, usize> = tools
+            .tools
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.id.clone(), i))
+            .collect();
+        if tool_index.len() != tools.tools.len() {
+            return Err(CatalogError::Inconsistent("duplicate tool id".into()));
+        }
+        if let Some(t) = tools
+            .tools
+            .iter()
+            .find(|t| !sector_index.contains_key(&t.sector))
+        {
+            return Err(CatalogError::Inconsistent(format!(
+                "tool {} names unknown sector {}",
+                t.id, t.sector
+            )));
+        }
+        Ok(Self {
+            sectors: sectors.sectors,
+            departments: departments.departments,
+            tools: tools.tools,
+            policy,
+            sector_index,
+            tool_index,
+        })
+    }
+
+    /// All sectors in configuration order.
+    pub fn sectors(&self) -> &[Sector] {
+        &self.sectors
+    }
+
+    /// All departments.
+    pub fn departments(&self) -> &[Department] {
+        &self.departments
+    }
+
+    /// All tools.
+    pub fn tools(&self) -> &[Tool] {
+        &self.tools
+    }
+
+    /// The global policy.
+    pub fn policy(&self) -> &Policy {
+        &self.policy
+    }
+
+    /// The sector with this id.
+    pub fn sector(&self, id: &str) -> Option<&Sector> {
+        self.sector_index.get(id).map(|&i| &self.sectors[i])
+    }
+
+    /// Finds a sector by id or by display name, ignoring case (for CLI and search filters).
+    pub fn find_sector(&self, id_or_name: &str) -> Option<&Sector> {
+        self.sector(id_or_name).or_else(|| {
+            self.sectors
+                .iter()
+                .find(|s| s.id.eq_ignore_ascii_case(id_or_name) || s.name.eq_ignore_ascii_case(id_or_name))
+        })
+    }
+
+    /// The department with this number.
+    pub fn department(&self, id: u32) -> Option<&Department> {
+        self.departments.iter().find(|d| d.id == id)
+    }
+
+    /// The tool with this id.
+    pub fn tool(&self, id: &str) -> Option<&Tool> {
+        self.tool_index.get(id).map(|&i| &self.tools[i])
+    }
+}

@@ -1,0 +1,196 @@
+//! Storage: one repository interface, one implementation per backend (SQLite, Postgres).
+
+mod postgres;
+mod sqlite;
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+
+use crate::registry::import::ImportItem;
+use crate::registry::search::{SearchQuery, TemplateSummary, VersionInfo};
+use crate::registry::RiskLevel;
+
+pub use postgres::PostgresRepository;
+pub use sqlite::SqliteRepository;
+
+/// Identifier shared with the desktop shell: the app-data folder is named after it.
+pub const APP_IDENTIFIER: &str = "app.missioncontrol.desktop";
+
+/// Storage errors. Their text is for logs; people see the boundary's wording instead.
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    /// The database reported an error.
+    #[error("database error: {0}")]
+    Sqlx(#[from] sqlx::Error),
+    /// Migrations could not be applied.
+    #[error("database migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    /// The URL names no supported backend.
+    #[error("unsupported database URL \"{0}\": use a SQLite file path, sqlite://PATH or postgres://…")]
+    UnsupportedUrl(String),
+    /// No app-data folder could be determined.
+    #[error("no app-data folder is known for this user; pass --database-url")]
+    NoDataDir,
+    /// Stored data does not decode.
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(String),
+}
+
+/// Which backend a repository uses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// Embedded SQLite file.
+    Sqlite,
+    /// Postgres server.
+    Postgres,
+}
+
+/// One template version to write, with the denormalised fields the listing needs.
+#[derive(Debug, Clone)]
+pub struct ImportRow {
+    /// Template id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Sector id.
+    pub sector: String,
+    /// Sector display name (searchable).
+    pub sector_name: String,
+    /// Category.
+    pub category: String,
+    /// Goal sentence.
+    pub goal: String,
+    /// Baseline risk.
+    pub baseline_risk: RiskLevel,
+    /// logic_hash of the ruleset.
+    pub logic_hash: String,
+    /// Hash of the whole canonical template.
+    pub content_hash: String,
+    /// The template JSON as imported.
+    pub content: serde_json::Value,
+    /// Manifest it came from.
+    pub source: String,
+}
+
+/// Everything the core stores, behind one interface with one implementation per backend.
+#[async_trait]
+pub trait Repository: Send + Sync + std::fmt::Debug {
+    /// Which backend this is.
+    fn backend(&self) -> Backend;
+
+    /// Current version and content hash of each of these ids that exists.
+    async fn current_versions(&self, ids: &[String])
+        -> Result<HashMap<String, (i64, String)>, DbError>;
+
+    /// Writes all rows in one transaction: new ids get version 1, changed content the next
+    /// version, identical content nothing. Returns each row's outcome in input order.
+    async fn import(&self, rows: &[ImportRow]) -> Result<Vec<ImportItem>, DbError>;
+
+    /// Templates matching the query, best match first (by name when there is no text).
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError>;
+
+    /// The listing row of one template.
+    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError>;
+
+    /// The stored JSON of one version.
+    async fn version_content(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<serde_json::Value>, DbError>;
+
+    /// Every version of a template, oldest first.
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError>;
+
+    /// Number of templates.
+    async fn count_templates(&self) -> Result<i64, DbError>;
+
+    /// A stored installation fact.
+    async fn meta(&self, key: &str) -> Result<Option<String>, DbError>;
+
+    /// Stores an installation fact.
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError>;
+
+    /// Closes the connections.
+    async fn close(&self);
+}
+
+/// Where the embedded database lives when no URL is given: the OS app-data folder.
+pub fn default_sqlite_path() -> Result<PathBuf, DbError> {
+    let base = directories::BaseDirs::new().ok_or(DbError::NoDataDir)?;
+    Ok(base
+        .data_dir()
+        .join(APP_IDENTIFIER)
+        .join("mission-control.sqlite3"))
+}
+
+/// Opens (creating if needed) the database a URL names and applies migrations.
+/// `postgres://…` selects Postgres; `sqlite://PATH`, `sqlite:PATH` or a bare path selects SQLite.
+pub async fn open(url: &str) -> Result<Arc<dyn Repository>, DbError> {
+    if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        return Ok(Arc::new(PostgresRepository::connect(url).await?));
+    }
+    let path = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))
+        .unwrap_or(url);
+    if path.is_empty() || path.contains("://") {
+        return Err(DbError::UnsupportedUrl(url.to_owned()));
+    }
+    Ok(Arc::new(SqliteRepository::open(Path::new(path)).await?))
+}
+
+/// Chunk size for multi-row statements: keeps bound parameters far below both backends' limits.
+const CHUNK: usize = 400;
+
+/// Classifies rows against the stored versions: (status, version after import).
+fn classify(
+    rows: &[ImportRow],
+    current: &HashMap<String, (i64, String)>,
+) -> Vec<(crate::registry::import::ImportStatus, i64)> {
+    use crate::registry::import::ImportStatus;
+    rows.iter()
+        .map(|r| match current.get(&r.id) {
+            None => (ImportStatus::New, 1),
+            Some((v, hash)) if hash == &r.content_hash => (ImportStatus::Unchanged, *v),
+            Some((v, _)) => (ImportStatus::Updated, v + 1),
+        })
+        .collect()
+}
+
+/// Outcome per row if these rows were imported now: the preview's answer.
+pub fn classify_items(
+    rows: &[ImportRow],
+    current: &HashMap<String, (i64, String)>,
+) -> Vec<ImportItem> {
+    items(rows, &classify(rows, current))
+}
+
+fn items(
+    rows: &[ImportRow],
+    outcomes: &[(crate::registry::import::ImportStatus, i64)],
+) -> Vec<ImportItem> {
+    rows.iter()
+        .zip(outcomes)
+        .map(|(r, (status, version))| ImportItem {
+            id: r.id.clone(),
+            name: r.name.clone(),
+            status: *status,
+            version: *version,
+            source: r.source.clone(),
+        })
+        .collect()
+}
+
+fn no_history(runs: i64) -> Option<String> {
+    (runs == 0).then(|| crate::registry::search::NO_HISTORY.to_owned())
+}
+
+fn parse_risk(value: &str) -> Result<RiskLevel, DbError> {
+    value
+        .parse()
+        .map_err(|_| DbError::Corrupt(format!("unknown risk level {value}")))
+}

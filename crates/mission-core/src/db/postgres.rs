@@ -1,0 +1,308 @@
+//! The shared backend: a Postgres server, full-text search through a weighted tsvector.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, SecondsFormat, Utc};
+use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::{Postgres, QueryBuilder, Row};
+
+use super::{classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK};
+use crate::registry::import::{ImportItem, ImportStatus};
+use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
+
+/// Postgres implementation of [`Repository`].
+#[derive(Debug, Clone)]
+pub struct PostgresRepository {
+    pool: PgPool,
+}
+
+const SUMMARY_COLUMNS: &str = "t.id, t.name, t.sector, t.sector_name, t.category, t.goal, \
+     t.current_version, t.logic_hash, t.baseline_risk, s.risk_level, s.est_roi, \
+     COALESCE(s.runs, 0) AS runs, COALESCE(s.top_performance, FALSE) AS top_performance";
+
+/// Serialises importers across every app instance sharing the server.
+const IMPORT_LOCK: i64 = 0x4d43_0001;
+
+impl PostgresRepository {
+    /// Connects and applies migrations.
+    pub async fn connect(url: &str) -> Result<Self, DbError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(8)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for modules that add their own tables.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+}
+
+fn summary(row: &PgRow) -> Result<TemplateSummary, DbError> {
+    let risk: Option<String> = row.try_get("risk_level")?;
+    let runs: i64 = row.try_get("runs")?;
+    Ok(TemplateSummary {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        sector: row.try_get("sector")?,
+        sector_name: row.try_get("sector_name")?,
+        category: row.try_get("category")?,
+        goal: row.try_get("goal")?,
+        version: row.try_get("current_version")?,
+        logic_hash: row.try_get("logic_hash")?,
+        baseline_risk: parse_risk(row.try_get("baseline_risk")?)?,
+        risk_level: risk.as_deref().map(parse_risk).transpose()?,
+        est_roi: row.try_get("est_roi")?,
+        runs,
+        top_performance: row.try_get("top_performance")?,
+        history_note: no_history(runs),
+    })
+}
+
+async fn current_in(
+    conn: &mut sqlx::PgConnection,
+    ids: &[String],
+) -> Result<HashMap<String, (i64, String)>, DbError> {
+    let rows = sqlx::query(
+        "SELECT id, current_version, content_hash FROM templates WHERE id = ANY($1)",
+    )
+    .bind(ids)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            Ok((
+                row.try_get("id")?,
+                (row.try_get("current_version")?, row.try_get("content_hash")?),
+            ))
+        })
+        .collect()
+}
+
+#[async_trait]
+impl Repository for PostgresRepository {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
+    }
+
+    async fn current_versions(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, (i64, String)>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        current_in(&mut conn, ids).await
+    }
+
+    async fn import(&self, rows: &[ImportRow]) -> Result<Vec<ImportItem>, DbError> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(IMPORT_LOCK)
+            .execute(&mut *tx)
+            .await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let current = current_in(&mut tx, &ids).await?;
+        let outcomes = classify(rows, &current);
+        let now = Utc::now();
+
+        let new: Vec<&ImportRow> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, (s, _))| *s == ImportStatus::New)
+            .map(|(r, _)| r)
+            .collect();
+        for chunk in new.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
+                 current_version, logic_hash, content_hash, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.name)
+                    .push_bind(&r.sector)
+                    .push_bind(&r.sector_name)
+                    .push_bind(&r.category)
+                    .push_bind(&r.goal)
+                    .push_bind(r.baseline_risk.as_str())
+                    .push_bind(1_i64)
+                    .push_bind(&r.logic_hash)
+                    .push_bind(&r.content_hash)
+                    .push_bind(now)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for (r, (status, version)) in rows.iter().zip(&outcomes) {
+            if *status == ImportStatus::Updated {
+                sqlx::query(
+                    "UPDATE templates SET name = $1, sector = $2, sector_name = $3, category = $4, \
+                     goal = $5, baseline_risk = $6, current_version = $7, logic_hash = $8, \
+                     content_hash = $9, updated_at = $10 WHERE id = $11",
+                )
+                .bind(&r.name)
+                .bind(&r.sector)
+                .bind(&r.sector_name)
+                .bind(&r.category)
+                .bind(&r.goal)
+                .bind(r.baseline_risk.as_str())
+                .bind(version)
+                .bind(&r.logic_hash)
+                .bind(&r.content_hash)
+                .bind(now)
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let written: Vec<(&ImportRow, i64)> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, (s, _))| *s != ImportStatus::Unchanged)
+            .map(|(r, (_, v))| (r, *v))
+            .collect();
+        for chunk in written.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+                "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
+                 source, imported_at) ",
+            );
+            qb.push_values(chunk, |mut b, (r, v)| {
+                b.push_bind(&r.id)
+                    .push_bind(*v)
+                    .push_bind(&r.content)
+                    .push_bind(&r.logic_hash)
+                    .push_bind(&r.content_hash)
+                    .push_bind(&r.source)
+                    .push_bind(now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(items(rows, &outcomes))
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
+        let words = query
+            .text
+            .as_deref()
+            .map(query_words)
+            .unwrap_or_default();
+        let mut qb: QueryBuilder<Postgres> =
+            QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM templates t "));
+        qb.push("LEFT JOIN template_stats s ON s.template_id = t.id WHERE TRUE ");
+        let tsquery = pg_tsquery(&words);
+        if !words.is_empty() {
+            qb.push("AND t.search @@ to_tsquery('simple', ")
+                .push_bind(tsquery.clone())
+                .push(")");
+        }
+        if let Some(sector) = &query.sector {
+            qb.push(" AND t.sector = ").push_bind(sector);
+        }
+        if let Some(category) = &query.category {
+            qb.push(" AND t.category = ").push_bind(category);
+        }
+        if let Some(risk) = query.risk {
+            qb.push(" AND COALESCE(s.risk_level, t.baseline_risk) = ")
+                .push_bind(risk.as_str());
+        }
+        if words.is_empty() {
+            qb.push(" ORDER BY t.sector_name, t.category, t.name");
+        } else {
+            qb.push(" ORDER BY ts_rank(t.search, to_tsquery('simple', ")
+                .push_bind(tsquery)
+                .push(")) DESC, t.name");
+        }
+        qb.push(" LIMIT ")
+            .push_bind(i64::from(query.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(query.offset));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(summary)
+            .collect()
+    }
+
+    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM templates t \
+             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = $1"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(summary)
+            .transpose()
+    }
+
+    async fn version_content(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT content FROM template_versions WHERE template_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT version, logic_hash, source, imported_at FROM template_versions \
+             WHERE template_id = $1 ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let at: DateTime<Utc> = r.try_get("imported_at")?;
+                Ok(VersionInfo {
+                    version: r.try_get("version")?,
+                    logic_hash: r.try_get("logic_hash")?,
+                    source: r.try_get("source")?,
+                    imported_at: at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                })
+            })
+            .collect()
+    }
+
+    async fn count_templates(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,317 @@
+//! The embedded backend: one SQLite file, WAL, foreign keys on, FTS5 for search.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::Utc;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
+
+use super::{classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK};
+use crate::registry::import::{ImportItem, ImportStatus};
+use crate::registry::search::{fts5_query, query_words, SearchQuery, TemplateSummary, VersionInfo};
+
+/// SQLite implementation of [`Repository`].
+#[derive(Debug, Clone)]
+pub struct SqliteRepository {
+    pool: SqlitePool,
+}
+
+const SUMMARY_COLUMNS: &str = "t.id, t.name, t.sector, t.sector_name, t.category, t.goal, \
+     t.current_version, t.logic_hash, t.baseline_risk, s.risk_level, s.est_roi, \
+     COALESCE(s.runs, 0) AS runs, COALESCE(s.top_performance, 0) AS top_performance";
+
+impl SqliteRepository {
+    /// Opens or creates the file, then applies migrations.
+    pub async fn open(path: &Path) -> Result<Self, DbError> {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| DbError::Sqlx(sqlx::Error::Io(e)))?;
+        }
+        let options = SqliteConnectOptions::from_str("sqlite:")?
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(10));
+        let pool = SqlitePoolOptions::new()
+            .max_connections(4)
+            .connect_with(options)
+            .await?;
+        sqlx::migrate!("../../migrations/sqlite").run(&pool).await?;
+        Ok(Self { pool })
+    }
+
+    /// The connection pool, for modules that add their own tables.
+    pub fn pool(&self) -> &SqlitePool {
+        &self.pool
+    }
+}
+
+fn summary(row: &SqliteRow) -> Result<TemplateSummary, DbError> {
+    let risk: Option<String> = row.try_get("risk_level")?;
+    let runs: i64 = row.try_get("runs")?;
+    Ok(TemplateSummary {
+        id: row.try_get("id")?,
+        name: row.try_get("name")?,
+        sector: row.try_get("sector")?,
+        sector_name: row.try_get("sector_name")?,
+        category: row.try_get("category")?,
+        goal: row.try_get("goal")?,
+        version: row.try_get("current_version")?,
+        logic_hash: row.try_get("logic_hash")?,
+        baseline_risk: parse_risk(row.try_get("baseline_risk")?)?,
+        risk_level: risk.as_deref().map(parse_risk).transpose()?,
+        est_roi: row.try_get("est_roi")?,
+        runs,
+        top_performance: row.try_get::<i64, _>("top_performance")? != 0,
+        history_note: no_history(runs),
+    })
+}
+
+async fn current_in(
+    conn: &mut sqlx::SqliteConnection,
+    ids: &[String],
+) -> Result<HashMap<String, (i64, String)>, DbError> {
+    let mut out = HashMap::with_capacity(ids.len());
+    for chunk in ids.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT id, current_version, content_hash FROM templates WHERE id IN (");
+        let mut list = qb.separated(", ");
+        for id in chunk {
+            list.push_bind(id);
+        }
+        qb.push(")");
+        for row in qb.build().fetch_all(&mut *conn).await? {
+            out.insert(
+                row.try_get("id")?,
+                (row.try_get("current_version")?, row.try_get("content_hash")?),
+            );
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Repository for SqliteRepository {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
+    }
+
+    async fn current_versions(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, (i64, String)>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        current_in(&mut conn, ids).await
+    }
+
+    async fn import(&self, rows: &[ImportRow]) -> Result<Vec<ImportItem>, DbError> {
+        let mut conn = self.pool.acquire().await?;
+        // IMMEDIATE takes the write lock up front, so two importers cannot both classify
+        // against the same state and then collide on version numbers.
+        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let current = current_in(&mut tx, &ids).await?;
+        let outcomes = classify(rows, &current);
+        let now = Utc::now().to_rfc3339();
+
+        let new: Vec<&ImportRow> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, (s, _))| *s == ImportStatus::New)
+            .map(|(r, _)| r)
+            .collect();
+        for chunk in new.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
+                 current_version, logic_hash, content_hash, created_at, updated_at) ",
+            );
+            qb.push_values(chunk, |mut b, r| {
+                b.push_bind(&r.id)
+                    .push_bind(&r.name)
+                    .push_bind(&r.sector)
+                    .push_bind(&r.sector_name)
+                    .push_bind(&r.category)
+                    .push_bind(&r.goal)
+                    .push_bind(r.baseline_risk.as_str())
+                    .push_bind(1_i64)
+                    .push_bind(&r.logic_hash)
+                    .push_bind(&r.content_hash)
+                    .push_bind(&now)
+                    .push_bind(&now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        for (r, (status, version)) in rows.iter().zip(&outcomes) {
+            if *status == ImportStatus::Updated {
+                sqlx::query(
+                    "UPDATE templates SET name = ?, sector = ?, sector_name = ?, category = ?, goal = ?, \
+                     baseline_risk = ?, current_version = ?, logic_hash = ?, content_hash = ?, updated_at = ? \
+                     WHERE id = ?",
+                )
+                .bind(&r.name)
+                .bind(&r.sector)
+                .bind(&r.sector_name)
+                .bind(&r.category)
+                .bind(&r.goal)
+                .bind(r.baseline_risk.as_str())
+                .bind(version)
+                .bind(&r.logic_hash)
+                .bind(&r.content_hash)
+                .bind(&now)
+                .bind(&r.id)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        let written: Vec<(&ImportRow, i64)> = rows
+            .iter()
+            .zip(&outcomes)
+            .filter(|(_, (s, _))| *s != ImportStatus::Unchanged)
+            .map(|(r, (_, v))| (r, *v))
+            .collect();
+        for chunk in written.chunks(CHUNK) {
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+                "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
+                 source, imported_at) ",
+            );
+            qb.push_values(chunk, |mut b, (r, v)| {
+                b.push_bind(&r.id)
+                    .push_bind(*v)
+                    .push_bind(r.content.to_string())
+                    .push_bind(&r.logic_hash)
+                    .push_bind(&r.content_hash)
+                    .push_bind(&r.source)
+                    .push_bind(&now);
+            });
+            qb.build().execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(items(rows, &outcomes))
+    }
+
+    async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
+        let words = query
+            .text
+            .as_deref()
+            .map(query_words)
+            .unwrap_or_default();
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} "));
+        if words.is_empty() {
+            qb.push("FROM templates t ");
+        } else {
+            qb.push("FROM template_fts JOIN templates t ON t.pk = template_fts.rowid ");
+        }
+        qb.push("LEFT JOIN template_stats s ON s.template_id = t.id WHERE 1 = 1 ");
+        if !words.is_empty() {
+            qb.push("AND template_fts MATCH ").push_bind(fts5_query(&words));
+        }
+        if let Some(sector) = &query.sector {
+            qb.push(" AND t.sector = ").push_bind(sector);
+        }
+        if let Some(category) = &query.category {
+            qb.push(" AND t.category = ").push_bind(category);
+        }
+        if let Some(risk) = query.risk {
+            qb.push(" AND COALESCE(s.risk_level, t.baseline_risk) = ")
+                .push_bind(risk.as_str());
+        }
+        if words.is_empty() {
+            qb.push(" ORDER BY t.sector_name, t.category, t.name");
+        } else {
+            // Name hits outrank category and sector hits, which outrank goal hits.
+            qb.push(" ORDER BY bm25(template_fts, 10.0, 1.0, 4.0, 4.0), t.name");
+        }
+        qb.push(" LIMIT ")
+            .push_bind(i64::from(query.limit))
+            .push(" OFFSET ")
+            .push_bind(i64::from(query.offset));
+        qb.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(summary)
+            .collect()
+    }
+
+    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM templates t \
+             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = ?"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(summary)
+            .transpose()
+    }
+
+    async fn version_content(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        let content: Option<String> = sqlx::query_scalar(
+            "SELECT content FROM template_versions WHERE template_id = ? AND version = ?",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        content
+            .map(|c| serde_json::from_str(&c).map_err(|e| DbError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT version, logic_hash, source, imported_at FROM template_versions \
+             WHERE template_id = ? ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(VersionInfo {
+                    version: r.try_get("version")?,
+                    logic_hash: r.try_get("logic_hash")?,
+                    source: r.try_get("source")?,
+                    imported_at: r.try_get("imported_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_templates(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn close(&self) {
+        self.pool.close().await;
+    }
+}

@@ -1,0 +1,9 @@
+//! Mission Control core: everything the desktop app, the `missionctl` CLI and the agent API do
+//! is implemented here; the shells only translate.
+
+pub mod catalog;
+pub mod db;
+pub mod registry;
+
+pub use catalog::Catalog;
+pub use registry::{Registry, RegistryError};

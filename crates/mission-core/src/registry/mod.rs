@@ -1,0 +1,14 @@
+//! The template registry: manifests, validation, versioned import and search.
+
+pub mod hash;
+pub mod import;
+pub mod manifest;
+pub mod model;
+pub mod problem;
+pub mod search;
+pub mod service;
+pub mod validate;
+
+pub use model::{ApprovalMode, Perimeter, PlanStep, RiskLevel, Ruleset, Template};
+pub use problem::{Problem, ProblemCode};
+pub use service::{Registry, RegistryError, SearchRequest};

@@ -1,0 +1,115 @@
+//! Search requests and the rows the library view shows.
+
+use serde::Serialize;
+
+use super::model::{Perimeter, RiskLevel};
+
+/// What the operator asked for; every part is optional and all given parts combine.
+#[derive(Debug, Clone, Default)]
+pub struct SearchQuery {
+    /// Free text over name, goal, category and sector; each word also matches as a prefix.
+    pub text: Option<String>,
+    /// Sector id.
+    pub sector: Option<String>,
+    /// Category name, exactly as configured.
+    pub category: Option<String>,
+    /// Risk level: the historical one when runs exist, otherwise the baseline.
+    pub risk: Option<RiskLevel>,
+    /// Most rows to return.
+    pub limit: u32,
+    /// Rows to skip, for paging.
+    pub offset: u32,
+}
+
+/// Shown where a figure needs history that does not exist yet.
+pub const NO_HISTORY: &str = "No history yet: Est. ROI and Risk Level appear after the first finished run.";
+
+/// One template as the library lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateSummary {
+    /// Template id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Sector id.
+    pub sector: String,
+    /// Sector display name.
+    pub sector_name: String,
+    /// Category under the sector.
+    pub category: String,
+    /// One-sentence goal.
+    pub goal: String,
+    /// Current version.
+    pub version: i64,
+    /// logic_hash of the current version.
+    pub logic_hash: String,
+    /// Risk from the template itself.
+    pub baseline_risk: RiskLevel,
+    /// Risk from history; `None` until runs exist.
+    pub risk_level: Option<RiskLevel>,
+    /// Estimated ROI from history; `None` until runs exist.
+    pub est_roi: Option<f64>,
+    /// Finished runs recorded.
+    pub runs: i64,
+    /// Whether the ROI job awarded the Top Performance badge.
+    pub top_performance: bool,
+    /// Why figures are missing, when they are.
+    pub history_note: Option<String>,
+}
+
+/// A template version in full.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct TemplateDetail {
+    /// The listing fields (of the current version).
+    #[serde(flatten)]
+    pub summary: TemplateSummary,
+    /// The version shown (may be older than the current one).
+    pub shown_version: i64,
+    /// Every stored version, oldest first.
+    pub versions: Vec<VersionInfo>,
+    /// The template exactly as imported for `shown_version`.
+    pub content: serde_json::Value,
+    /// Default perimeter of `shown_version`.
+    pub default_perimeter: Perimeter,
+}
+
+/// One stored version of a template.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct VersionInfo {
+    /// Version number, from 1.
+    pub version: i64,
+    /// logic_hash of that version.
+    pub logic_hash: String,
+    /// Manifest it was imported from.
+    pub source: String,
+    /// When it was imported (RFC 3339, UTC).
+    pub imported_at: String,
+}
+
+/// The words of a free-text query, lowercased; punctuation separates words and is dropped, so
+/// nothing the operator types can change the query syntax of either backend.
+pub fn query_words(text: &str) -> Vec<String> {
+    text.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .take(16)
+        .map(str::to_lowercase)
+        .collect()
+}
+
+/// The words as an FTS5 query: every word must match, each as a prefix.
+pub fn fts5_query(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("\"{w}\"*"))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// The words as a Postgres tsquery: every word must match, each as a prefix.
+pub fn pg_tsquery(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("{w}:*"))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}

@@ -1,0 +1,274 @@
+//! The registry's operations, as every shell (CLI, desktop, HTTP) calls them.
+
+use std::sync::Arc;
+
+use sha2::{Digest, Sha256};
+
+use super::import::{ImportPreview, ImportReport};
+use super::manifest::ManifestInput;
+use super::model::{Perimeter, RiskLevel};
+use super::problem::Problem;
+use super::search::{SearchQuery, TemplateDetail, TemplateSummary};
+use super::validate::{self, Validation};
+use crate::catalog::{Catalog, CatalogError};
+use crate::db::{self, DbError, ImportRow, Repository};
+
+/// The library shipped with the app, imported on first start and after upgrades.
+pub const BUNDLED_LIBRARY: &str = include_str!("../../../../config/mission_templates.json");
+/// How the bundled library is named in problems and version history.
+pub const BUNDLED_SOURCE: &str = "bundled:config/mission_templates.json";
+const BUNDLED_HASH_KEY: &str = "bundled_library_sha256";
+
+/// Default and largest page of search results.
+pub const DEFAULT_LIMIT: u32 = 50;
+/// Largest page a caller may ask for (the desktop loads whole filtered lists).
+pub const MAX_LIMIT: u32 = 100_000;
+
+/// Registry errors, each with a stable code for the boundary.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// One or more manifests are invalid; nothing was written.
+    #[error("the manifest has {} problem(s); nothing was imported", .0.len())]
+    Invalid(Vec<Problem>),
+    /// The sector filter names no sector.
+    #[error("unknown sector \"{0}\"")]
+    UnknownSector(String),
+    /// The category filter names no category.
+    #[error("unknown category \"{0}\"")]
+    UnknownCategory(String),
+    /// No template has this id.
+    #[error("no template has the id \"{0}\"")]
+    NotFound(String),
+    /// The template has no such version.
+    #[error("template \"{id}\" has no version {version}")]
+    VersionNotFound {
+        /// Template id.
+        id: String,
+        /// Requested version.
+        version: i64,
+    },
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] DbError),
+    /// The configuration is broken.
+    #[error(transparent)]
+    Catalog(#[from] CatalogError),
+}
+
+impl RegistryError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Invalid(_) => "invalid_manifest",
+            Self::UnknownSector(_) => "unknown_sector",
+            Self::UnknownCategory(_) => "unknown_category",
+            Self::NotFound(_) => "template_not_found",
+            Self::VersionNotFound { .. } => "version_not_found",
+            Self::Storage(_) => "storage",
+            Self::Catalog(_) => "config",
+        }
+    }
+}
+
+/// A search as a person or shell states it: sector by id or name, category and risk as words.
+#[derive(Debug, Clone, Default)]
+pub struct SearchRequest {
+    /// Free text.
+    pub text: Option<String>,
+    /// Sector id or name.
+    pub sector: Option<String>,
+    /// Category name (case-insensitive).
+    pub category: Option<String>,
+    /// Risk level.
+    pub risk: Option<RiskLevel>,
+    /// Page size; defaults to [`DEFAULT_LIMIT`], at most [`MAX_LIMIT`].
+    pub limit: Option<u32>,
+    /// Rows to skip.
+    pub offset: Option<u32>,
+}
+
+/// The template registry over one repository.
+#[derive(Debug, Clone)]
+pub struct Registry {
+    repo: Arc<dyn Repository>,
+    catalog: Arc<Catalog>,
+}
+
+impl Registry {
+    /// Wraps an open repository.
+    pub fn new(repo: Arc<dyn Repository>, catalog: Arc<Catalog>) -> Self {
+        Self { repo, catalog }
+    }
+
+    /// Opens the database a URL names, applies migrations and imports the bundled library if
+    /// this database has not seen this build's copy of it yet.
+    pub async fn open(url: &str) -> Result<Self, RegistryError> {
+        let registry = Self::new(db::open(url).await?, Arc::new(Catalog::bundled()?));
+        registry.ensure_bundled_library().await?;
+        Ok(registry)
+    }
+
+    /// The catalogues templates are checked against.
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The storage behind the registry.
+    pub fn repository(&self) -> &Arc<dyn Repository> {
+        &self.repo
+    }
+
+    /// Imports the bundled library unless this exact copy was imported before; returns the
+    /// report when it imported.
+    pub async fn ensure_bundled_library(&self) -> Result<Option<ImportReport>, RegistryError> {
+        let hash = hex::encode(Sha256::digest(BUNDLED_LIBRARY.as_bytes()));
+        if self.repo.meta(BUNDLED_HASH_KEY).await?.as_deref() == Some(hash.as_str()) {
+            return Ok(None);
+        }
+        let input = ManifestInput::new(BUNDLED_SOURCE, BUNDLED_LIBRARY.as_bytes());
+        let report = self.import(std::slice::from_ref(&input)).await?;
+        self.repo.set_meta(BUNDLED_HASH_KEY, &hash).await?;
+        tracing::info!(summary = %report.summary(), "bundled template library checked");
+        Ok(Some(report))
+    }
+
+    /// Validates manifests without touching the database.
+    pub fn validate(&self, inputs: &[ManifestInput]) -> Validation {
+        validate::validate(inputs, &self.catalog)
+    }
+
+    /// What importing these manifests would do, and every problem in them; writes nothing.
+    pub async fn preview(&self, inputs: &[ManifestInput]) -> Result<ImportPreview, RegistryError> {
+        let validation = self.validate(inputs);
+        if !validation.is_valid() {
+            return Ok(ImportPreview {
+                report: ImportReport {
+                    dry_run: true,
+                    ..ImportReport::default()
+                },
+                problems: validation.problems,
+            });
+        }
+        let rows = self.rows(validation);
+        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let current = self.repo.current_versions(&ids).await?;
+        let items = db::classify_items(&rows, &current);
+        Ok(ImportPreview {
+            report: ImportReport::from_items(items, true),
+            problems: Vec::new(),
+        })
+    }
+
+    /// Validates everything, then writes everything in one transaction, or nothing.
+    pub async fn import(&self, inputs: &[ManifestInput]) -> Result<ImportReport, RegistryError> {
+        let validation = self.validate(inputs);
+        if !validation.is_valid() {
+            return Err(RegistryError::Invalid(validation.problems));
+        }
+        let rows = self.rows(validation);
+        let items = self.repo.import(&rows).await?;
+        Ok(ImportReport::from_items(items, false))
+    }
+
+    fn rows(&self, validation: Validation) -> Vec<ImportRow> {
+        validation
+            .templates
+            .into_iter()
+            .map(|v| {
+                let t = v.template;
+                let sector_name = self
+                    .catalog
+                    .sector(&t.sector)
+                    .map_or_else(|| t.sector.clone(), |s| s.name.clone());
+                ImportRow {
+                    id: t.id,
+                    name: t.name,
+                    sector: t.sector,
+                    sector_name,
+                    category: t.category,
+                    goal: t.goal,
+                    baseline_risk: t.risk_level,
+                    logic_hash: t.logic_hash,
+                    content_hash: v.content_hash,
+                    content: v.content,
+                    source: v.source,
+                }
+            })
+            .collect()
+    }
+
+    /// Resolves a person's search into catalogue ids, refusing unknown sectors and categories.
+    pub fn resolve(&self, request: SearchRequest) -> Result<SearchQuery, RegistryError> {
+        let sector = request
+            .sector
+            .filter(|s| !s.trim().is_empty())
+            .map(|s| {
+                self.catalog
+                    .find_sector(s.trim())
+                    .map(|found| found.id.clone())
+                    .ok_or(RegistryError::UnknownSector(s))
+            })
+            .transpose()?;
+        let category = request
+            .category
+            .filter(|c| !c.trim().is_empty())
+            .map(|c| {
+                self.catalog
+                    .sectors()
+                    .iter()
+                    .filter(|s| sector.as_ref().is_none_or(|id| &s.id == id))
+                    .flat_map(|s| s.categories.iter())
+                    .find(|known| known.eq_ignore_ascii_case(c.trim()))
+                    .cloned()
+                    .ok_or(RegistryError::UnknownCategory(c))
+            })
+            .transpose()?;
+        Ok(SearchQuery {
+            text: request.text.filter(|t| !t.trim().is_empty()),
+            sector,
+            category,
+            risk: request.risk,
+            limit: request.limit.unwrap_or(DEFAULT_LIMIT).clamp(1, MAX_LIMIT),
+            offset: request.offset.unwrap_or(0),
+        })
+    }
+
+    /// Full-text search with filters, best match first.
+    pub async fn search(&self, request: SearchRequest) -> Result<Vec<TemplateSummary>, RegistryError> {
+        let query = self.resolve(request)?;
+        Ok(self.repo.search(&query).await?)
+    }
+
+    /// One template, at its current version or at an older one.
+    pub async fn show(&self, id: &str, version: Option<i64>) -> Result<TemplateDetail, RegistryError> {
+        let summary = self
+            .repo
+            .summary(id)
+            .await?
+            .ok_or_else(|| RegistryError::NotFound(id.to_owned()))?;
+        let shown_version = version.unwrap_or(summary.version);
+        let content = self
+            .repo
+            .version_content(id, shown_version)
+            .await?
+            .ok_or_else(|| RegistryError::VersionNotFound {
+                id: id.to_owned(),
+                version: shown_version,
+            })?;
+        let default_perimeter: Perimeter = content
+            .get("default_perimeter")
+            .cloned()
+            .map(serde_json::from_value)
+            .transpose()
+            .map_err(|e| DbError::Corrupt(format!("stored perimeter of {id}: {e}")))?
+            .ok_or_else(|| DbError::Corrupt(format!("stored template {id} has no perimeter")))?;
+        let versions = self.repo.versions(id).await?;
+        Ok(TemplateDetail {
+            summary,
+            shown_version,
+            versions,
+            content,
+            default_perimeter,
+        })
+    }
+}

@@ -1,0 +1,417 @@
+//! Manifest validation: JSON Schema first, then the checks a schema cannot express (catalogue
+//! references, sector reach of tools, plan consistency, logic_hash, caps, unique ids). Every
+//! problem is collected; nothing stops at the first.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::OnceLock;
+
+use jsonschema::error::ValidationErrorKind;
+use serde_json::Value;
+
+use super::hash;
+use super::manifest::{self, json_kind, ManifestInput};
+use super::model::Template;
+use super::problem::{Problem, ProblemCode};
+use crate::catalog::Catalog;
+
+const SCHEMA_JSON: &str = include_str!("../../../../config/mission_template.schema.json");
+
+/// The manifest schema, compiled once per process.
+fn schema() -> &'static jsonschema::Validator {
+    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
+    SCHEMA.get_or_init(|| {
+        #[expect(clippy::expect_used, reason = "the bundled schema is checked by tests")]
+        let value: Value = serde_json::from_str(SCHEMA_JSON).expect("bundled schema is JSON");
+        #[expect(clippy::expect_used, reason = "the bundled schema is checked by tests")]
+        jsonschema::draft202012::new(&value).expect("bundled schema compiles")
+    })
+}
+
+/// A template that passed every check, with what the registry stores for it.
+#[derive(Debug, Clone)]
+pub struct ValidTemplate {
+    /// The parsed template.
+    pub template: Template,
+    /// The template exactly as written, stored as the version's content.
+    pub content: Value,
+    /// SHA-256 of the canonical template; equal hashes mean an unchanged template.
+    pub content_hash: String,
+    /// The manifest it came from.
+    pub source: String,
+}
+
+/// Everything a validation run found.
+#[derive(Debug, Default)]
+pub struct Validation {
+    /// Templates that passed (only meaningful when `problems` is empty).
+    pub templates: Vec<ValidTemplate>,
+    /// Every problem, in file order.
+    pub problems: Vec<Problem>,
+}
+
+impl Validation {
+    /// True when nothing is wrong.
+    pub fn is_valid(&self) -> bool {
+        self.problems.is_empty()
+    }
+}
+
+/// Validates manifests against the schema and the catalogue; ids must be unique across all inputs.
+pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
+    let mut out = Validation::default();
+    let mut seen: HashMap<String, (String, String)> = HashMap::new();
+    let limits = catalog.policy().import;
+    for input in inputs {
+        let value = match manifest::parse(input, limits.max_file_bytes) {
+            Ok(v) => v,
+            Err(p) => {
+                out.problems.push(p);
+                continue;
+            }
+        };
+        let count = value
+            .get("templates")
+            .and_then(Value::as_array)
+            .map_or(0, Vec::len);
+        if count > limits.max_templates_per_file {
+            out.problems.push(Problem {
+                file: input.name.clone(),
+                template_id: None,
+                pointer: "/templates".into(),
+                code: ProblemCode::TooManyTemplates,
+                message: format!(
+                    "The file has {count} templates; at most {} are accepted per file. Split it.",
+                    limits.max_templates_per_file
+                ),
+            });
+            continue;
+        }
+        if !schema().is_valid(&value) {
+            out.problems.extend(
+                schema()
+                    .iter_errors(&value)
+                    .map(|e| schema_problem(&input.name, &value, &e)),
+            );
+            continue;
+        }
+        let Some(items) = value.get("templates").and_then(Value::as_array) else {
+            continue;
+        };
+        for (index, raw) in items.iter().enumerate() {
+            let base = format!("/templates/{index}");
+            let template: Template = match serde_json::from_value(raw.clone()) {
+                Ok(t) => t,
+                Err(e) => {
+                    out.problems.push(Problem {
+                        file: input.name.clone(),
+                        template_id: template_id_of(raw),
+                        pointer: base,
+                        code: ProblemCode::Schema,
+                        message: format!("The template could not be read: {e}."),
+                    });
+                    continue;
+                }
+            };
+            let mut problems = Checker {
+                file: &input.name,
+                base: &base,
+                template: &template,
+                catalog,
+                problems: Vec::new(),
+            }
+            .run(raw);
+            if let Some((first_file, first_pointer)) = seen.get(&template.id) {
+                problems.push(Problem {
+                    file: input.name.clone(),
+                    template_id: Some(template.id.clone()),
+                    pointer: format!("{base}/id"),
+                    code: ProblemCode::DuplicateId,
+                    message: format!(
+                        "The id \"{}\" is already used by the template at {first_file} {first_pointer}. Ids must be unique.",
+                        template.id
+                    ),
+                });
+            } else {
+                seen.insert(template.id.clone(), (input.name.clone(), base.clone()));
+            }
+            if !problems.is_empty() {
+                out.problems.extend(problems);
+                continue;
+            }
+            match hash::canonical_sha256(raw) {
+                Ok(content_hash) => out.templates.push(ValidTemplate {
+                    template,
+                    content: raw.clone(),
+                    content_hash,
+                    source: input.name.clone(),
+                }),
+                Err(e) => out.problems.push(Problem {
+                    file: input.name.clone(),
+                    template_id: Some(template.id.clone()),
+                    pointer: base,
+                    code: ProblemCode::Schema,
+                    message: format!("The template cannot be canonicalised: {e}."),
+                }),
+            }
+        }
+    }
+    out
+}
+
+fn template_id_of(raw: &Value) -> Option<String> {
+    raw.get("id").and_then(Value::as_str).map(str::to_owned)
+}
+
+/// Turns a schema error into a located, plain-sentence problem.
+fn schema_problem(file: &str, root: &Value, error: &jsonschema::ValidationError<'_>) -> Problem {
+    let pointer = error.instance_path().as_str().to_owned();
+    let template_id = pointer
+        .strip_prefix("/templates/")
+        .and_then(|rest| rest.split('/').next())
+        .and_then(|i| i.parse::<usize>().ok())
+        .and_then(|i| root.get("templates")?.get(i))
+        .and_then(template_id_of);
+    let field = pointer
+        .rsplit('/')
+        .next()
+        .filter(|s| !s.is_empty())
+        .map_or_else(|| "The manifest".to_owned(), |s| format!("\"{s}\""));
+    let message = match error.kind() {
+        ValidationErrorKind::Required { property } => {
+            format!("The required field {property} is missing.")
+        }
+        ValidationErrorKind::AdditionalProperties { unexpected } => format!(
+            "Unknown field{} {}: remove {} or check the spelling.",
+            if unexpected.len() > 1 { "s" } else { "" },
+            unexpected
+                .iter()
+                .map(|u| format!("\"{u}\""))
+                .collect::<Vec<_>>()
+                .join(", "),
+            if unexpected.len() > 1 { "them" } else { "it" }
+        ),
+        ValidationErrorKind::Type { .. } => format!(
+            "{field} has the wrong type ({}): {}.",
+            json_kind(error.instance()),
+            error
+        ),
+        ValidationErrorKind::Enum { options } => {
+            format!("{field} must be one of {options}.")
+        }
+        ValidationErrorKind::Constant { expected_value } => {
+            format!("{field} must be {expected_value}.")
+        }
+        ValidationErrorKind::Minimum { limit } => format!("{field} must be at least {limit}."),
+        ValidationErrorKind::Maximum { limit } => format!("{field} must be at most {limit}."),
+        ValidationErrorKind::MinLength { limit } => {
+            format!("{field} must be at least {limit} characters long.")
+        }
+        ValidationErrorKind::MaxLength { limit } => {
+            format!("{field} must be at most {limit} characters long.")
+        }
+        ValidationErrorKind::MinItems { limit } => {
+            format!("{field} must have at least {limit} item(s).")
+        }
+        ValidationErrorKind::MaxItems { limit } => {
+            format!("{field} must have at most {limit} items.")
+        }
+        ValidationErrorKind::UniqueItems => format!("{field} lists the same item twice."),
+        ValidationErrorKind::Pattern { pattern } => {
+            format!("{field} has an invalid format (expected to match {pattern}).")
+        }
+        ValidationErrorKind::Not { .. } => format!(
+            "{field} holds a field that is not allowed here: threshold_cents may only be set when approval_mode is \"Threshold\"."
+        ),
+        _ => format!("{error}."),
+    };
+    Problem {
+        file: file.to_owned(),
+        template_id,
+        pointer,
+        code: ProblemCode::Schema,
+        message,
+    }
+}
+
+/// Semantic checks of one schema-valid template.
+struct Checker<'a> {
+    file: &'a str,
+    base: &'a str,
+    template: &'a Template,
+    catalog: &'a Catalog,
+    problems: Vec<Problem>,
+}
+
+impl Checker<'_> {
+    fn report(&mut self, pointer: &str, code: ProblemCode, message: String) {
+        self.problems.push(Problem {
+            file: self.file.to_owned(),
+            template_id: Some(self.template.id.clone()),
+            pointer: format!("{}{pointer}", self.base),
+            code,
+            message,
+        });
+    }
+
+    fn run(mut self, raw: &Value) -> Vec<Problem> {
+        let t = self.template;
+        let catalog = self.catalog;
+        let sector = catalog.sector(&t.sector);
+        match sector {
+            None => self.report(
+                "/sector",
+                ProblemCode::UnknownSector,
+                format!(
+                    "Sector \"{}\" is not in config/sectors.json. Use one of: {}.",
+                    t.sector,
+                    catalog.sectors().iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+            ),
+            Some(s) if !s.categories.iter().any(|c| c == &t.category) => self.report(
+                "/category",
+                ProblemCode::UnknownCategory,
+                format!(
+                    "Category \"{}\" is not a category of the {} sector. Use one of: {}.",
+                    t.category,
+                    s.name,
+                    s.categories.join(", ")
+                ),
+            ),
+            Some(_) => {}
+        }
+        for (i, dept) in t.required_depts.iter().enumerate() {
+            if catalog.department(*dept).is_none() {
+                self.report(
+                    &format!("/required_depts/{i}"),
+                    ProblemCode::UnknownDepartment,
+                    format!("Department {dept} is not in config/departments.json."),
+                );
+            }
+        }
+        for (i, connected) in t.connected_sectors.iter().enumerate() {
+            let pointer = format!("/connected_sectors/{i}");
+            if connected == &t.sector {
+                self.report(
+                    &pointer,
+                    ProblemCode::SelfConnection,
+                    format!("A template cannot connect its own sector \"{connected}\"; remove it."),
+                );
+            } else if catalog.sector(connected).is_none() {
+                self.report(
+                    &pointer,
+                    ProblemCode::UnknownSector,
+                    format!("Connected sector \"{connected}\" is not in config/sectors.json."),
+                );
+            }
+        }
+        let own_name = sector.map_or(t.sector.as_str(), |s| s.name.as_str());
+        for (i, tool_id) in t.ruleset.allowed_tools.iter().enumerate() {
+            let pointer = format!("/ruleset/allowed_tools/{i}");
+            match catalog.tool(tool_id) {
+                None => self.report(
+                    &pointer,
+                    ProblemCode::UnknownTool,
+                    format!("Tool \"{tool_id}\" is not in config/tools.json."),
+                ),
+                Some(tool)
+                    if tool.sector != t.sector && !t.connected_sectors.contains(&tool.sector) =>
+                {
+                    self.report(
+                        &pointer,
+                        ProblemCode::ToolOutsideSector,
+                        format!(
+                            "Tool \"{tool_id}\" belongs to the {} sector, which is neither this template's sector ({own_name}) nor one of its connected_sectors. Add \"{}\" to connected_sectors or remove the tool.",
+                            catalog.sector(&tool.sector).map_or(tool.sector.as_str(), |s| s.name.as_str()),
+                            tool.sector
+                        ),
+                    )
+                }
+                Some(_) => {}
+            }
+        }
+        let mut planned = HashSet::new();
+        for (i, step) in t.ruleset.plan.iter().enumerate() {
+            planned.insert(step.dept);
+            if !t.required_depts.contains(&step.dept) {
+                self.report(
+                    &format!("/ruleset/plan/{i}/dept"),
+                    ProblemCode::PlanMismatch,
+                    format!(
+                        "Plan step {} is assigned to department {}, which is not in required_depts.",
+                        i + 1,
+                        step.dept
+                    ),
+                );
+            }
+            if let Some(tool) = &step.tool {
+                if !t.ruleset.allowed_tools.contains(tool) {
+                    self.report(
+                        &format!("/ruleset/plan/{i}/tool"),
+                        ProblemCode::PlanMismatch,
+                        format!("Plan step {} calls \"{tool}\", which is not in allowed_tools.", i + 1),
+                    );
+                }
+            }
+        }
+        for (i, dept) in t.required_depts.iter().enumerate() {
+            if !planned.contains(dept) {
+                self.report(
+                    &format!("/required_depts/{i}"),
+                    ProblemCode::PlanMismatch,
+                    format!("Department {dept} is required but has no plan step."),
+                );
+            }
+        }
+        self.check_caps();
+        if let Some(ruleset) = raw.get("ruleset") {
+            match hash::logic_hash(ruleset) {
+                Ok(expected) if expected != t.logic_hash => self.report(
+                    "/logic_hash",
+                    ProblemCode::LogicHashMismatch,
+                    format!(
+                        "logic_hash does not match the ruleset: the SHA-256 of its RFC 8785 canonical JSON is {expected}, the template says {}. If the ruleset change is intended, update logic_hash (missionctl manifest rehash).",
+                        t.logic_hash
+                    ),
+                ),
+                Ok(_) => {}
+                Err(e) => self.report(
+                    "/ruleset",
+                    ProblemCode::LogicHashMismatch,
+                    format!("The ruleset cannot be canonicalised: {e}."),
+                ),
+            }
+        }
+        self.problems
+    }
+
+    fn check_caps(&mut self) {
+        let caps = self.catalog.policy().hard_caps;
+        let p = &self.template.default_perimeter;
+        let checks = [
+            ("budget_cents", p.budget_cents, caps.budget_cents),
+            ("ttl_seconds", p.ttl_seconds, caps.ttl_seconds),
+            ("max_steps", p.max_steps, caps.max_steps),
+        ];
+        for (field, value, cap) in checks {
+            if value > cap {
+                self.report(
+                    &format!("/default_perimeter/{field}"),
+                    ProblemCode::CapExceeded,
+                    format!("{field} is {value}, above the global hard cap of {cap} in config/policy.json."),
+                );
+            }
+        }
+        if let Some(threshold) = p.threshold_cents {
+            if threshold > p.budget_cents {
+                self.report(
+                    "/default_perimeter/threshold_cents",
+                    ProblemCode::CapExceeded,
+                    format!(
+                        "threshold_cents ({threshold}) is above the budget ({}); no call could ever reach it.",
+                        p.budget_cents
+                    ),
+                );
+            }
+        }
+    }
+}
