@@ -1,1 +1,9 @@
+//! The core's integration tests: one binary, real SQLite files and a real Postgres server.
 
+mod backends;
+mod cli;
+mod fuzz;
+mod helpers;
+mod library;
+mod malformed;
+mod validation;

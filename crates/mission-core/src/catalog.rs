@@ -229,9 +229,9 @@ impl Catalog {
     /// Finds a sector by id or by display name, ignoring case (for CLI and search filters).
     pub fn find_sector(&self, id_or_name: &str) -> Option<&Sector> {
         self.sector(id_or_name).or_else(|| {
-            self.sectors
-                .iter()
-                .find(|s| s.id.eq_ignore_ascii_case(id_or_name) || s.name.eq_ignore_ascii_case(id_or_name))
+            self.sectors.iter().find(|s| {
+                s.id.eq_ignore_ascii_case(id_or_name) || s.name.eq_ignore_ascii_case(id_or_name)
+            })
         })
     }
 

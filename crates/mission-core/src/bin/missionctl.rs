@@ -12,7 +12,11 @@ use mission_core::{Catalog, Registry, RegistryError};
 use serde_json::Value;
 
 #[derive(Parser)]
-#[command(name = "missionctl", version, about = "Mission Control from the command line")]
+#[command(
+    name = "missionctl",
+    version,
+    about = "Mission Control from the command line"
+)]
 struct Cli {
     /// Database: a SQLite file path or sqlite://PATH (default: the app-data folder), or postgres://…
     #[arg(long, env = "DATABASE_URL", global = true)]
@@ -129,7 +133,9 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             let catalog = Catalog::bundled()?;
             let inputs = read_inputs(&files, &catalog)?;
             let problems = match inputs {
-                Ok(inputs) => mission_core::registry::validate::validate(&inputs, &catalog).problems,
+                Ok(inputs) => {
+                    mission_core::registry::validate::validate(&inputs, &catalog).problems
+                }
                 Err(problems) => problems,
             };
             if json {
@@ -173,7 +179,12 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         for item in report.items.iter().filter(|i| {
                             i.status != mission_core::registry::import::ImportStatus::Unchanged
                         }) {
-                            println!("{:<9} {} v{}", format!("{:?}", item.status).to_lowercase(), item.id, item.version);
+                            println!(
+                                "{:<9} {} v{}",
+                                format!("{:?}", item.status).to_lowercase(),
+                                item.id,
+                                item.version
+                            );
                         }
                         println!("{}", report.summary());
                     }
@@ -198,22 +209,29 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 
 async fn templates(cmd: TemplatesCommand, url: Option<&str>) -> anyhow::Result<ExitCode> {
     let registry = open(url).await?;
-    let (text, filters) = match cmd {
-        TemplatesCommand::List(filters) => (None, filters),
-        TemplatesCommand::Search { query, filters } => (Some(query), filters),
-        TemplatesCommand::Show { id, version, json } => {
-            let detail = registry.show(&id, version).await?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&detail)?);
-            } else {
-                let s = &detail.summary;
-                println!("{} ({})", s.name, s.id);
-                println!("  {} / {}   version {} of {}", s.sector_name, s.category, detail.shown_version, s.version);
-                println!("  Goal: {}", s.goal);
-                println!("  Est. ROI: {}   Risk Level: {}", roi(s), risk(s));
-                println!("  logic_hash: {}", detail.content["logic_hash"].as_str().unwrap_or_default());
-                let p = &detail.default_perimeter;
-                println!(
+    let (text, filters) =
+        match cmd {
+            TemplatesCommand::List(filters) => (None, filters),
+            TemplatesCommand::Search { query, filters } => (Some(query), filters),
+            TemplatesCommand::Show { id, version, json } => {
+                let detail = registry.show(&id, version).await?;
+                if json {
+                    println!("{}", serde_json::to_string_pretty(&detail)?);
+                } else {
+                    let s = &detail.summary;
+                    println!("{} ({})", s.name, s.id);
+                    println!(
+                        "  {} / {}   version {} of {}",
+                        s.sector_name, s.category, detail.shown_version, s.version
+                    );
+                    println!("  Goal: {}", s.goal);
+                    println!("  Est. ROI: {}   Risk Level: {}", roi(s), risk(s));
+                    println!(
+                        "  logic_hash: {}",
+                        detail.content["logic_hash"].as_str().unwrap_or_default()
+                    );
+                    let p = &detail.default_perimeter;
+                    println!(
                     "  Default perimeter: budget {} cents, TTL {} s, max {} steps, {} approval{}",
                     p.budget_cents,
                     p.ttl_seconds,
@@ -221,11 +239,14 @@ async fn templates(cmd: TemplatesCommand, url: Option<&str>) -> anyhow::Result<E
                     p.approval_mode.as_str(),
                     p.threshold_cents.map(|t| format!(" (threshold {t} cents)")).unwrap_or_default()
                 );
-                println!("{}", serde_json::to_string_pretty(&detail.content["ruleset"])?);
+                    println!(
+                        "{}",
+                        serde_json::to_string_pretty(&detail.content["ruleset"])?
+                    );
+                }
+                return Ok(ExitCode::SUCCESS);
             }
-            return Ok(ExitCode::SUCCESS);
-        }
-    };
+        };
     let results = registry
         .search(SearchRequest {
             text,
@@ -241,7 +262,10 @@ async fn templates(cmd: TemplatesCommand, url: Option<&str>) -> anyhow::Result<E
     } else if results.is_empty() {
         println!("No templates match.");
     } else {
-        println!("{:<40} {:<28} {:<14} {:>8}  {:<8}", "NAME", "SECTOR / CATEGORY", "EST. ROI", "VERSION", "RISK");
+        println!(
+            "{:<40} {:<28} {:<14} {:>8}  {:<8}",
+            "NAME", "SECTOR / CATEGORY", "EST. ROI", "VERSION", "RISK"
+        );
         for s in &results {
             println!(
                 "{:<40} {:<28} {:<14} {:>8}  {:<8}",
@@ -260,7 +284,8 @@ async fn templates(cmd: TemplatesCommand, url: Option<&str>) -> anyhow::Result<E
 }
 
 fn roi(s: &TemplateSummary) -> String {
-    s.est_roi.map_or_else(|| "no history yet".into(), |r| format!("{:.1}%", r * 100.0))
+    s.est_roi
+        .map_or_else(|| "no history yet".into(), |r| format!("{:.1}%", r * 100.0))
 }
 
 fn risk(s: &TemplateSummary) -> String {
@@ -273,7 +298,9 @@ fn risk(s: &TemplateSummary) -> String {
 async fn open(url: Option<&str>) -> anyhow::Result<Registry> {
     let url = match url {
         Some(u) => u.to_owned(),
-        None => mission_core::db::default_sqlite_path()?.display().to_string(),
+        None => mission_core::db::default_sqlite_path()?
+            .display()
+            .to_string(),
     };
     Registry::open(&url)
         .await
@@ -316,15 +343,19 @@ fn exit(ok: bool) -> ExitCode {
 }
 
 fn rehash(file: &Path) -> anyhow::Result<ExitCode> {
-    let text = std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
-    let mut manifest: Value = serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
+    let text =
+        std::fs::read_to_string(file).with_context(|| format!("reading {}", file.display()))?;
+    let mut manifest: Value =
+        serde_json::from_str(&text).with_context(|| format!("parsing {}", file.display()))?;
     let templates = manifest
         .get_mut("templates")
         .and_then(Value::as_array_mut)
         .context("the manifest has no \"templates\" array")?;
     let mut changed = 0;
     for t in templates.iter_mut() {
-        let Some(ruleset) = t.get("ruleset") else { continue };
+        let Some(ruleset) = t.get("ruleset") else {
+            continue;
+        };
         let h = hash::logic_hash(ruleset)?;
         if t.get("logic_hash").and_then(Value::as_str) != Some(h.as_str()) {
             changed += 1;
@@ -334,6 +365,9 @@ fn rehash(file: &Path) -> anyhow::Result<ExitCode> {
     let mut out = serde_json::to_string_pretty(&manifest)?;
     out.push('\n');
     std::fs::write(file, out).with_context(|| format!("writing {}", file.display()))?;
-    println!("{changed} logic_hash value(s) updated in {}.", file.display());
+    println!(
+        "{changed} logic_hash value(s) updated in {}.",
+        file.display()
+    );
     Ok(ExitCode::SUCCESS)
 }

@@ -29,7 +29,9 @@ pub enum DbError {
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     /// The URL names no supported backend.
-    #[error("unsupported database URL \"{0}\": use a SQLite file path, sqlite://PATH or postgres://…")]
+    #[error(
+        "unsupported database URL \"{0}\": use a SQLite file path, sqlite://PATH or postgres://…"
+    )]
     UnsupportedUrl(String),
     /// No app-data folder could be determined.
     #[error("no app-data folder is known for this user; pass --database-url")]
@@ -82,8 +84,10 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
     fn backend(&self) -> Backend;
 
     /// Current version and content hash of each of these ids that exists.
-    async fn current_versions(&self, ids: &[String])
-        -> Result<HashMap<String, (i64, String)>, DbError>;
+    async fn current_versions(
+        &self,
+        ids: &[String],
+    ) -> Result<HashMap<String, (i64, String)>, DbError>;
 
     /// Writes all rows in one transaction: new ids get version 1, changed content the next
     /// version, identical content nothing. Returns each row's outcome in input order.

@@ -8,7 +8,9 @@ use chrono::{DateTime, SecondsFormat, Utc};
 use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
-use super::{classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK};
+use super::{
+    classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK,
+};
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
 
@@ -33,7 +35,9 @@ impl PostgresRepository {
             .acquire_timeout(Duration::from_secs(10))
             .connect(url)
             .await?;
-        sqlx::migrate!("../../migrations/postgres").run(&pool).await?;
+        sqlx::migrate!("../../migrations/postgres")
+            .run(&pool)
+            .await?;
         Ok(Self { pool })
     }
 
@@ -68,17 +72,19 @@ async fn current_in(
     conn: &mut sqlx::PgConnection,
     ids: &[String],
 ) -> Result<HashMap<String, (i64, String)>, DbError> {
-    let rows = sqlx::query(
-        "SELECT id, current_version, content_hash FROM templates WHERE id = ANY($1)",
-    )
-    .bind(ids)
-    .fetch_all(&mut *conn)
-    .await?;
+    let rows =
+        sqlx::query("SELECT id, current_version, content_hash FROM templates WHERE id = ANY($1)")
+            .bind(ids)
+            .fetch_all(&mut *conn)
+            .await?;
     rows.iter()
         .map(|row| {
             Ok((
                 row.try_get("id")?,
-                (row.try_get("current_version")?, row.try_get("content_hash")?),
+                (
+                    row.try_get("current_version")?,
+                    row.try_get("content_hash")?,
+                ),
             ))
         })
         .collect()
@@ -185,11 +191,7 @@ impl Repository for PostgresRepository {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
-        let words = query
-            .text
-            .as_deref()
-            .map(query_words)
-            .unwrap_or_default();
+        let words = query.text.as_deref().map(query_words).unwrap_or_default();
         let mut qb: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM templates t "));
         qb.push("LEFT JOIN template_stats s ON s.template_id = t.id WHERE TRUE ");

@@ -7,10 +7,14 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
+};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
-use super::{classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK};
+use super::{
+    classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK,
+};
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{fts5_query, query_words, SearchQuery, TemplateSummary, VersionInfo};
 
@@ -78,8 +82,9 @@ async fn current_in(
 ) -> Result<HashMap<String, (i64, String)>, DbError> {
     let mut out = HashMap::with_capacity(ids.len());
     for chunk in ids.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT id, current_version, content_hash FROM templates WHERE id IN (");
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "SELECT id, current_version, content_hash FROM templates WHERE id IN (",
+        );
         let mut list = qb.separated(", ");
         for id in chunk {
             list.push_bind(id);
@@ -88,7 +93,10 @@ async fn current_in(
         for row in qb.build().fetch_all(&mut *conn).await? {
             out.insert(
                 row.try_get("id")?,
-                (row.try_get("current_version")?, row.try_get("content_hash")?),
+                (
+                    row.try_get("current_version")?,
+                    row.try_get("content_hash")?,
+                ),
             );
         }
     }
@@ -195,11 +203,7 @@ impl Repository for SqliteRepository {
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
-        let words = query
-            .text
-            .as_deref()
-            .map(query_words)
-            .unwrap_or_default();
+        let words = query.text.as_deref().map(query_words).unwrap_or_default();
         let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} "));
         if words.is_empty() {
             qb.push("FROM templates t ");
@@ -208,7 +212,8 @@ impl Repository for SqliteRepository {
         }
         qb.push("LEFT JOIN template_stats s ON s.template_id = t.id WHERE 1 = 1 ");
         if !words.is_empty() {
-            qb.push("AND template_fts MATCH ").push_bind(fts5_query(&words));
+            qb.push("AND template_fts MATCH ")
+                .push_bind(fts5_query(&words));
         }
         if let Some(sector) = &query.sector {
             qb.push(" AND t.sector = ").push_bind(sector);

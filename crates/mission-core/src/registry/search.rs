@@ -22,7 +22,8 @@ pub struct SearchQuery {
 }
 
 /// Shown where a figure needs history that does not exist yet.
-pub const NO_HISTORY: &str = "No history yet: Est. ROI and Risk Level appear after the first finished run.";
+pub const NO_HISTORY: &str =
+    "No history yet: Est. ROI and Risk Level appear after the first finished run.";
 
 /// One template as the library lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]

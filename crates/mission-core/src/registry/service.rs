@@ -234,13 +234,20 @@ impl Registry {
     }
 
     /// Full-text search with filters, best match first.
-    pub async fn search(&self, request: SearchRequest) -> Result<Vec<TemplateSummary>, RegistryError> {
+    pub async fn search(
+        &self,
+        request: SearchRequest,
+    ) -> Result<Vec<TemplateSummary>, RegistryError> {
         let query = self.resolve(request)?;
         Ok(self.repo.search(&query).await?)
     }
 
     /// One template, at its current version or at an older one.
-    pub async fn show(&self, id: &str, version: Option<i64>) -> Result<TemplateDetail, RegistryError> {
+    pub async fn show(
+        &self,
+        id: &str,
+        version: Option<i64>,
+    ) -> Result<TemplateDetail, RegistryError> {
         let summary = self
             .repo
             .summary(id)

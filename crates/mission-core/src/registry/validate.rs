@@ -264,7 +264,12 @@ impl Checker<'_> {
                 format!(
                     "Sector \"{}\" is not in config/sectors.json. Use one of: {}.",
                     t.sector,
-                    catalog.sectors().iter().map(|s| s.id.as_str()).collect::<Vec<_>>().join(", ")
+                    catalog
+                        .sectors()
+                        .iter()
+                        .map(|s| s.id.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
                 ),
             ),
             Some(s) if !s.categories.iter().any(|c| c == &t.category) => self.report(
@@ -348,7 +353,10 @@ impl Checker<'_> {
                     self.report(
                         &format!("/ruleset/plan/{i}/tool"),
                         ProblemCode::PlanMismatch,
-                        format!("Plan step {} calls \"{tool}\", which is not in allowed_tools.", i + 1),
+                        format!(
+                            "Plan step {} calls \"{tool}\", which is not in allowed_tools.",
+                            i + 1
+                        ),
                     );
                 }
             }
