@@ -343,6 +343,21 @@ async fn name_matches_outrank_goal_matches(db: TestDb) {
         .expect("search");
     let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
     assert_eq!(ids, ["talent.name-hit", "talent.goal-hit"]);
+    // Paging walks the same order, one row at a time, across name and goal hits.
+    let mut paged = Vec::new();
+    for offset in 0..3 {
+        let page = registry
+            .search(SearchRequest {
+                text: Some("zeph".into()),
+                limit: Some(1),
+                offset: Some(offset),
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        paged.extend(page.into_iter().map(|h| h.id));
+    }
+    assert_eq!(paged, ["talent.name-hit", "talent.goal-hit"]);
 }
 
 async fn results_say_no_history_yet(db: TestDb) {

@@ -12,7 +12,9 @@ use super::{
     classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
-use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
+use crate::registry::search::{
+    pg_tsquery, pg_tsquery_in_name, query_words, SearchQuery, TemplateSummary, VersionInfo,
+};
 
 /// Postgres implementation of [`Repository`].
 #[derive(Debug, Clone)]
@@ -214,7 +216,10 @@ impl Repository for PostgresRepository {
         if words.is_empty() {
             qb.push(" ORDER BY t.sector_name, t.category, t.name");
         } else {
-            qb.push(" ORDER BY ts_rank(t.search, to_tsquery('simple', ")
+            // Same tiers as SQLite: names holding every word first, then by rank.
+            qb.push(" ORDER BY t.search @@ to_tsquery('simple', ")
+                .push_bind(pg_tsquery_in_name(&words))
+                .push(") DESC, ts_rank(t.search, to_tsquery('simple', ")
                 .push_bind(tsquery)
                 .push(")) DESC, t.name");
         }

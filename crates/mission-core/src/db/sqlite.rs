@@ -40,7 +40,9 @@ impl SqliteRepository {
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Normal)
             .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(10));
+            .busy_timeout(Duration::from_secs(10))
+            // Large imports fit in the page cache instead of spilling mid-transaction.
+            .pragma("cache_size", "-32768");
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .connect_with(options)
@@ -74,6 +76,73 @@ fn summary(row: &SqliteRow) -> Result<TemplateSummary, DbError> {
         top_performance: row.try_get::<i64, _>("top_performance")? != 0,
         history_note: no_history(runs),
     })
+}
+
+/// Appends the sector, category and risk filters (aliases `t` and `s`).
+fn push_filters(qb: &mut QueryBuilder<'_, Sqlite>, query: &SearchQuery) {
+    if let Some(sector) = &query.sector {
+        qb.push(" AND t.sector = ").push_bind(sector.clone());
+    }
+    if let Some(category) = &query.category {
+        qb.push(" AND t.category = ").push_bind(category.clone());
+    }
+    if let Some(risk) = query.risk {
+        qb.push(" AND COALESCE(s.risk_level, t.baseline_risk) = ")
+            .push_bind(risk.as_str());
+    }
+}
+
+fn has_filters(query: &SearchQuery) -> bool {
+    query.sector.is_some() || query.category.is_some() || query.risk.is_some()
+}
+
+/// FROM clause of a full-text match, joined to the template only when filters need it.
+fn match_source(query: &SearchQuery) -> &'static str {
+    if has_filters(query) {
+        "FROM template_fts JOIN templates t ON t.pk = template_fts.rowid \
+         LEFT JOIN template_stats s ON s.template_id = t.id WHERE template_fts MATCH "
+    } else {
+        "FROM template_fts WHERE template_fts MATCH "
+    }
+}
+
+impl SqliteRepository {
+    /// One page of an FTS5 match, best bm25 first; only the page's rows are joined.
+    async fn ranked(
+        &self,
+        fts: &str,
+        query: &SearchQuery,
+        limit: i64,
+        offset: i64,
+    ) -> Result<Vec<TemplateSummary>, DbError> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+            "SELECT {SUMMARY_COLUMNS} FROM (SELECT template_fts.rowid AS hit_pk, \
+             bm25(template_fts, 10.0, 1.0, 4.0, 4.0) AS score "
+        ));
+        qb.push(match_source(query)).push_bind(fts.to_owned());
+        push_filters(&mut qb, query);
+        qb.push(" ORDER BY score, template_fts.rowid LIMIT ")
+            .push_bind(limit)
+            .push(" OFFSET ")
+            .push_bind(offset)
+            .push(
+                ") hit JOIN templates t ON t.pk = hit.hit_pk \
+                 LEFT JOIN template_stats s ON s.template_id = t.id ORDER BY hit.score, t.name",
+            );
+        qb.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(summary)
+            .collect()
+    }
+
+    async fn count_matches(&self, fts: &str, query: &SearchQuery) -> Result<i64, DbError> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) ");
+        qb.push(match_source(query)).push_bind(fts.to_owned());
+        push_filters(&mut qb, query);
+        Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
+    }
 }
 
 async fn current_in(
@@ -126,6 +195,9 @@ impl Repository for SqliteRepository {
         let current = current_in(&mut tx, &ids).await?;
         let outcomes = classify(rows, &current);
         let now = Utc::now().to_rfc3339();
+        let last_pk: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM templates")
+            .fetch_one(&mut *tx)
+            .await?;
 
         let new: Vec<&ImportRow> = rows
             .iter()
@@ -153,6 +225,15 @@ impl Repository for SqliteRepository {
                     .push_bind(&now);
             });
             qb.build().execute(&mut *tx).await?;
+        }
+        if !new.is_empty() {
+            sqlx::query(
+                "INSERT INTO template_fts (rowid, name, goal, category, sector_name) \
+                 SELECT pk, name, goal, category, sector_name FROM templates WHERE pk > ?",
+            )
+            .bind(last_pk)
+            .execute(&mut *tx)
+            .await?;
         }
         for (r, (status, version)) in rows.iter().zip(&outcomes) {
             if *status == ImportStatus::Updated {
@@ -204,43 +285,44 @@ impl Repository for SqliteRepository {
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
         let words = query.text.as_deref().map(query_words).unwrap_or_default();
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} "));
         if words.is_empty() {
-            qb.push("FROM templates t ");
-        } else {
-            qb.push("FROM template_fts JOIN templates t ON t.pk = template_fts.rowid ");
+            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
+                "SELECT {SUMMARY_COLUMNS} FROM templates t \
+                 LEFT JOIN template_stats s ON s.template_id = t.id WHERE 1 = 1"
+            ));
+            push_filters(&mut qb, query);
+            qb.push(" ORDER BY t.sector_name, t.category, t.name LIMIT ")
+                .push_bind(i64::from(query.limit))
+                .push(" OFFSET ")
+                .push_bind(i64::from(query.offset));
+            return qb
+                .build()
+                .fetch_all(&self.pool)
+                .await?
+                .iter()
+                .map(summary)
+                .collect();
         }
-        qb.push("LEFT JOIN template_stats s ON s.template_id = t.id WHERE 1 = 1 ");
-        if !words.is_empty() {
-            qb.push("AND template_fts MATCH ")
-                .push_bind(fts5_query(&words));
+        // Two tiers: templates whose name holds every word, then the rest, each by bm25.
+        // Ranking one tier at a time keeps broad prefixes cheap, since bm25 costs per match.
+        let all = fts5_query(&words);
+        let in_name = format!("{{name}} : ({all})");
+        let (limit, offset) = (i64::from(query.limit), i64::from(query.offset));
+        let mut hits = self.ranked(&in_name, query, limit, offset).await?;
+        let found = hits.len() as i64;
+        if found < limit {
+            let name_total = if found == 0 && offset > 0 {
+                self.count_matches(&in_name, query).await?
+            } else {
+                offset + found
+            };
+            let rest = format!("({all}) NOT ({in_name})");
+            let more = self
+                .ranked(&rest, query, limit - found, (offset - name_total).max(0))
+                .await?;
+            hits.extend(more);
         }
-        if let Some(sector) = &query.sector {
-            qb.push(" AND t.sector = ").push_bind(sector);
-        }
-        if let Some(category) = &query.category {
-            qb.push(" AND t.category = ").push_bind(category);
-        }
-        if let Some(risk) = query.risk {
-            qb.push(" AND COALESCE(s.risk_level, t.baseline_risk) = ")
-                .push_bind(risk.as_str());
-        }
-        if words.is_empty() {
-            qb.push(" ORDER BY t.sector_name, t.category, t.name");
-        } else {
-            // Name hits outrank category and sector hits, which outrank goal hits.
-            qb.push(" ORDER BY bm25(template_fts, 10.0, 1.0, 4.0, 4.0), t.name");
-        }
-        qb.push(" LIMIT ")
-            .push_bind(i64::from(query.limit))
-            .push(" OFFSET ")
-            .push_bind(i64::from(query.offset));
-        qb.build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(summary)
-            .collect()
+        Ok(hits)
     }
 
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {

@@ -114,3 +114,12 @@ pub fn pg_tsquery(words: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(" & ")
 }
+
+/// The words as a Postgres tsquery matching the name only (weight A), each as a prefix.
+pub fn pg_tsquery_in_name(words: &[String]) -> String {
+    words
+        .iter()
+        .map(|w| format!("{w}:*A"))
+        .collect::<Vec<_>>()
+        .join(" & ")
+}
