@@ -101,7 +101,7 @@ pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
         };
         // Templates are checked independently (logic_hash canonicalisation dominates), so they
         // are checked in parallel; ids are then compared in file order.
-        let checked: Vec<(Option<String>, Result<ValidTemplate, Vec<Problem>>)> = items
+        let checked: Vec<Checked> = items
             .into_par_iter()
             .enumerate()
             .map(|(index, raw)| {
@@ -136,6 +136,9 @@ pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
     }
     out
 }
+
+/// A template's id (if readable) and the outcome of its own checks.
+type Checked = (Option<String>, Result<ValidTemplate, Vec<Problem>>);
 
 /// Every check of one schema-valid template that needs no other template.
 fn check_template(
