@@ -59,6 +59,7 @@ CREATE VIRTUAL TABLE template_fts USING fts5 (
     name, goal, category, sector_name,
     content = 'templates', content_rowid = 'pk',
     tokenize = 'unicode61 remove_diacritics 2',
+    -- Prefix indexes keep search-as-you-type cheap for the first few letters.
     prefix = '1 2 3'
 );
 
