@@ -12,9 +12,7 @@ use super::{
     classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
-use crate::registry::search::{
-    pg_tsquery, pg_tsquery_in_name, query_words, SearchQuery, TemplateSummary, VersionInfo,
-};
+use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
 
 /// Postgres implementation of [`Repository`].
 #[derive(Debug, Clone)]
@@ -197,7 +195,7 @@ impl Repository for PostgresRepository {
         let mut qb: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM templates t "));
         qb.push("LEFT JOIN template_stats s ON s.template_id = t.id WHERE TRUE ");
-        let tsquery = pg_tsquery(&words);
+        let tsquery = pg_tsquery(&words, "");
         if !words.is_empty() {
             qb.push("AND t.search @@ to_tsquery('simple', ")
                 .push_bind(tsquery.clone())
@@ -218,7 +216,7 @@ impl Repository for PostgresRepository {
         } else {
             // Same tiers as SQLite: names holding every word first, then by rank.
             qb.push(" ORDER BY t.search @@ to_tsquery('simple', ")
-                .push_bind(pg_tsquery_in_name(&words))
+                .push_bind(pg_tsquery(&words, "A"))
                 .push(") DESC, ts_rank(t.search, to_tsquery('simple', ")
                 .push_bind(tsquery)
                 .push(")) DESC, t.name");

@@ -106,20 +106,12 @@ pub fn fts5_query(words: &[String]) -> String {
         .join(" ")
 }
 
-/// The words as a Postgres tsquery: every word must match, each as a prefix.
-pub fn pg_tsquery(words: &[String]) -> String {
+/// The words as a Postgres tsquery: every word must match, each as a prefix. `weights` limits
+/// the match to lexemes of those weights ("A" is the name); empty means any field.
+pub fn pg_tsquery(words: &[String], weights: &str) -> String {
     words
         .iter()
-        .map(|w| format!("{w}:*"))
-        .collect::<Vec<_>>()
-        .join(" & ")
-}
-
-/// The words as a Postgres tsquery matching the name only (weight A), each as a prefix.
-pub fn pg_tsquery_in_name(words: &[String]) -> String {
-    words
-        .iter()
-        .map(|w| format!("{w}:*A"))
+        .map(|w| format!("{w}:*{weights}"))
         .collect::<Vec<_>>()
         .join(" & ")
 }
