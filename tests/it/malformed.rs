@@ -183,3 +183,24 @@ fn a_lone_template_where_a_manifest_is_expected() {
         v.problems
     );
 }
+
+#[test]
+fn every_unreadable_file_is_reported_together() {
+    let dir = tempfile::tempdir().expect("dir");
+    let good = dir.path().join("good.json");
+    std::fs::write(&good, b"{}").expect("write");
+    let paths = [
+        dir.path().join("missing-a.json"),
+        good,
+        dir.path().join("missing-b.json"),
+    ];
+    let catalog = Catalog::bundled().expect("catalog");
+    let problems = mission_core::registry::service::read_manifests(&paths, &catalog)
+        .expect_err("two files are missing");
+    assert_eq!(problems.len(), 2);
+    assert!(problems.iter().all(|p| p.code == ProblemCode::Unreadable));
+    assert!(
+        problems[0].file.ends_with("missing-a.json")
+            && problems[1].file.ends_with("missing-b.json")
+    );
+}

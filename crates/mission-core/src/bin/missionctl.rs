@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
-use mission_core::registry::manifest::ManifestInput;
 use mission_core::registry::search::TemplateSummary;
+use mission_core::registry::service::read_manifests;
 use mission_core::registry::{hash, Problem, RiskLevel, SearchRequest};
 use mission_core::{Catalog, Registry, RegistryError};
 use serde_json::Value;
@@ -131,8 +131,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
         Command::Validate { files, json } => {
             let catalog = Catalog::bundled()?;
-            let inputs = read_inputs(&files, &catalog)?;
-            let problems = match inputs {
+            let problems = match read_manifests(&files, &catalog) {
                 Ok(inputs) => {
                     mission_core::registry::validate::validate(&inputs, &catalog).problems
                 }
@@ -153,7 +152,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             json,
         } => {
             let registry = open(cli.database_url.as_deref()).await?;
-            let inputs = match read_inputs(&files, registry.catalog())? {
+            let inputs = match registry.read_manifests(&files) {
                 Ok(inputs) => inputs,
                 Err(problems) => {
                     print_problems(&problems);
@@ -305,26 +304,6 @@ async fn open(url: Option<&str>) -> anyhow::Result<Registry> {
     Registry::open(&url)
         .await
         .with_context(|| format!("could not open the database at {url}"))
-}
-
-/// Reads every file; unreadable files become problems so all of them are reported together.
-fn read_inputs(
-    files: &[PathBuf],
-    catalog: &Catalog,
-) -> anyhow::Result<Result<Vec<ManifestInput>, Vec<Problem>>> {
-    let max = catalog.policy().import.max_file_bytes;
-    let (mut inputs, mut problems) = (Vec::new(), Vec::new());
-    for f in files {
-        match ManifestInput::read(f, max) {
-            Ok(i) => inputs.push(i),
-            Err(p) => problems.push(p),
-        }
-    }
-    Ok(if problems.is_empty() {
-        Ok(inputs)
-    } else {
-        Err(problems)
-    })
 }
 
 fn print_problems(problems: &[Problem]) {

@@ -87,6 +87,23 @@ pub struct SearchRequest {
     pub offset: Option<u32>,
 }
 
+/// Reads manifest files within the catalogue's size limit, collecting every unreadable one.
+pub fn read_manifests<P: AsRef<std::path::Path>>(
+    paths: &[P],
+    catalog: &Catalog,
+) -> Result<Vec<ManifestInput>, Vec<Problem>> {
+    let max = catalog.policy().import.max_file_bytes;
+    let (inputs, problems): (Vec<_>, Vec<_>) = paths
+        .iter()
+        .map(|p| ManifestInput::read(p.as_ref(), max))
+        .partition(Result::is_ok);
+    if problems.is_empty() {
+        Ok(inputs.into_iter().filter_map(Result::ok).collect())
+    } else {
+        Err(problems.into_iter().filter_map(Result::err).collect())
+    }
+}
+
 /// The template registry over one repository.
 #[derive(Debug, Clone)]
 pub struct Registry {
@@ -130,6 +147,15 @@ impl Registry {
         self.repo.set_meta(BUNDLED_HASH_KEY, &hash).await?;
         tracing::info!(summary = %report.summary(), "bundled template library checked");
         Ok(Some(report))
+    }
+
+    /// Reads manifest files from disk (the CLI's arguments, the desktop's dropped paths), each
+    /// within the import size limit; every unreadable file is reported, not only the first.
+    pub fn read_manifests<P: AsRef<std::path::Path>>(
+        &self,
+        paths: &[P],
+    ) -> Result<Vec<ManifestInput>, Vec<Problem>> {
+        read_manifests(paths, &self.catalog)
     }
 
     /// Validates manifests without touching the database.
