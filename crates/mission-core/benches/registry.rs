@@ -172,8 +172,9 @@ async fn main() {
         ("rev", None),
     ];
     let mut samples = Vec::new();
+    let mut per_query: Vec<Vec<Duration>> = vec![Vec::new(); queries.len()];
     for round in 0..60 {
-        for (text, sector) in queries {
+        for (qi, (text, sector)) in queries.iter().enumerate() {
             let request = SearchRequest {
                 text: Some((*text).to_owned()),
                 sector: sector.map(str::to_owned),
@@ -184,6 +185,7 @@ async fn main() {
             let elapsed = t.elapsed();
             if round > 0 {
                 samples.push(elapsed);
+                per_query[qi].push(elapsed);
             }
             assert!(!hits.is_empty(), "query {text} found nothing");
         }
@@ -196,5 +198,21 @@ async fn main() {
         percentile(&samples, 0.99).as_secs_f64() * 1e3,
         samples.last().copied().unwrap_or_default().as_secs_f64() * 1e3
     );
+    let mut slowest: Vec<(Duration, &str)> = per_query
+        .iter_mut()
+        .zip(queries)
+        .map(|(times, (text, _))| {
+            times.sort();
+            (percentile(times, 0.5), *text)
+        })
+        .collect();
+    slowest.sort();
+    let top: Vec<String> = slowest
+        .iter()
+        .rev()
+        .take(3)
+        .map(|(d, q)| format!("\"{q}\" {:.2} ms", d.as_secs_f64() * 1e3))
+        .collect();
+    println!("slowest queries by median: {}", top.join(", "));
     repo.close().await;
 }
