@@ -165,6 +165,26 @@ fn classify(
         .collect()
 }
 
+/// The rows that need a template row (new ids), and the rows that need a version row (new or
+/// changed content) with the version they get.
+fn split_writes<'a>(
+    rows: &'a [ImportRow],
+    outcomes: &[(crate::registry::import::ImportStatus, i64)],
+) -> (Vec<&'a ImportRow>, Vec<(&'a ImportRow, i64)>) {
+    use crate::registry::import::ImportStatus;
+    let mut new = Vec::new();
+    let mut written = Vec::new();
+    for (row, (status, version)) in rows.iter().zip(outcomes) {
+        if *status == ImportStatus::New {
+            new.push(row);
+        }
+        if *status != ImportStatus::Unchanged {
+            written.push((row, *version));
+        }
+    }
+    (new, written)
+}
+
 /// Outcome per row if these rows were imported now: the preview's answer.
 pub fn classify_items(
     rows: &[ImportRow],

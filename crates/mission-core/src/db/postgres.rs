@@ -9,7 +9,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK,
+    classify, items, no_history, parse_risk, split_writes, Backend, DbError, ImportRow, Repository,
+    CHUNK,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
@@ -115,12 +116,7 @@ impl Repository for PostgresRepository {
         let outcomes = classify(rows, &current);
         let now = Utc::now();
 
-        let new: Vec<&ImportRow> = rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, (s, _))| *s == ImportStatus::New)
-            .map(|(r, _)| r)
-            .collect();
+        let (new, written) = split_writes(rows, &outcomes);
         for chunk in new.chunks(CHUNK) {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
@@ -164,12 +160,6 @@ impl Repository for PostgresRepository {
                 .await?;
             }
         }
-        let written: Vec<(&ImportRow, i64)> = rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, (s, _))| *s != ImportStatus::Unchanged)
-            .map(|(r, (_, v))| (r, *v))
-            .collect();
         for chunk in written.chunks(CHUNK) {
             let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
                 "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \

@@ -13,7 +13,8 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    classify, items, no_history, parse_risk, Backend, DbError, ImportRow, Repository, CHUNK,
+    classify, items, no_history, parse_risk, split_writes, Backend, DbError, ImportRow, Repository,
+    CHUNK,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{fts5_query, query_words, SearchQuery, TemplateSummary, VersionInfo};
@@ -199,12 +200,7 @@ impl Repository for SqliteRepository {
             .fetch_one(&mut *tx)
             .await?;
 
-        let new: Vec<&ImportRow> = rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, (s, _))| *s == ImportStatus::New)
-            .map(|(r, _)| r)
-            .collect();
+        let (new, written) = split_writes(rows, &outcomes);
         for chunk in new.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
@@ -257,12 +253,6 @@ impl Repository for SqliteRepository {
                 .await?;
             }
         }
-        let written: Vec<(&ImportRow, i64)> = rows
-            .iter()
-            .zip(&outcomes)
-            .filter(|(_, (s, _))| *s != ImportStatus::Unchanged)
-            .map(|(r, (_, v))| (r, *v))
-            .collect();
         for chunk in written.chunks(CHUNK) {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
                 "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
