@@ -17,6 +17,7 @@ crate::on_both_backends!(
     burn_finds_burnout_recruiter_first,
     filters_combine_with_the_query,
     name_matches_outrank_goal_matches,
+    tiers_then_shorter_names_then_import_order,
     results_say_no_history_yet,
     unknown_filters_are_refused,
     concurrent_imports_of_one_template_agree_on_versions,
@@ -358,6 +359,94 @@ async fn name_matches_outrank_goal_matches(db: TestDb) {
         paged.extend(page.into_iter().map(|h| h.id));
     }
     assert_eq!(paged, ["talent.name-hit", "talent.goal-hit"]);
+}
+
+async fn tiers_then_shorter_names_then_import_order(db: TestDb) {
+    let registry = db.empty_registry().await;
+    let mut in_goal = template(
+        "talent.in-goal",
+        "Exit Interviews",
+        "Feeds exit interview themes back into sourcing.",
+    );
+    in_goal["category"] = json!("Retention");
+    let m = manifest(vec![
+        template(
+            "talent.long-name",
+            "Sourcing Desk Extended",
+            "Runs a wider candidate search.",
+        ),
+        template(
+            "talent.short-name",
+            "Sourcing Desk",
+            "Runs a candidate search.",
+        ),
+        in_goal,
+        template("talent.planner", "Quiet Planner", "Plans hiring waves."),
+        template("talent.painter", "Quiet Painter", "Drafts job adverts."),
+    ]);
+    registry
+        .import(&[input("order.json", &m)])
+        .await
+        .expect("import");
+    // Name hits (shorter first), then category hits (same length: import order), then the goal.
+    let expected = [
+        "talent.short-name",
+        "talent.long-name",
+        "talent.planner",
+        "talent.painter",
+        "talent.in-goal",
+    ];
+    let hits = registry
+        .search(SearchRequest {
+            text: Some("sourc".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    assert_eq!(ids, expected);
+    // Pages of two walk the same order across the tiers.
+    let mut paged = Vec::new();
+    for offset in [0, 2, 4, 6] {
+        let page = registry
+            .search(SearchRequest {
+                text: Some("sourcing".into()),
+                limit: Some(2),
+                offset: Some(offset),
+                ..Default::default()
+            })
+            .await
+            .expect("page");
+        paged.extend(page.into_iter().map(|h| h.id));
+    }
+    assert_eq!(paged, expected);
+    // A renamed template moves to its new place in the order.
+    let renamed = manifest(vec![template(
+        "talent.long-name",
+        "Sourcing",
+        "Runs a wider candidate search.",
+    )]);
+    registry
+        .import(&[input("rename.json", &renamed)])
+        .await
+        .expect("rename");
+    let first = registry
+        .search(SearchRequest {
+            text: Some("sourcing".into()),
+            limit: Some(1),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert_eq!(first[0].id, "talent.long-name");
+    let old_name = registry
+        .search(SearchRequest {
+            text: Some("extended".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert!(old_name.is_empty(), "the old name left the index");
 }
 
 async fn results_say_no_history_yet(db: TestDb) {

@@ -71,8 +71,8 @@ pub struct ImportRow {
     pub logic_hash: String,
     /// Hash of the whole canonical template.
     pub content_hash: String,
-    /// The template JSON as imported.
-    pub content: serde_json::Value,
+    /// The template's canonical JSON.
+    pub content: String,
     /// Manifest it came from.
     pub source: String,
 }

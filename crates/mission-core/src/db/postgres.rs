@@ -169,6 +169,7 @@ impl Repository for PostgresRepository {
                 b.push_bind(&r.id)
                     .push_bind(*v)
                     .push_bind(&r.content)
+                    .push_unseparated("::jsonb")
                     .push_bind(&r.logic_hash)
                     .push_bind(&r.content_hash)
                     .push_bind(&r.source)
@@ -188,7 +189,7 @@ impl Repository for PostgresRepository {
         let tsquery = pg_tsquery(&words, "");
         if !words.is_empty() {
             qb.push("AND t.search @@ to_tsquery('simple', ")
-                .push_bind(tsquery.clone())
+                .push_bind(tsquery)
                 .push(")");
         }
         if let Some(sector) = &query.sector {
@@ -204,12 +205,14 @@ impl Repository for PostgresRepository {
         if words.is_empty() {
             qb.push(" ORDER BY t.sector_name, t.category, t.name");
         } else {
-            // Same tiers as SQLite: names holding every word first, then by rank.
-            qb.push(" ORDER BY t.search @@ to_tsquery('simple', ")
+            // The same order as SQLite: every word in the name, then in the heading (name,
+            // category, sector; weights A and B), then anywhere; within a tier shorter names,
+            // then earlier imports.
+            qb.push(" ORDER BY CASE WHEN t.search @@ to_tsquery('simple', ")
                 .push_bind(pg_tsquery(&words, "A"))
-                .push(") DESC, ts_rank(t.search, to_tsquery('simple', ")
-                .push_bind(tsquery)
-                .push(")) DESC, t.name");
+                .push(") THEN 0 WHEN t.search @@ to_tsquery('simple', ")
+                .push_bind(pg_tsquery(&words, "AB"))
+                .push(") THEN 1 ELSE 2 END, length(t.name), t.pk");
         }
         qb.push(" LIMIT ")
             .push_bind(i64::from(query.limit))

@@ -93,43 +93,50 @@ fn push_filters(qb: &mut QueryBuilder<'_, Sqlite>, query: &SearchQuery) {
     }
 }
 
-fn has_filters(query: &SearchQuery) -> bool {
-    query.sector.is_some() || query.category.is_some() || query.risk.is_some()
-}
+/// Where each search tier looks for every word: the name, then the heading (name, category,
+/// sector), then anywhere. Each tier holds the matches the tier before it does not.
+const TIERS: [&str; 3] = [
+    "{name}",
+    "{name category sector_name}",
+    "{name goal category sector_name}",
+];
 
-/// FROM clause of a full-text match, joined to the template only when filters need it.
-fn match_source(query: &SearchQuery) -> &'static str {
-    if has_filters(query) {
-        "FROM template_fts JOIN templates t ON t.pk = template_fts.rowid \
-         LEFT JOIN template_stats s ON s.template_id = t.id WHERE template_fts MATCH "
-    } else {
-        "FROM template_fts WHERE template_fts MATCH "
+/// The index rowid is `(name length << 32) | pk`; this recovers the pk.
+const PK_MASK: i64 = 0xFFFF_FFFF;
+
+/// The FTS5 expression for one tier of a query's words.
+fn tier_query(words: &str, tier: usize) -> String {
+    match tier.checked_sub(1).and_then(|below| TIERS.get(below)) {
+        None => format!("{} : ({words})", TIERS[0]),
+        Some(above) => format!("{} : ({words}) NOT ({above} : ({words}))", TIERS[tier]),
     }
 }
 
+/// FROM and WHERE of a full-text match with the filters; the rowid order is the rank.
+fn push_match(qb: &mut QueryBuilder<'_, Sqlite>, fts: String, query: &SearchQuery) {
+    qb.push(format!(
+        " FROM template_search JOIN templates t ON t.pk = (template_search.rowid & {PK_MASK}) \
+         LEFT JOIN template_stats s ON s.template_id = t.id WHERE template_search MATCH "
+    ))
+    .push_bind(fts);
+    push_filters(qb, query);
+}
+
 impl SqliteRepository {
-    /// One page of an FTS5 match, best bm25 first; only the page's rows are joined.
-    async fn ranked(
+    /// One page of a tier, best first: shorter names, then earlier imports.
+    async fn tier_page(
         &self,
-        fts: &str,
+        fts: String,
         query: &SearchQuery,
         limit: i64,
         offset: i64,
     ) -> Result<Vec<TemplateSummary>, DbError> {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
-            "SELECT {SUMMARY_COLUMNS} FROM (SELECT template_fts.rowid AS hit_pk, \
-             bm25(template_fts, 10.0, 1.0, 4.0, 4.0) AS score "
-        ));
-        qb.push(match_source(query)).push_bind(fts.to_owned());
-        push_filters(&mut qb, query);
-        qb.push(" ORDER BY score, template_fts.rowid LIMIT ")
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS}"));
+        push_match(&mut qb, fts, query);
+        qb.push(" ORDER BY template_search.rowid LIMIT ")
             .push_bind(limit)
             .push(" OFFSET ")
-            .push_bind(offset)
-            .push(
-                ") hit JOIN templates t ON t.pk = hit.hit_pk \
-                 LEFT JOIN template_stats s ON s.template_id = t.id ORDER BY hit.score, t.name",
-            );
+            .push_bind(offset);
         qb.build()
             .fetch_all(&self.pool)
             .await?
@@ -138,10 +145,9 @@ impl SqliteRepository {
             .collect()
     }
 
-    async fn count_matches(&self, fts: &str, query: &SearchQuery) -> Result<i64, DbError> {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*) ");
-        qb.push(match_source(query)).push_bind(fts.to_owned());
-        push_filters(&mut qb, query);
+    async fn count_matches(&self, fts: String, query: &SearchQuery) -> Result<i64, DbError> {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new("SELECT COUNT(*)");
+        push_match(&mut qb, fts, query);
         Ok(qb.build_query_scalar().fetch_one(&self.pool).await?)
     }
 }
@@ -150,27 +156,140 @@ async fn current_in(
     conn: &mut sqlx::SqliteConnection,
     ids: &[String],
 ) -> Result<HashMap<String, (i64, String)>, DbError> {
-    let mut out = HashMap::with_capacity(ids.len());
-    for chunk in ids.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "SELECT id, current_version, content_hash FROM templates WHERE id IN (",
+    let rows = sqlx::query(
+        "SELECT id, current_version, content_hash FROM templates \
+         WHERE id IN (SELECT value FROM json_each(?))",
+    )
+    .bind(sqlx::types::Json(ids))
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut out = HashMap::with_capacity(rows.len());
+    for row in rows {
+        out.insert(
+            row.try_get("id")?,
+            (
+                row.try_get("current_version")?,
+                row.try_get("content_hash")?,
+            ),
         );
-        let mut list = qb.separated(", ");
-        for id in chunk {
-            list.push_bind(id);
-        }
-        qb.push(")");
-        for row in qb.build().fetch_all(&mut *conn).await? {
-            out.insert(
-                row.try_get("id")?,
-                (
-                    row.try_get("current_version")?,
-                    row.try_get("content_hash")?,
-                ),
-            );
-        }
     }
     Ok(out)
+}
+
+/// SQLite's default auto-checkpoint size, restored after an import.
+const AUTO_CHECKPOINT_PAGES: u32 = 1000;
+
+/// Writes an import in one transaction (see [`Repository::import`]).
+async fn import_rows(
+    conn: &mut sqlx::SqliteConnection,
+    rows: &[ImportRow],
+) -> Result<Vec<ImportItem>, DbError> {
+    // IMMEDIATE takes the write lock up front, so two importers cannot both classify
+    // against the same state and then collide on version numbers.
+    let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
+    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+    let current = current_in(&mut tx, &ids).await?;
+    let outcomes = classify(rows, &current);
+    let now = Utc::now().to_rfc3339();
+    let last_pk: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM templates")
+        .fetch_one(&mut *tx)
+        .await?;
+
+    let (new, written) = split_writes(rows, &outcomes);
+    for chunk in new.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
+             current_version, logic_hash, content_hash, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id)
+                .push_bind(&r.name)
+                .push_bind(&r.sector)
+                .push_bind(&r.sector_name)
+                .push_bind(&r.category)
+                .push_bind(&r.goal)
+                .push_bind(r.baseline_risk.as_str())
+                .push_bind(1_i64)
+                .push_bind(&r.logic_hash)
+                .push_bind(&r.content_hash)
+                .push_bind(&now)
+                .push_bind(&now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    let updated: Vec<&str> = rows
+        .iter()
+        .zip(&outcomes)
+        .filter(|(_, (status, _))| *status == ImportStatus::Updated)
+        .map(|(r, _)| r.id.as_str())
+        .collect();
+    if !updated.is_empty() {
+        // The index key holds the name length, so a changed template leaves under its old
+        // key and comes back under its new one below.
+        sqlx::query(
+            "DELETE FROM template_search WHERE rowid IN (SELECT (length(name) << 32) | pk \
+             FROM templates WHERE id IN (SELECT value FROM json_each(?)))",
+        )
+        .bind(sqlx::types::Json(&updated))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for (r, (status, version)) in rows.iter().zip(&outcomes) {
+        if *status == ImportStatus::Updated {
+            sqlx::query(
+                "UPDATE templates SET name = ?, sector = ?, sector_name = ?, category = ?, goal = ?, \
+                 baseline_risk = ?, current_version = ?, logic_hash = ?, content_hash = ?, updated_at = ? \
+                 WHERE id = ?",
+            )
+            .bind(&r.name)
+            .bind(&r.sector)
+            .bind(&r.sector_name)
+            .bind(&r.category)
+            .bind(&r.goal)
+            .bind(r.baseline_risk.as_str())
+            .bind(version)
+            .bind(&r.logic_hash)
+            .bind(&r.content_hash)
+            .bind(&now)
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    if !new.is_empty() || !updated.is_empty() {
+        // One statement in key order: FTS5 flushes its pending data whenever a key arrives
+        // out of order, so sorted input builds one segment per import.
+        sqlx::query(
+            "INSERT INTO template_search (rowid, name, goal, category, sector_name) \
+             SELECT (length(name) << 32) | pk, name, goal, category, sector_name FROM ( \
+                 SELECT * FROM templates WHERE pk > ? \
+                 UNION ALL \
+                 SELECT * FROM templates WHERE id IN (SELECT value FROM json_each(?)) \
+             ) ORDER BY 1",
+        )
+        .bind(last_pk)
+        .bind(sqlx::types::Json(&updated))
+        .execute(&mut *tx)
+        .await?;
+    }
+    for chunk in written.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
+            "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
+             source, imported_at) ",
+        );
+        qb.push_values(chunk, |mut b, (r, v)| {
+            b.push_bind(&r.id)
+                .push_bind(*v)
+                .push_bind(&r.content)
+                .push_bind(&r.logic_hash)
+                .push_bind(&r.content_hash)
+                .push_bind(&r.source)
+                .push_bind(&now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    tx.commit().await?;
+    Ok(items(rows, &outcomes))
 }
 
 #[async_trait]
@@ -189,88 +308,34 @@ impl Repository for SqliteRepository {
 
     async fn import(&self, rows: &[ImportRow]) -> Result<Vec<ImportItem>, DbError> {
         let mut conn = self.pool.acquire().await?;
-        // IMMEDIATE takes the write lock up front, so two importers cannot both classify
-        // against the same state and then collide on version numbers.
-        let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let current = current_in(&mut tx, &ids).await?;
-        let outcomes = classify(rows, &current);
-        let now = Utc::now().to_rfc3339();
-        let last_pk: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM templates")
-            .fetch_one(&mut *tx)
+        // A large import fills the WAL far past the auto-checkpoint size, and the checkpoint
+        // would then run inside the commit, copying everything into the main file before the
+        // operator sees the result. The commit is complete without it, so the checkpoint runs
+        // in the background instead.
+        sqlx::query("PRAGMA wal_autocheckpoint = 0")
+            .execute(&mut *conn)
             .await?;
-
-        let (new, written) = split_writes(rows, &outcomes);
-        for chunk in new.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
-                 current_version, logic_hash, content_hash, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(&r.name)
-                    .push_bind(&r.sector)
-                    .push_bind(&r.sector_name)
-                    .push_bind(&r.category)
-                    .push_bind(&r.goal)
-                    .push_bind(r.baseline_risk.as_str())
-                    .push_bind(1_i64)
-                    .push_bind(&r.logic_hash)
-                    .push_bind(&r.content_hash)
-                    .push_bind(&now)
-                    .push_bind(&now);
-            });
-            qb.build().execute(&mut *tx).await?;
+        let result = import_rows(&mut conn, rows).await;
+        let restored = sqlx::query(&format!(
+            "PRAGMA wal_autocheckpoint = {AUTO_CHECKPOINT_PAGES}"
+        ))
+        .execute(&mut *conn)
+        .await;
+        if restored.is_err() {
+            // Never hand a connection without auto-checkpoints back to the pool.
+            conn.close_on_drop();
         }
-        if !new.is_empty() {
-            sqlx::query(
-                "INSERT INTO template_fts (rowid, name, goal, category, sector_name) \
-                 SELECT pk, name, goal, category, sector_name FROM templates WHERE pk > ?",
-            )
-            .bind(last_pk)
-            .execute(&mut *tx)
-            .await?;
-        }
-        for (r, (status, version)) in rows.iter().zip(&outcomes) {
-            if *status == ImportStatus::Updated {
-                sqlx::query(
-                    "UPDATE templates SET name = ?, sector = ?, sector_name = ?, category = ?, goal = ?, \
-                     baseline_risk = ?, current_version = ?, logic_hash = ?, content_hash = ?, updated_at = ? \
-                     WHERE id = ?",
-                )
-                .bind(&r.name)
-                .bind(&r.sector)
-                .bind(&r.sector_name)
-                .bind(&r.category)
-                .bind(&r.goal)
-                .bind(r.baseline_risk.as_str())
-                .bind(version)
-                .bind(&r.logic_hash)
-                .bind(&r.content_hash)
-                .bind(&now)
-                .bind(&r.id)
-                .execute(&mut *tx)
-                .await?;
+        let pool = self.pool.clone();
+        tokio::spawn(async move {
+            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(&pool)
+                .await
+            {
+                // The next auto-checkpoint catches up; nothing is lost meanwhile.
+                tracing::warn!("background WAL checkpoint failed: {e}");
             }
-        }
-        for chunk in written.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-                "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
-                 source, imported_at) ",
-            );
-            qb.push_values(chunk, |mut b, (r, v)| {
-                b.push_bind(&r.id)
-                    .push_bind(*v)
-                    .push_bind(r.content.to_string())
-                    .push_bind(&r.logic_hash)
-                    .push_bind(&r.content_hash)
-                    .push_bind(&r.source)
-                    .push_bind(&now);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        tx.commit().await?;
-        Ok(items(rows, &outcomes))
+        });
+        result
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
@@ -293,24 +358,26 @@ impl Repository for SqliteRepository {
                 .map(summary)
                 .collect();
         }
-        // Two tiers: templates whose name holds every word, then the rest, each by bm25.
-        // Ranking one tier at a time keeps broad prefixes cheap, since bm25 costs per match.
-        let all = fts5_query(&words);
-        let in_name = format!("{{name}} : ({all})");
-        let (limit, offset) = (i64::from(query.limit), i64::from(query.offset));
-        let mut hits = self.ranked(&in_name, query, limit, offset).await?;
-        let found = hits.len() as i64;
-        if found < limit {
-            let name_total = if found == 0 && offset > 0 {
-                self.count_matches(&in_name, query).await?
-            } else {
-                offset + found
-            };
-            let rest = format!("({all}) NOT ({in_name})");
-            let more = self
-                .ranked(&rest, query, limit - found, (offset - name_total).max(0))
+        // Tier by tier until the page is full. A tier that returns nothing while rows are
+        // still to be skipped is counted, so the offset carries over to the next tier exactly.
+        let words = fts5_query(&words);
+        let mut limit = i64::from(query.limit);
+        let mut skip = i64::from(query.offset);
+        let mut hits = Vec::new();
+        for tier in 0..TIERS.len() {
+            let page = self
+                .tier_page(tier_query(&words, tier), query, limit, skip)
                 .await?;
-            hits.extend(more);
+            if page.is_empty() && skip > 0 {
+                skip = (skip - self.count_matches(tier_query(&words, tier), query).await?).max(0);
+            } else {
+                skip = 0;
+            }
+            limit -= page.len() as i64;
+            hits.extend(page);
+            if limit == 0 {
+                break;
+            }
         }
         Ok(hits)
     }

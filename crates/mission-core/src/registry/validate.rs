@@ -34,9 +34,11 @@ fn schema() -> &'static jsonschema::Validator {
 pub struct ValidTemplate {
     /// The parsed template.
     pub template: Template,
-    /// The template exactly as written, stored as the version's content.
-    pub content: Value,
-    /// SHA-256 of the parsed template's serialisation; equal hashes mean an unchanged template.
+    /// The template's canonical JSON (model field order, no whitespace), stored as the version's
+    /// content. The model admits no unknown fields, so this is everything the manifest said.
+    pub content: String,
+    /// SHA-256 of `content`; equal hashes mean an unchanged template, so reordering keys or
+    /// reformatting a manifest does not make a new version.
     pub content_hash: String,
     /// The manifest it came from.
     pub source: String,
@@ -59,58 +61,23 @@ impl Validation {
 }
 
 /// Validates manifests against the schema and the catalogue; ids must be unique across all inputs.
+/// Files, and the templates within each, are checked in parallel; ids are then compared in
+/// file order so the first occurrence wins whatever finished first.
 pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
+    let files: Vec<Result<Vec<Checked>, Vec<Problem>>> = inputs
+        .par_iter()
+        .map(|input| check_file(input, catalog))
+        .collect();
     let mut out = Validation::default();
     let mut seen: HashMap<String, (String, String)> = HashMap::new();
-    let limits = catalog.policy().import;
-    for input in inputs {
-        let mut value = match manifest::parse(input, limits.max_file_bytes) {
-            Ok(v) => v,
-            Err(p) => {
-                out.problems.push(p);
+    for (input, file) in inputs.iter().zip(files) {
+        let checked = match file {
+            Ok(checked) => checked,
+            Err(problems) => {
+                out.problems.extend(problems);
                 continue;
             }
         };
-        let count = value
-            .get("templates")
-            .and_then(Value::as_array)
-            .map_or(0, Vec::len);
-        if count > limits.max_templates_per_file {
-            out.problems.push(Problem {
-                file: input.name.clone(),
-                template_id: None,
-                pointer: "/templates".into(),
-                code: ProblemCode::TooManyTemplates,
-                message: format!(
-                    "The file has {count} templates; at most {} are accepted per file. Split it.",
-                    limits.max_templates_per_file
-                ),
-            });
-            continue;
-        }
-        if !schema().is_valid(&value) {
-            out.problems.extend(
-                schema()
-                    .iter_errors(&value)
-                    .map(|e| schema_problem(&input.name, &value, &e)),
-            );
-            continue;
-        }
-        let Some(Value::Array(items)) = value.get_mut("templates").map(Value::take) else {
-            continue;
-        };
-        // Templates are checked independently (logic_hash canonicalisation dominates), so they
-        // are checked in parallel; ids are then compared in file order.
-        let checked: Vec<Checked> = items
-            .into_par_iter()
-            .enumerate()
-            .map(|(index, raw)| {
-                (
-                    template_id_of(&raw),
-                    check_template(&input.name, index, raw, catalog),
-                )
-            })
-            .collect();
         for (index, (id, result)) in checked.into_iter().enumerate() {
             let duplicate = id.as_ref().and_then(|id| match seen.get(id) {
                 Some((first_file, first_pointer)) => Some(Problem {
@@ -135,6 +102,47 @@ pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
         }
     }
     out
+}
+
+/// Parses one manifest and checks each of its templates; file-level problems stop the file.
+fn check_file(input: &ManifestInput, catalog: &Catalog) -> Result<Vec<Checked>, Vec<Problem>> {
+    let limits = catalog.policy().import;
+    let mut value = manifest::parse(input, limits.max_file_bytes).map_err(|p| vec![p])?;
+    let count = value
+        .get("templates")
+        .and_then(Value::as_array)
+        .map_or(0, Vec::len);
+    if count > limits.max_templates_per_file {
+        return Err(vec![Problem {
+            file: input.name.clone(),
+            template_id: None,
+            pointer: "/templates".into(),
+            code: ProblemCode::TooManyTemplates,
+            message: format!(
+                "The file has {count} templates; at most {} are accepted per file. Split it.",
+                limits.max_templates_per_file
+            ),
+        }]);
+    }
+    if !schema().is_valid(&value) {
+        return Err(schema()
+            .iter_errors(&value)
+            .map(|e| schema_problem(&input.name, &value, &e))
+            .collect());
+    }
+    let Some(Value::Array(items)) = value.get_mut("templates").map(Value::take) else {
+        return Ok(Vec::new());
+    };
+    Ok(items
+        .into_par_iter()
+        .enumerate()
+        .map(|(index, raw)| {
+            (
+                template_id_of(&raw),
+                check_template(&input.name, index, raw, catalog),
+            )
+        })
+        .collect())
 }
 
 /// A template's id (if readable) and the outcome of its own checks.
@@ -174,27 +182,25 @@ fn check_template(
     if !problems.is_empty() {
         return Err(problems);
     }
-    let content_hash = content_hash(&template).map_err(|e| {
+    let content = serde_json::to_string(&template).map_err(|e| {
         problem(
             Some(template.id.clone()),
             format!("The template cannot be canonicalised: {e}."),
         )
     })?;
     Ok(ValidTemplate {
+        content_hash: content_hash(&content),
+        content,
         template,
-        content: raw,
-        content_hash,
         source: file.to_owned(),
     })
 }
 
-/// Hash of the parsed template. The model admits no unknown fields, so its serialisation (fixed
-/// field order, no whitespace) is canonical: reordering keys or reformatting a manifest does not
-/// make a new version. The ruleset's logic_hash uses RFC 8785 as specified; this internal
-/// change detector does not need to, and is ten times cheaper.
-fn content_hash(template: &Template) -> Result<String, serde_json::Error> {
+/// Hash of a template's canonical JSON. The ruleset's logic_hash uses RFC 8785 as specified;
+/// this internal change detector does not need to, and is ten times cheaper.
+fn content_hash(content: &str) -> String {
     use sha2::{Digest, Sha256};
-    Ok(hex::encode(Sha256::digest(serde_json::to_vec(template)?)))
+    hex::encode(Sha256::digest(content.as_bytes()))
 }
 
 fn template_id_of(raw: &Value) -> Option<String> {
