@@ -32,3 +32,7 @@ SELECT (length(name) << 32) | pk, name, goal, category, sector_name FROM templat
 CREATE TRIGGER templates_search_delete AFTER DELETE ON templates BEGIN
     DELETE FROM template_search WHERE rowid = (length(old.name) << 32) | old.pk;
 END;
+
+-- The risk filter compares COALESCE(historical risk, baseline risk), which no index on the
+-- baseline alone can serve; the index only cost every import.
+DROP INDEX templates_baseline_risk;

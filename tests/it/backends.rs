@@ -13,6 +13,7 @@ crate::on_both_backends!(
     importing_the_same_file_twice_changes_nothing_and_says_so,
     changed_content_gets_the_next_version_and_old_versions_stay_readable,
     an_invalid_file_in_the_batch_writes_nothing,
+    a_problem_found_after_rows_were_written_rolls_everything_back,
     preview_reports_without_writing,
     burn_finds_burnout_recruiter_first,
     filters_combine_with_the_query,
@@ -175,6 +176,79 @@ async fn an_invalid_file_in_the_batch_writes_nothing(db: TestDb) {
         registry.show("talent.good", None).await,
         Err(RegistryError::NotFound(_))
     ));
+}
+
+async fn a_problem_found_after_rows_were_written_rolls_everything_back(db: TestDb) {
+    use mission_core::registry::validate::CHUNK_TEMPLATES;
+    let registry = db.registry().await;
+    let before = registry
+        .repository()
+        .count_templates()
+        .await
+        .expect("count");
+    // Two full chunks are valid and reach the database before the last template, a duplicate
+    // of the first, is checked; an existing template is changed in the same import.
+    let mut templates: Vec<_> = (0..2 * CHUNK_TEMPLATES)
+        .map(|i| {
+            template(
+                &format!("talent.bulk-{i}"),
+                &format!("Bulk {i}"),
+                &format!("Bulk template number {i} of a large import."),
+            )
+        })
+        .collect();
+    let mut changed = registry
+        .show("talent.burnout-recruiter", None)
+        .await
+        .expect("show")
+        .content;
+    changed["goal"] = json!("A goal that must not survive the failed import.");
+    templates.push(changed);
+    templates.push(template(
+        "talent.bulk-0",
+        "Bulk again",
+        "Reuses the id of the first template.",
+    ));
+    let err = registry
+        .import(&[input("bulk.json", &manifest(templates))])
+        .await
+        .expect_err("must fail");
+    let RegistryError::Invalid(problems) = err else {
+        panic!("wrong error: {err}")
+    };
+    assert_eq!(problems.len(), 1, "{problems:#?}");
+    assert_eq!(
+        problems[0].pointer,
+        format!("/templates/{}/id", 2 * CHUNK_TEMPLATES + 1)
+    );
+    assert_eq!(
+        registry
+            .repository()
+            .count_templates()
+            .await
+            .expect("count"),
+        before
+    );
+    let kept = registry
+        .show("talent.burnout-recruiter", None)
+        .await
+        .expect("show");
+    assert_eq!(kept.summary.version, 1);
+    assert_ne!(
+        kept.content["goal"],
+        json!("A goal that must not survive the failed import.")
+    );
+    let hits = registry
+        .search(SearchRequest {
+            text: Some("bulk".into()),
+            ..Default::default()
+        })
+        .await
+        .expect("search");
+    assert!(
+        hits.is_empty(),
+        "nothing of the failed import is searchable"
+    );
 }
 
 async fn preview_reports_without_writing(db: TestDb) {

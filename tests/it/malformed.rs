@@ -65,6 +65,13 @@ fn brackets_inside_strings_do_not_count_as_nesting() {
     let catalog = Catalog::bundled().expect("catalog");
     let v = validate(&[crate::helpers::input("brackets.json", &m)], &catalog);
     assert!(v.problems.is_empty(), "{:#?}", v.problems);
+    // Nesting after a string that ends in escapes is still counted.
+    let deep = format!(
+        "{{\"a\": \"x\\\\\\\"y\\\\\", \"b\": {}{}}}",
+        "[".repeat(MAX_DEPTH + 1),
+        "]".repeat(MAX_DEPTH + 1)
+    );
+    assert_eq!(code_of(deep.into_bytes()).0, ProblemCode::TooDeep);
 }
 
 #[test]
@@ -129,6 +136,24 @@ fn huge_numbers() {
         "{:#?}",
         v.problems
     );
+}
+
+#[test]
+fn errors_inside_a_template_name_the_file_line_and_column() {
+    // Templates are parsed one by one; their errors must still point into the whole file.
+    let text = "{\"manifest_version\": 1,\n \"templates\": [\n  {\"id\": \"talent.a\"},\n  {\"id\": \"talent.b\", \"max\": 1e999}\n ]\n}";
+    let (code, msg) = code_of(text.as_bytes().to_vec());
+    assert_eq!(code, ProblemCode::Syntax);
+    assert!(msg.contains("too large"), "{msg}");
+    let expected_column = "  {\"id\": \"talent.b\", \"max\": 1e999".len();
+    assert!(
+        msg.contains(&format!("line 4, column {expected_column}")),
+        "{msg}"
+    );
+    let first_line = "{\"manifest_version\": 1e999, \"templates\": []}";
+    let (_, msg) = code_of(first_line.as_bytes().to_vec());
+    let column = "{\"manifest_version\": 1e999".len();
+    assert!(msg.contains(&format!("line 1, column {column}")), "{msg}");
 }
 
 #[test]

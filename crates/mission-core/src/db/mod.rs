@@ -39,6 +39,9 @@ pub enum DbError {
     /// Stored data does not decode.
     #[error("stored data is inconsistent: {0}")]
     Corrupt(String),
+    /// The importer stopped sending before asking to commit; nothing was written.
+    #[error("the import was abandoned before it finished; nothing was written")]
+    ImportAbandoned,
 }
 
 /// Which backend a repository uses.
@@ -77,6 +80,28 @@ pub struct ImportRow {
     pub source: String,
 }
 
+/// What an importer sends while it is still validating: rows as each chunk passes, then
+/// `Commit` once everything has. Closing the channel without `Commit` rolls everything back.
+#[derive(Debug)]
+pub enum ImportBatch {
+    /// Valid rows to write.
+    Rows(Vec<ImportRow>),
+    /// Everything passed: make it permanent.
+    Commit,
+}
+
+/// The receiving end of an import.
+pub type ImportBatches = tokio::sync::mpsc::Receiver<ImportBatch>;
+
+/// The next rows of an import; `None` once the importer asked to commit.
+async fn next_rows(batches: &mut ImportBatches) -> Result<Option<Vec<ImportRow>>, DbError> {
+    match batches.recv().await {
+        Some(ImportBatch::Rows(rows)) => Ok(Some(rows)),
+        Some(ImportBatch::Commit) => Ok(None),
+        None => Err(DbError::ImportAbandoned),
+    }
+}
+
 /// Everything the core stores, behind one interface with one implementation per backend.
 #[async_trait]
 pub trait Repository: Send + Sync + std::fmt::Debug {
@@ -89,9 +114,11 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
         ids: &[String],
     ) -> Result<HashMap<String, (i64, String)>, DbError>;
 
-    /// Writes all rows in one transaction: new ids get version 1, changed content the next
-    /// version, identical content nothing. Returns each row's outcome in input order.
-    async fn import(&self, rows: &[ImportRow]) -> Result<Vec<ImportItem>, DbError>;
+    /// Writes every batch in one transaction, as the batches arrive: new ids get version 1,
+    /// changed content the next version, identical content nothing. Commits on
+    /// [`ImportBatch::Commit`]; if the channel closes first, writes nothing and returns
+    /// [`DbError::ImportAbandoned`]. Returns each row's outcome in the order sent.
+    async fn import(&self, batches: ImportBatches) -> Result<Vec<ImportItem>, DbError>;
 
     /// Templates matching the query, best match first (by name when there is no text).
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError>;

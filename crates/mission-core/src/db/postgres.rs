@@ -9,8 +9,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    classify, items, no_history, parse_risk, split_writes, Backend, DbError, ImportRow, Repository,
-    CHUNK,
+    classify, items, next_rows, no_history, parse_risk, split_writes, Backend, DbError,
+    ImportBatches, ImportRow, Repository, CHUNK,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
@@ -91,6 +91,77 @@ async fn current_in(
         .collect()
 }
 
+/// Writes one batch's template and version rows.
+async fn write_rows(
+    tx: &mut sqlx::PgConnection,
+    rows: &[ImportRow],
+    outcomes: &[(ImportStatus, i64)],
+    now: DateTime<Utc>,
+) -> Result<(), DbError> {
+    let (new, written) = split_writes(rows, outcomes);
+    for chunk in new.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
+             current_version, logic_hash, content_hash, created_at, updated_at) ",
+        );
+        qb.push_values(chunk, |mut b, r| {
+            b.push_bind(&r.id)
+                .push_bind(&r.name)
+                .push_bind(&r.sector)
+                .push_bind(&r.sector_name)
+                .push_bind(&r.category)
+                .push_bind(&r.goal)
+                .push_bind(r.baseline_risk.as_str())
+                .push_bind(1_i64)
+                .push_bind(&r.logic_hash)
+                .push_bind(&r.content_hash)
+                .push_bind(now)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    for (r, (status, version)) in rows.iter().zip(outcomes) {
+        if *status == ImportStatus::Updated {
+            sqlx::query(
+                "UPDATE templates SET name = $1, sector = $2, sector_name = $3, category = $4, \
+                 goal = $5, baseline_risk = $6, current_version = $7, logic_hash = $8, \
+                 content_hash = $9, updated_at = $10 WHERE id = $11",
+            )
+            .bind(&r.name)
+            .bind(&r.sector)
+            .bind(&r.sector_name)
+            .bind(&r.category)
+            .bind(&r.goal)
+            .bind(r.baseline_risk.as_str())
+            .bind(version)
+            .bind(&r.logic_hash)
+            .bind(&r.content_hash)
+            .bind(now)
+            .bind(&r.id)
+            .execute(&mut *tx)
+            .await?;
+        }
+    }
+    for chunk in written.chunks(CHUNK) {
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
+             source, imported_at) ",
+        );
+        qb.push_values(chunk, |mut b, (r, v)| {
+            b.push_bind(&r.id)
+                .push_bind(*v)
+                .push_bind(&r.content)
+                .push_unseparated("::jsonb")
+                .push_bind(&r.logic_hash)
+                .push_bind(&r.content_hash)
+                .push_bind(&r.source)
+                .push_bind(now);
+        });
+        qb.build().execute(&mut *tx).await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl Repository for PostgresRepository {
     fn backend(&self) -> Backend {
@@ -105,80 +176,23 @@ impl Repository for PostgresRepository {
         current_in(&mut conn, ids).await
     }
 
-    async fn import(&self, rows: &[ImportRow]) -> Result<Vec<ImportItem>, DbError> {
+    async fn import(&self, mut batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(IMPORT_LOCK)
             .execute(&mut *tx)
             .await?;
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let current = current_in(&mut tx, &ids).await?;
-        let outcomes = classify(rows, &current);
         let now = Utc::now();
-
-        let (new, written) = split_writes(rows, &outcomes);
-        for chunk in new.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
-                 current_version, logic_hash, content_hash, created_at, updated_at) ",
-            );
-            qb.push_values(chunk, |mut b, r| {
-                b.push_bind(&r.id)
-                    .push_bind(&r.name)
-                    .push_bind(&r.sector)
-                    .push_bind(&r.sector_name)
-                    .push_bind(&r.category)
-                    .push_bind(&r.goal)
-                    .push_bind(r.baseline_risk.as_str())
-                    .push_bind(1_i64)
-                    .push_bind(&r.logic_hash)
-                    .push_bind(&r.content_hash)
-                    .push_bind(now)
-                    .push_bind(now);
-            });
-            qb.build().execute(&mut *tx).await?;
-        }
-        for (r, (status, version)) in rows.iter().zip(&outcomes) {
-            if *status == ImportStatus::Updated {
-                sqlx::query(
-                    "UPDATE templates SET name = $1, sector = $2, sector_name = $3, category = $4, \
-                     goal = $5, baseline_risk = $6, current_version = $7, logic_hash = $8, \
-                     content_hash = $9, updated_at = $10 WHERE id = $11",
-                )
-                .bind(&r.name)
-                .bind(&r.sector)
-                .bind(&r.sector_name)
-                .bind(&r.category)
-                .bind(&r.goal)
-                .bind(r.baseline_risk.as_str())
-                .bind(version)
-                .bind(&r.logic_hash)
-                .bind(&r.content_hash)
-                .bind(now)
-                .bind(&r.id)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        for chunk in written.chunks(CHUNK) {
-            let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-                "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
-                 source, imported_at) ",
-            );
-            qb.push_values(chunk, |mut b, (r, v)| {
-                b.push_bind(&r.id)
-                    .push_bind(*v)
-                    .push_bind(&r.content)
-                    .push_unseparated("::jsonb")
-                    .push_bind(&r.logic_hash)
-                    .push_bind(&r.content_hash)
-                    .push_bind(&r.source)
-                    .push_bind(now);
-            });
-            qb.build().execute(&mut *tx).await?;
+        let mut all_items = Vec::new();
+        while let Some(rows) = next_rows(&mut batches).await? {
+            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+            let current = current_in(&mut tx, &ids).await?;
+            let outcomes = classify(&rows, &current);
+            write_rows(&mut tx, &rows, &outcomes, now).await?;
+            all_items.extend(items(&rows, &outcomes));
         }
         tx.commit().await?;
-        Ok(items(rows, &outcomes))
+        Ok(all_items)
     }
 
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {

@@ -4,6 +4,7 @@
 use std::io::Read;
 use std::path::Path;
 
+use serde_json::value::RawValue;
 use serde_json::Value;
 
 use super::problem::{Problem, ProblemCode};
@@ -58,8 +59,30 @@ impl ManifestInput {
     }
 }
 
-/// Parses a manifest's bytes into a JSON object, or says precisely why not.
-pub fn parse(input: &ManifestInput, max_bytes: u64) -> Result<Value, Problem> {
+/// A manifest split into its envelope and the raw JSON of each template, so templates can be
+/// parsed and checked independently (in parallel, each freed when done) rather than as one tree.
+#[derive(Debug)]
+pub struct SplitManifest<'a> {
+    /// The top-level object; an array of templates is replaced by as many nulls.
+    pub envelope: Value,
+    /// Each template's JSON text, in file order, when `templates` is an array.
+    pub templates: Vec<&'a RawValue>,
+    text: &'a str,
+}
+
+impl SplitManifest<'_> {
+    /// Parses one raw part of this manifest; errors carry the line and column in the file.
+    pub fn parse_part(&self, file: &str, raw: &RawValue) -> Result<Value, Problem> {
+        serde_json::from_str(raw.get()).map_err(|e| {
+            let (line, column) = position_in(self.text, raw.get(), e.line(), e.column());
+            syntax_problem(file, &e, line, column)
+        })
+    }
+}
+
+/// Checks the bytes of a manifest (size, BOM, UTF-8, emptiness, depth, JSON syntax, an object
+/// at the top) and splits it into envelope and templates.
+pub fn split(input: &ManifestInput, max_bytes: u64) -> Result<SplitManifest<'_>, Problem> {
     let problem = |code, message: String| Problem {
         file: input.name.clone(),
         template_id: None,
@@ -106,44 +129,130 @@ pub fn parse(input: &ManifestInput, max_bytes: u64) -> Result<Value, Problem> {
             ),
         ));
     }
-    let value: Value = serde_json::from_str(text).map_err(|e| {
-        let at = format!("line {}, column {}", e.line(), e.column());
-        let message = if e.is_eof() {
-            format!("The JSON ends early ({at}): the file looks truncated. Check that it was copied completely.")
-        } else if e.to_string().contains("number out of range") {
-            format!("A number is too large to represent ({at}). Use a value within the documented limits.")
+    let mut split = SplitManifest {
+        envelope: Value::Null,
+        templates: Vec::new(),
+        text,
+    };
+    // Reading the members as raw JSON checks the syntax of the whole file without building it.
+    let top = match serde_json::from_str::<TopLevel<'_>>(text) {
+        Ok(top) => top.0,
+        Err(e) if e.is_data() => {
+            // Valid JSON, but not an object: say what it is instead.
+            let value: Value = serde_json::from_str(text)
+                .map_err(|e| syntax_problem(&input.name, &e, e.line(), e.column()))?;
+            return Err(problem(
+                ProblemCode::NotAnObject,
+                format!(
+                    "The file holds a JSON {}, but a manifest is an object with \"manifest_version\" and \"templates\".",
+                    json_kind(&value)
+                ),
+            ));
+        }
+        Err(e) => return Err(syntax_problem(&input.name, &e, e.line(), e.column())),
+    };
+    let mut envelope = serde_json::Map::new();
+    for (key, raw) in top {
+        let value = if key == "templates" && raw.get().starts_with('[') {
+            split.templates = serde_json::from_str(raw.get()).map_err(|e| {
+                let (line, column) = position_in(text, raw.get(), e.line(), e.column());
+                syntax_problem(&input.name, &e, line, column)
+            })?;
+            Value::Array(vec![Value::Null; split.templates.len()])
         } else {
-            format!("The file is not valid JSON ({at}): {}.", strip_position(&e.to_string()))
+            split.parse_part(&input.name, raw)?
         };
-        problem(ProblemCode::Syntax, message)
-    })?;
-    if !value.is_object() {
-        return Err(problem(
-            ProblemCode::NotAnObject,
-            format!(
-                "The file holds a JSON {}, but a manifest is an object with \"manifest_version\" and \"templates\".",
-                json_kind(&value)
-            ),
-        ));
+        // A repeated key keeps its last value, as a JSON parser does.
+        envelope.insert(key, value);
     }
-    Ok(value)
+    split.envelope = Value::Object(envelope);
+    Ok(split)
+}
+
+/// The top-level members in file order, values left as raw JSON.
+struct TopLevel<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for TopLevel<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Members;
+        impl<'de> serde::de::Visitor<'de> for Members {
+            type Value = TopLevel<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(
+                self,
+                mut map: A,
+            ) -> Result<Self::Value, A::Error> {
+                let mut members = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    members.push(entry);
+                }
+                Ok(TopLevel(members))
+            }
+        }
+        deserializer.deserialize_map(Members)
+    }
+}
+
+/// Line and column in `text` of a position given relative to `part`, a slice of `text`.
+fn position_in(text: &str, part: &str, line: usize, column: usize) -> (usize, usize) {
+    let offset = (part.as_ptr() as usize).saturating_sub(text.as_ptr() as usize);
+    let before = text.get(..offset).unwrap_or_default();
+    let part_line = before.matches('\n').count() + 1;
+    let part_column = before.len() - before.rfind('\n').map_or(0, |i| i + 1);
+    if line <= 1 {
+        (part_line, part_column + column)
+    } else {
+        (part_line + line - 1, column)
+    }
+}
+
+/// One clean problem for a JSON syntax error at a file position.
+fn syntax_problem(file: &str, e: &serde_json::Error, line: usize, column: usize) -> Problem {
+    let at = format!("line {line}, column {column}");
+    let message = if e.is_eof() {
+        format!("The JSON ends early ({at}): the file looks truncated. Check that it was copied completely.")
+    } else if e.to_string().contains("number out of range") {
+        format!(
+            "A number is too large to represent ({at}). Use a value within the documented limits."
+        )
+    } else {
+        format!(
+            "The file is not valid JSON ({at}): {}.",
+            strip_position(&e.to_string())
+        )
+    };
+    Problem {
+        file: file.to_owned(),
+        template_id: None,
+        pointer: String::new(),
+        code: ProblemCode::Syntax,
+        message,
+    }
 }
 
 /// The offset of the first bracket that opens a level deeper than `limit`, outside strings.
+/// Most of a manifest is string content, which is skipped with memchr rather than byte by byte.
 fn depth_exceeded(bytes: &[u8], limit: usize) -> Option<usize> {
-    let (mut depth, mut in_string, mut escaped) = (0usize, false, false);
-    for (i, &b) in bytes.iter().enumerate() {
-        if in_string {
-            match (escaped, b) {
-                (true, _) => escaped = false,
-                (false, b'\\') => escaped = true,
-                (false, b'"') => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
+    let mut depth = 0usize;
+    let mut i = 0;
+    while let Some(&b) = bytes.get(i) {
         match b {
-            b'"' => in_string = true,
+            b'"' => {
+                // Jump to the closing quote, stepping over escaped characters.
+                i += 1;
+                loop {
+                    match memchr::memchr2(b'"', b'\\', bytes.get(i..)?) {
+                        Some(at) if bytes.get(i + at) == Some(&b'\\') => i += at + 2,
+                        Some(at) => {
+                            i += at;
+                            break;
+                        }
+                        None => return None,
+                    }
+                }
+            }
             b'[' | b'{' => {
                 depth += 1;
                 if depth > limit {
@@ -153,6 +262,7 @@ fn depth_exceeded(bytes: &[u8], limit: usize) -> Option<usize> {
             b']' | b'}' => depth = depth.saturating_sub(1),
             _ => {}
         }
+        i += 1;
     }
     None
 }

@@ -9,9 +9,10 @@ use super::manifest::ManifestInput;
 use super::model::{Perimeter, RiskLevel};
 use super::problem::Problem;
 use super::search::{SearchQuery, TemplateDetail, TemplateSummary};
+use super::validate::ValidTemplate;
 use super::validate::{self, Validation};
 use crate::catalog::{Catalog, CatalogError};
-use crate::db::{self, DbError, ImportRow, Repository};
+use crate::db::{self, DbError, ImportBatch, ImportRow, Repository};
 
 /// The library shipped with the app, imported on first start and after upgrades.
 pub const BUNDLED_LIBRARY: &str = include_str!("../../../../config/mission_templates.json");
@@ -53,6 +54,9 @@ pub enum RegistryError {
     /// The configuration is broken.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// A fault inside the core (a background task died); nothing was written.
+    #[error("internal error: {0}")]
+    Internal(String),
 }
 
 impl RegistryError {
@@ -66,6 +70,7 @@ impl RegistryError {
             Self::VersionNotFound { .. } => "version_not_found",
             Self::Storage(_) => "storage",
             Self::Catalog(_) => "config",
+            Self::Internal(_) => "internal",
         }
     }
 }
@@ -185,42 +190,37 @@ impl Registry {
         })
     }
 
-    /// Validates everything, then writes everything in one transaction, or nothing.
+    /// Validates everything and writes everything in one transaction, or nothing. Writing
+    /// starts while later chunks are still being checked; the first problem stops the writes
+    /// and the transaction is rolled back, so a bad template anywhere leaves the library as
+    /// it was.
     pub async fn import(&self, inputs: &[ManifestInput]) -> Result<ImportReport, RegistryError> {
-        let validation = self.validate(inputs);
-        if !validation.is_valid() {
-            return Err(RegistryError::Invalid(validation.problems));
+        let (sender, batches) = tokio::sync::mpsc::channel(2);
+        let inputs: Arc<[ManifestInput]> = inputs.into();
+        let catalog = self.catalog.clone();
+        let validating = tokio::task::spawn_blocking(move || {
+            let problems = validate::validate_in_chunks(&inputs, &catalog, |chunk| {
+                let rows = import_rows(&catalog, chunk);
+                sender.blocking_send(ImportBatch::Rows(rows)).is_ok()
+            });
+            if problems.is_empty() {
+                // A closed channel here means the writer already failed; it reports why.
+                let _ = sender.blocking_send(ImportBatch::Commit);
+            }
+            problems
+        });
+        let written = self.repo.import(batches).await;
+        let problems = validating
+            .await
+            .map_err(|e| RegistryError::Internal(format!("validation stopped: {e}")))?;
+        if !problems.is_empty() {
+            return Err(RegistryError::Invalid(problems));
         }
-        let rows = self.rows(validation);
-        let items = self.repo.import(&rows).await?;
-        Ok(ImportReport::from_items(items, false))
+        Ok(ImportReport::from_items(written?, false))
     }
 
     fn rows(&self, validation: Validation) -> Vec<ImportRow> {
-        validation
-            .templates
-            .into_iter()
-            .map(|v| {
-                let t = v.template;
-                let sector_name = self
-                    .catalog
-                    .sector(&t.sector)
-                    .map_or_else(|| t.sector.clone(), |s| s.name.clone());
-                ImportRow {
-                    id: t.id,
-                    name: t.name,
-                    sector: t.sector,
-                    sector_name,
-                    category: t.category,
-                    goal: t.goal,
-                    baseline_risk: t.risk_level,
-                    logic_hash: t.logic_hash,
-                    content_hash: v.content_hash,
-                    content: v.content,
-                    source: v.source,
-                }
-            })
-            .collect()
+        import_rows(&self.catalog, validation.templates)
     }
 
     /// Resolves a person's search into catalogue ids, refusing unknown sectors and categories.
@@ -304,4 +304,30 @@ impl Registry {
             default_perimeter,
         })
     }
+}
+
+/// The rows the repository writes for validated templates.
+fn import_rows(catalog: &Catalog, templates: Vec<ValidTemplate>) -> Vec<ImportRow> {
+    templates
+        .into_iter()
+        .map(|v| {
+            let t = v.template;
+            let sector_name = catalog
+                .sector(&t.sector)
+                .map_or_else(|| t.sector.clone(), |s| s.name.clone());
+            ImportRow {
+                id: t.id,
+                name: t.name,
+                sector: t.sector,
+                sector_name,
+                category: t.category,
+                goal: t.goal,
+                baseline_risk: t.risk_level,
+                logic_hash: t.logic_hash,
+                content_hash: v.content_hash,
+                content: v.content,
+                source: v.source,
+            }
+        })
+        .collect()
 }

@@ -18,14 +18,40 @@ use crate::catalog::Catalog;
 
 const SCHEMA_JSON: &str = include_str!("../../../../config/mission_template.schema.json");
 
-/// The manifest schema, compiled once per process.
-fn schema() -> &'static jsonschema::Validator {
-    static SCHEMA: OnceLock<jsonschema::Validator> = OnceLock::new();
-    SCHEMA.get_or_init(|| {
+/// The manifest schema, compiled once per process as two validators derived from the one file:
+/// the envelope (the template items left out) and a single template (the items' schema), so
+/// templates are checked one by one, in parallel, as they are parsed.
+struct Schemas {
+    envelope: jsonschema::Validator,
+    template: jsonschema::Validator,
+}
+
+fn schemas() -> &'static Schemas {
+    static SCHEMAS: OnceLock<Schemas> = OnceLock::new();
+    SCHEMAS.get_or_init(|| {
         #[expect(clippy::expect_used, reason = "the bundled schema is checked by tests")]
-        let value: Value = serde_json::from_str(SCHEMA_JSON).expect("bundled schema is JSON");
+        let root: Value = serde_json::from_str(SCHEMA_JSON).expect("bundled schema is JSON");
+        let mut envelope = root.clone();
+        let items = envelope
+            .pointer_mut("/properties/templates")
+            .and_then(Value::as_object_mut)
+            .and_then(|templates| templates.remove("items"))
+            .unwrap_or(Value::Bool(true));
+        let mut template = items;
+        if let (Some(t), Some(r)) = (template.as_object_mut(), root.as_object()) {
+            for key in ["$schema", "$id", "$defs"] {
+                if let Some(v) = r.get(key) {
+                    t.insert(key.to_owned(), v.clone());
+                }
+            }
+        }
         #[expect(clippy::expect_used, reason = "the bundled schema is checked by tests")]
-        jsonschema::draft202012::new(&value).expect("bundled schema compiles")
+        let compile =
+            |schema: &Value| jsonschema::draft202012::new(schema).expect("bundled schema compiles");
+        Schemas {
+            envelope: compile(&envelope),
+            template: compile(&template),
+        }
     })
 }
 
@@ -60,58 +86,96 @@ impl Validation {
     }
 }
 
+/// Templates checked together, in parallel, before the valid ones are handed on.
+pub const CHUNK_TEMPLATES: usize = 1000;
+
 /// Validates manifests against the schema and the catalogue; ids must be unique across all inputs.
-/// Files, and the templates within each, are checked in parallel; ids are then compared in
-/// file order so the first occurrence wins whatever finished first.
 pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
-    let files: Vec<Result<Vec<Checked>, Vec<Problem>>> = inputs
-        .par_iter()
-        .map(|input| check_file(input, catalog))
-        .collect();
-    let mut out = Validation::default();
+    let mut templates = Vec::new();
+    let problems = validate_in_chunks(inputs, catalog, |chunk| {
+        templates.extend(chunk);
+        true
+    });
+    Validation {
+        templates,
+        problems,
+    }
+}
+
+/// Validates file by file, a chunk of templates at a time (each chunk in parallel), and hands
+/// each chunk's valid templates to `emit` for as long as no problem has been found and `emit`
+/// returns true, so an importer can write while the rest is still being checked. Returns every
+/// problem, in file order; ids are compared in file order, so the first occurrence wins.
+pub fn validate_in_chunks(
+    inputs: &[ManifestInput],
+    catalog: &Catalog,
+    mut emit: impl FnMut(Vec<ValidTemplate>) -> bool,
+) -> Vec<Problem> {
+    let mut problems = Vec::new();
     let mut seen: HashMap<String, (String, String)> = HashMap::new();
-    for (input, file) in inputs.iter().zip(files) {
-        let checked = match file {
-            Ok(checked) => checked,
-            Err(problems) => {
-                out.problems.extend(problems);
+    let mut emitting = true;
+    for input in inputs {
+        let split = match open_file(input, catalog) {
+            Ok(split) => split,
+            Err(file_problems) => {
+                problems.extend(file_problems);
                 continue;
             }
         };
-        for (index, (id, result)) in checked.into_iter().enumerate() {
-            let duplicate = id.as_ref().and_then(|id| match seen.get(id) {
-                Some((first_file, first_pointer)) => Some(Problem {
-                    file: input.name.clone(),
-                    template_id: Some(id.clone()),
-                    pointer: format!("/templates/{index}/id"),
-                    code: ProblemCode::DuplicateId,
-                    message: format!(
-                        "The id \"{id}\" is already used by the template at {first_file} {first_pointer}. Ids must be unique."
-                    ),
-                }),
-                None => {
-                    seen.insert(id.clone(), (input.name.clone(), format!("/templates/{index}")));
-                    None
+        let envelope: Vec<Problem> = schemas()
+            .envelope
+            .iter_errors(&split.envelope)
+            .map(|e| schema_problem(&input.name, "", None, &e))
+            .collect();
+        problems.extend(envelope);
+        for (chunk_index, chunk) in split.templates.chunks(CHUNK_TEMPLATES).enumerate() {
+            let first = chunk_index * CHUNK_TEMPLATES;
+            let checked = match check_chunk(input, &split, chunk, first, catalog) {
+                Ok(checked) => checked,
+                Err(syntax) => {
+                    // Unparseable JSON stops the file: nothing after it can be located.
+                    problems.push(syntax);
+                    break;
                 }
-            });
-            match (result, duplicate) {
-                (Ok(valid), None) => out.templates.push(valid),
-                (Ok(_), Some(dup)) => out.problems.push(dup),
-                (Err(problems), dup) => out.problems.extend(problems.into_iter().chain(dup)),
+            };
+            let mut valid = Vec::with_capacity(checked.len());
+            for (offset, (id, result)) in checked.into_iter().enumerate() {
+                let index = first + offset;
+                let duplicate = id.as_ref().and_then(|id| match seen.get(id) {
+                    Some((first_file, first_pointer)) => Some(Problem {
+                        file: input.name.clone(),
+                        template_id: Some(id.clone()),
+                        pointer: format!("/templates/{index}/id"),
+                        code: ProblemCode::DuplicateId,
+                        message: format!(
+                            "The id \"{id}\" is already used by the template at {first_file} {first_pointer}. Ids must be unique."
+                        ),
+                    }),
+                    None => {
+                        seen.insert(id.clone(), (input.name.clone(), format!("/templates/{index}")));
+                        None
+                    }
+                });
+                match (result, duplicate) {
+                    (Ok(template), None) => valid.push(template),
+                    (Ok(_), Some(dup)) => problems.push(dup),
+                    (Err(found), dup) => problems.extend(found.into_iter().chain(dup)),
+                }
             }
+            emitting = emitting && problems.is_empty() && emit(valid);
         }
     }
-    out
+    problems
 }
 
-/// Parses one manifest and checks each of its templates; file-level problems stop the file.
-fn check_file(input: &ManifestInput, catalog: &Catalog) -> Result<Vec<Checked>, Vec<Problem>> {
+/// Reads a manifest's envelope; file-level problems stop the file.
+fn open_file<'a>(
+    input: &'a ManifestInput,
+    catalog: &Catalog,
+) -> Result<manifest::SplitManifest<'a>, Vec<Problem>> {
     let limits = catalog.policy().import;
-    let mut value = manifest::parse(input, limits.max_file_bytes).map_err(|p| vec![p])?;
-    let count = value
-        .get("templates")
-        .and_then(Value::as_array)
-        .map_or(0, Vec::len);
+    let split = manifest::split(input, limits.max_file_bytes).map_err(|p| vec![p])?;
+    let count = split.templates.len();
     if count > limits.max_templates_per_file {
         return Err(vec![Problem {
             file: input.name.clone(),
@@ -124,25 +188,36 @@ fn check_file(input: &ManifestInput, catalog: &Catalog) -> Result<Vec<Checked>, 
             ),
         }]);
     }
-    if !schema().is_valid(&value) {
-        return Err(schema()
-            .iter_errors(&value)
-            .map(|e| schema_problem(&input.name, &value, &e))
-            .collect());
-    }
-    let Some(Value::Array(items)) = value.get_mut("templates").map(Value::take) else {
-        return Ok(Vec::new());
-    };
-    Ok(items
-        .into_par_iter()
+    Ok(split)
+}
+
+/// Parses and checks a run of templates in parallel; `first` is the index of the first one.
+fn check_chunk(
+    input: &ManifestInput,
+    split: &manifest::SplitManifest<'_>,
+    chunk: &[&serde_json::value::RawValue],
+    first: usize,
+    catalog: &Catalog,
+) -> Result<Vec<Checked>, Problem> {
+    chunk
+        .par_iter()
         .enumerate()
-        .map(|(index, raw)| {
-            (
-                template_id_of(&raw),
-                check_template(&input.name, index, raw, catalog),
-            )
+        .map(|(offset, raw)| {
+            let value = split.parse_part(&input.name, raw)?;
+            let id = template_id_of(&value);
+            let pointer = format!("/templates/{}", first + offset);
+            let result = if schemas().template.is_valid(&value) {
+                check_template(&input.name, &pointer, value, catalog)
+            } else {
+                Err(schemas()
+                    .template
+                    .iter_errors(&value)
+                    .map(|e| schema_problem(&input.name, &pointer, Some(&value), &e))
+                    .collect())
+            };
+            Ok((id, result))
         })
-        .collect())
+        .collect()
 }
 
 /// A template's id (if readable) and the outcome of its own checks.
@@ -151,34 +226,31 @@ type Checked = (Option<String>, Result<ValidTemplate, Vec<Problem>>);
 /// Every check of one schema-valid template that needs no other template.
 fn check_template(
     file: &str,
-    index: usize,
+    base: &str,
     raw: Value,
     catalog: &Catalog,
 ) -> Result<ValidTemplate, Vec<Problem>> {
-    let base = format!("/templates/{index}");
     let problem = |template_id, message| {
         vec![Problem {
             file: file.to_owned(),
             template_id,
-            pointer: base.clone(),
+            pointer: base.to_owned(),
             code: ProblemCode::Schema,
             message,
         }]
     };
-    let template = Template::deserialize(&raw).map_err(|e| {
-        problem(
-            template_id_of(&raw),
-            format!("The template could not be read: {e}."),
-        )
-    })?;
+    let id = template_id_of(&raw);
+    // Taking the value apart moves its strings into the model instead of copying them.
+    let template = Template::deserialize(raw)
+        .map_err(|e| problem(id, format!("The template could not be read: {e}.")))?;
     let problems = Checker {
         file,
-        base: &base,
+        base,
         template: &template,
         catalog,
         problems: Vec::new(),
     }
-    .run(&raw);
+    .run();
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -207,15 +279,16 @@ fn template_id_of(raw: &Value) -> Option<String> {
     raw.get("id").and_then(Value::as_str).map(str::to_owned)
 }
 
-/// Turns a schema error into a located, plain-sentence problem.
-fn schema_problem(file: &str, root: &Value, error: &jsonschema::ValidationError<'_>) -> Problem {
-    let pointer = error.instance_path().as_str().to_owned();
-    let template_id = pointer
-        .strip_prefix("/templates/")
-        .and_then(|rest| rest.split('/').next())
-        .and_then(|i| i.parse::<usize>().ok())
-        .and_then(|i| root.get("templates")?.get(i))
-        .and_then(template_id_of);
+/// Turns a schema error into a located, plain-sentence problem. `base` is the pointer of the
+/// validated value in the file and `template` the template it belongs to, if any.
+fn schema_problem(
+    file: &str,
+    base: &str,
+    template: Option<&Value>,
+    error: &jsonschema::ValidationError<'_>,
+) -> Problem {
+    let pointer = format!("{base}{}", error.instance_path().as_str());
+    let template_id = template.and_then(template_id_of);
     let field = pointer
         .rsplit('/')
         .next()
@@ -298,7 +371,7 @@ impl Checker<'_> {
         });
     }
 
-    fn run(mut self, raw: &Value) -> Vec<Problem> {
+    fn run(mut self) -> Vec<Problem> {
         let t = self.template;
         let catalog = self.catalog;
         let sector = catalog.sector(&t.sector);
@@ -416,23 +489,21 @@ impl Checker<'_> {
             }
         }
         self.check_caps();
-        if let Some(ruleset) = raw.get("ruleset") {
-            match hash::logic_hash(ruleset) {
-                Ok(expected) if expected != t.logic_hash => self.report(
-                    "/logic_hash",
-                    ProblemCode::LogicHashMismatch,
-                    format!(
-                        "logic_hash does not match the ruleset: the SHA-256 of its RFC 8785 canonical JSON is {expected}, the template says {}. If the ruleset change is intended, update logic_hash (missionctl manifest rehash).",
-                        t.logic_hash
-                    ),
+        match hash::logic_hash(&t.ruleset) {
+            Ok(expected) if expected != t.logic_hash => self.report(
+                "/logic_hash",
+                ProblemCode::LogicHashMismatch,
+                format!(
+                    "logic_hash does not match the ruleset: the SHA-256 of its RFC 8785 canonical JSON is {expected}, the template says {}. If the ruleset change is intended, update logic_hash (missionctl manifest rehash).",
+                    t.logic_hash
                 ),
-                Ok(_) => {}
-                Err(e) => self.report(
-                    "/ruleset",
-                    ProblemCode::LogicHashMismatch,
-                    format!("The ruleset cannot be canonicalised: {e}."),
-                ),
-            }
+            ),
+            Ok(_) => {}
+            Err(e) => self.report(
+                "/ruleset",
+                ProblemCode::LogicHashMismatch,
+                format!("The ruleset cannot be canonicalised: {e}."),
+            ),
         }
         self.problems
     }
