@@ -192,6 +192,9 @@ async fn main() {
         ("forecast", None),
         ("supplier", None),
         ("rev", None),
+        // The first keystrokes of search-as-you-type.
+        ("r", None),
+        ("co", None),
     ];
     let mut samples = Vec::new();
     let mut per_query: Vec<Vec<Duration>> = vec![Vec::new(); queries.len()];
