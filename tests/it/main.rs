@@ -6,4 +6,5 @@ mod fuzz;
 mod helpers;
 mod library;
 mod malformed;
+mod missions;
 mod validation;

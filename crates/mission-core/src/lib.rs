@@ -3,6 +3,7 @@
 
 pub mod catalog;
 pub mod db;
+pub mod perimeter;
 pub mod registry;
 
 pub use catalog::Catalog;

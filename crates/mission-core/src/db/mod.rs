@@ -9,8 +9,9 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 
+use crate::perimeter::{ActiveMission, NewMission};
 use crate::registry::import::ImportItem;
-use crate::registry::search::{SearchQuery, TemplateSummary, VersionInfo};
+use crate::registry::search::{FacetRow, SearchQuery, TemplateSummary, VersionInfo};
 use crate::registry::RiskLevel;
 
 pub use postgres::PostgresRepository;
@@ -122,6 +123,20 @@ pub trait Repository: Send + Sync + std::fmt::Debug {
 
     /// Templates matching the query, best match first (by name when there is no text).
     async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError>;
+
+    /// How many templates match the query's text and risk, per sector and category (the
+    /// query's sector, category and paging are ignored).
+    async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError>;
+
+    /// Stores a new active mission unless its request id was stored before. Returns the stored
+    /// mission, the hash of the request that created it, and whether this call created it.
+    async fn insert_mission(
+        &self,
+        new: &NewMission,
+    ) -> Result<(ActiveMission, String, bool), DbError>;
+
+    /// Saved missions, newest first.
+    async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError>;
 
     /// The listing row of one template.
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError>;
@@ -244,4 +259,16 @@ fn parse_risk(value: &str) -> Result<RiskLevel, DbError> {
     value
         .parse()
         .map_err(|_| DbError::Corrupt(format!("unknown risk level {value}")))
+}
+
+fn approval_mode(value: &str) -> Result<crate::registry::ApprovalMode, DbError> {
+    use crate::registry::ApprovalMode;
+    [
+        ApprovalMode::Strict,
+        ApprovalMode::Threshold,
+        ApprovalMode::Auto,
+    ]
+    .into_iter()
+    .find(|m| m.as_str() == value)
+    .ok_or_else(|| DbError::Corrupt(format!("unknown approval mode {value}")))
 }

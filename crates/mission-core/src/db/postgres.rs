@@ -9,11 +9,39 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    classify, items, next_rows, no_history, parse_risk, split_writes, Backend, DbError,
-    ImportBatches, ImportRow, Repository, CHUNK,
+    approval_mode, classify, items, next_rows, no_history, parse_risk, split_writes, Backend,
+    DbError, ImportBatches, ImportRow, Repository, CHUNK,
 };
+use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
 use crate::registry::import::{ImportItem, ImportStatus};
-use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary, VersionInfo};
+use crate::registry::search::{
+    pg_tsquery, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
+};
+use crate::registry::Perimeter;
+
+fn mission(row: &PgRow) -> Result<ActiveMission, DbError> {
+    let id: uuid::Uuid = row.try_get("id")?;
+    let created_at: DateTime<Utc> = row.try_get("created_at")?;
+    let connections: sqlx::types::Json<Vec<String>> = row.try_get("connections")?;
+    Ok(ActiveMission {
+        id: id.to_string(),
+        template_id: row.try_get("template_id")?,
+        template_name: row.try_get("template_name")?,
+        template_version: row.try_get("template_version")?,
+        logic_hash: row.try_get("logic_hash")?,
+        sector: row.try_get("sector")?,
+        perimeter: Perimeter {
+            budget_cents: row.try_get("budget_cents")?,
+            ttl_seconds: row.try_get("ttl_seconds")?,
+            max_steps: row.try_get("max_steps")?,
+            approval_mode: approval_mode(row.try_get("approval_mode")?)?,
+            threshold_cents: row.try_get("threshold_cents")?,
+        },
+        connections: connections.0,
+        status: MissionStatus::parse(row.try_get("status")?)?,
+        created_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
+    })
+}
 
 /// Postgres implementation of [`Repository`].
 #[derive(Debug, Clone)]
@@ -237,6 +265,90 @@ impl Repository for PostgresRepository {
             .await?
             .iter()
             .map(summary)
+            .collect()
+    }
+
+    async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError> {
+        let words = query.text.as_deref().map(query_words).unwrap_or_default();
+        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
+            "SELECT t.sector, t.category, COUNT(*) AS n FROM templates t \
+             LEFT JOIN template_stats s ON s.template_id = t.id WHERE TRUE",
+        );
+        if !words.is_empty() {
+            qb.push(" AND t.search @@ to_tsquery('simple', ")
+                .push_bind(pg_tsquery(&words, ""))
+                .push(")");
+        }
+        if let Some(risk) = query.risk {
+            qb.push(" AND COALESCE(s.risk_level, t.baseline_risk) = ")
+                .push_bind(risk.as_str());
+        }
+        qb.push(" GROUP BY t.sector, t.category");
+        qb.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(FacetRow {
+                    sector: row.try_get("sector")?,
+                    category: row.try_get("category")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_mission(
+        &self,
+        new: &NewMission,
+    ) -> Result<(ActiveMission, String, bool), DbError> {
+        let m = &new.mission;
+        let id = uuid::Uuid::parse_str(&m.id)
+            .map_err(|e| DbError::Corrupt(format!("mission id {}: {e}", m.id)))?;
+        let created_at = DateTime::parse_from_rfc3339(&m.created_at)
+            .map_err(|e| DbError::Corrupt(format!("mission time {}: {e}", m.created_at)))?
+            .with_timezone(&Utc);
+        let inserted = sqlx::query(
+            "INSERT INTO active_missions (id, request_id, request_hash, template_id, \
+             template_name, template_version, logic_hash, sector, budget_cents, ttl_seconds, \
+             max_steps, approval_mode, threshold_cents, connections, status, created_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(id)
+        .bind(new.request_id)
+        .bind(&new.request_hash)
+        .bind(&m.template_id)
+        .bind(&m.template_name)
+        .bind(m.template_version)
+        .bind(&m.logic_hash)
+        .bind(&m.sector)
+        .bind(m.perimeter.budget_cents)
+        .bind(m.perimeter.ttl_seconds)
+        .bind(m.perimeter.max_steps)
+        .bind(m.perimeter.approval_mode.as_str())
+        .bind(m.perimeter.threshold_cents)
+        .bind(sqlx::types::Json(&m.connections))
+        .bind(m.status.as_str())
+        .bind(created_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query("SELECT * FROM active_missions WHERE request_id = $1")
+            .bind(new.request_id)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((mission(&row)?, row.try_get("request_hash")?, inserted))
+    }
+
+    async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError> {
+        sqlx::query("SELECT * FROM active_missions ORDER BY created_at DESC, id DESC LIMIT $1")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(mission)
             .collect()
     }
 

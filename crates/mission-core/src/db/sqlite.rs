@@ -13,11 +13,15 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    classify, items, next_rows, no_history, parse_risk, split_writes, Backend, DbError,
-    ImportBatches, ImportRow, Repository, CHUNK,
+    approval_mode, classify, items, next_rows, no_history, parse_risk, split_writes, Backend,
+    DbError, ImportBatches, ImportRow, Repository, CHUNK,
 };
+use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
 use crate::registry::import::{ImportItem, ImportStatus};
-use crate::registry::search::{fts5_query, query_words, SearchQuery, TemplateSummary, VersionInfo};
+use crate::registry::search::{
+    fts5_query, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
+};
+use crate::registry::Perimeter;
 
 /// SQLite implementation of [`Repository`].
 #[derive(Debug, Clone)]
@@ -84,6 +88,29 @@ fn summary(row: &SqliteRow) -> Result<TemplateSummary, DbError> {
         runs,
         top_performance: row.try_get::<i64, _>("top_performance")? != 0,
         history_note: no_history(runs),
+    })
+}
+
+fn mission(row: &SqliteRow) -> Result<ActiveMission, DbError> {
+    let connections: String = row.try_get("connections")?;
+    Ok(ActiveMission {
+        id: row.try_get("id")?,
+        template_id: row.try_get("template_id")?,
+        template_name: row.try_get("template_name")?,
+        template_version: row.try_get("template_version")?,
+        logic_hash: row.try_get("logic_hash")?,
+        sector: row.try_get("sector")?,
+        perimeter: Perimeter {
+            budget_cents: row.try_get("budget_cents")?,
+            ttl_seconds: row.try_get("ttl_seconds")?,
+            max_steps: row.try_get("max_steps")?,
+            approval_mode: approval_mode(row.try_get("approval_mode")?)?,
+            threshold_cents: row.try_get("threshold_cents")?,
+        },
+        connections: serde_json::from_str(&connections)
+            .map_err(|e| DbError::Corrupt(format!("stored connections: {e}")))?,
+        status: MissionStatus::parse(row.try_get("status")?)?,
+        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -403,6 +430,90 @@ impl Repository for SqliteRepository {
             }
         }
         Ok(hits)
+    }
+
+    async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError> {
+        let words = query.text.as_deref().map(query_words).unwrap_or_default();
+        let filters = SearchQuery {
+            risk: query.risk,
+            ..SearchQuery::default()
+        };
+        let mut qb: QueryBuilder<Sqlite> =
+            QueryBuilder::new("SELECT t.sector, t.category, COUNT(*) AS n");
+        if words.is_empty() {
+            qb.push(
+                " FROM templates t LEFT JOIN template_stats s ON s.template_id = t.id WHERE 1 = 1",
+            );
+            push_filters(&mut qb, &filters);
+        } else {
+            // The widest tier holds every match.
+            let everywhere = format!("{} : ({})", TIERS[TIERS.len() - 1], fts5_query(&words));
+            push_match(&mut qb, everywhere, &filters);
+        }
+        qb.push(" GROUP BY t.sector, t.category");
+        qb.build()
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|row| {
+                Ok(FacetRow {
+                    sector: row.try_get("sector")?,
+                    category: row.try_get("category")?,
+                    count: row.try_get("n")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn insert_mission(
+        &self,
+        new: &NewMission,
+    ) -> Result<(ActiveMission, String, bool), DbError> {
+        let m = &new.mission;
+        let connections = serde_json::to_string(&m.connections)
+            .map_err(|e| DbError::Corrupt(format!("connections: {e}")))?;
+        let inserted = sqlx::query(
+            "INSERT INTO active_missions (id, request_id, request_hash, template_id, \
+             template_name, template_version, logic_hash, sector, budget_cents, ttl_seconds, \
+             max_steps, approval_mode, threshold_cents, connections, status, created_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
+             ON CONFLICT (request_id) DO NOTHING",
+        )
+        .bind(&m.id)
+        .bind(new.request_id.to_string())
+        .bind(&new.request_hash)
+        .bind(&m.template_id)
+        .bind(&m.template_name)
+        .bind(m.template_version)
+        .bind(&m.logic_hash)
+        .bind(&m.sector)
+        .bind(m.perimeter.budget_cents)
+        .bind(m.perimeter.ttl_seconds)
+        .bind(m.perimeter.max_steps)
+        .bind(m.perimeter.approval_mode.as_str())
+        .bind(m.perimeter.threshold_cents)
+        .bind(connections)
+        .bind(m.status.as_str())
+        .bind(&m.created_at)
+        .execute(&self.pool)
+        .await?
+        .rows_affected()
+            == 1;
+        let row = sqlx::query("SELECT * FROM active_missions WHERE request_id = ?")
+            .bind(new.request_id.to_string())
+            .fetch_one(&self.pool)
+            .await?;
+        Ok((mission(&row)?, row.try_get("request_hash")?, inserted))
+    }
+
+    async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError> {
+        sqlx::query("SELECT * FROM active_missions ORDER BY created_at DESC, id DESC LIMIT ?")
+            .bind(i64::from(limit))
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(mission)
+            .collect()
     }
 
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {

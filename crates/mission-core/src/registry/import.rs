@@ -6,6 +6,7 @@ use super::problem::Problem;
 
 /// Effect of importing one template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ImportStatus {
     /// The id was not in the registry.
@@ -18,6 +19,7 @@ pub enum ImportStatus {
 
 /// One template's outcome.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ImportItem {
     /// Template id.
     pub id: String,
@@ -33,6 +35,7 @@ pub struct ImportItem {
 
 /// Outcome of an import or of its preview.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct ImportReport {
     /// True for a preview: nothing was written.
     pub dry_run: bool,
@@ -88,3 +91,33 @@ pub struct ImportPreview {
     /// Every problem found; Confirm is only possible when this is empty.
     pub problems: Vec<Problem>,
 }
+
+/// Which part of an import is running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(rename_all = "snake_case")]
+pub enum ImportPhase {
+    /// Reading the files from disk.
+    Reading,
+    /// Checking templates (nothing is written).
+    Validating,
+    /// Checking and writing in one transaction.
+    Writing,
+    /// Finished.
+    Done,
+}
+
+/// How far a long import has come, in bytes of the manifests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ImportProgress {
+    /// What is running.
+    pub phase: ImportPhase,
+    /// Bytes done.
+    pub done: u64,
+    /// Bytes in all.
+    pub total: u64,
+}
+
+/// Receives progress reports; called from a worker thread.
+pub type ProgressFn = std::sync::Arc<dyn Fn(ImportProgress) + Send + Sync>;

@@ -71,6 +71,12 @@ pub struct SplitManifest<'a> {
 }
 
 impl SplitManifest<'_> {
+    /// Byte offset in the file just past a raw part of it.
+    pub fn end_of(&self, raw: &RawValue) -> usize {
+        let part = raw.get();
+        (part.as_ptr() as usize).saturating_sub(self.text.as_ptr() as usize) + part.len()
+    }
+
     /// Parses one raw part of this manifest; errors carry the line and column in the file.
     pub fn parse_part(&self, file: &str, raw: &RawValue) -> Result<Value, Problem> {
         serde_json::from_str(raw.get()).map_err(|e| {

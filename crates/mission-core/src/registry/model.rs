@@ -7,6 +7,7 @@ use serde::{Deserialize, Serialize};
 
 /// How tool calls of a mission wait for a human.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalMode {
     /// Every side-effecting call waits for a human.
     Strict,
@@ -18,6 +19,7 @@ pub enum ApprovalMode {
 
 /// Risk level, as a word: High, Medium or Low.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum RiskLevel {
     /// Low risk.
     Low,
@@ -74,6 +76,7 @@ impl ApprovalMode {
 
 /// Hard caps and approval mode of a mission.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Perimeter {
     /// Budget cap in cents.

@@ -4,6 +4,7 @@ use serde::Serialize;
 
 /// What kind of problem; a closed list the UI maps to wording and severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
 pub enum ProblemCode {
     /// The file could not be read.
@@ -50,6 +51,7 @@ pub enum ProblemCode {
 
 /// One problem, located by file, template id and JSON pointer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Problem {
     /// The manifest file, as the person named it.
     pub file: String,

@@ -1,6 +1,6 @@
 //! Search requests and the rows the library view shows.
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::model::{Perimeter, RiskLevel};
 
@@ -27,6 +27,7 @@ pub const NO_HISTORY: &str =
 
 /// One template as the library lists it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct TemplateSummary {
     /// Template id.
     pub id: String,
@@ -114,4 +115,75 @@ pub fn pg_tsquery(words: &[String], weights: &str) -> String {
         .map(|w| format!("{w}:*{weights}"))
         .collect::<Vec<_>>()
         .join(" & ")
+}
+
+/// What the library view asks for: free text and the filters, by id and name as shown.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct LibraryQuery {
+    /// Free text; empty or absent lists everything.
+    pub text: Option<String>,
+    /// Sector id or name.
+    pub sector: Option<String>,
+    /// Category under the sector.
+    pub category: Option<String>,
+    /// Risk level.
+    pub risk: Option<RiskLevel>,
+}
+
+/// One page of library results and how many match in all.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct LibraryPage {
+    /// Templates matching the query and filters.
+    pub total: i64,
+    /// Position of the first template of this page.
+    pub offset: u32,
+    /// This page, best match first.
+    pub templates: Vec<TemplateSummary>,
+}
+
+/// Matches in one category.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct CategoryCount {
+    /// Category name.
+    pub name: String,
+    /// Matching templates.
+    pub count: i64,
+}
+
+/// Matches in one sector and its categories.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SectorCount {
+    /// Sector id.
+    pub id: String,
+    /// Sector name.
+    pub name: String,
+    /// Matching templates in the sector.
+    pub count: i64,
+    /// Its categories, in configured order.
+    pub categories: Vec<CategoryCount>,
+}
+
+/// The sector → category tree with the number of matches at every node.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct SectorTree {
+    /// Matching templates in all sectors.
+    pub total: i64,
+    /// Sectors in configured order.
+    pub sectors: Vec<SectorCount>,
+}
+
+/// Matches per (sector id, category), as a repository counts them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FacetRow {
+    /// Sector id.
+    pub sector: String,
+    /// Category.
+    pub category: String,
+    /// Matching templates.
+    pub count: i64,
 }

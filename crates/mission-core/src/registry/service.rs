@@ -4,11 +4,14 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::import::{ImportPreview, ImportReport};
+use super::import::{ImportPhase, ImportPreview, ImportProgress, ImportReport, ProgressFn};
 use super::manifest::ManifestInput;
 use super::model::{Perimeter, RiskLevel};
 use super::problem::Problem;
-use super::search::{SearchQuery, TemplateDetail, TemplateSummary};
+use super::search::{
+    CategoryCount, LibraryPage, LibraryQuery, SearchQuery, SectorCount, SectorTree, TemplateDetail,
+    TemplateSummary,
+};
 use super::validate::ValidTemplate;
 use super::validate::{self, Validation};
 use crate::catalog::{Catalog, CatalogError};
@@ -54,6 +57,9 @@ pub enum RegistryError {
     /// The configuration is broken.
     #[error(transparent)]
     Catalog(#[from] CatalogError),
+    /// No staged import has this id (it was confirmed, cancelled, or the app restarted).
+    #[error("no import is waiting under the id \"{0}\"; drop or choose the files again")]
+    ImportNotFound(String),
     /// A fault inside the core (a background task died); nothing was written.
     #[error("internal error: {0}")]
     Internal(String),
@@ -70,6 +76,7 @@ impl RegistryError {
             Self::VersionNotFound { .. } => "version_not_found",
             Self::Storage(_) => "storage",
             Self::Catalog(_) => "config",
+            Self::ImportNotFound(_) => "import_not_found",
             Self::Internal(_) => "internal",
         }
     }
@@ -170,7 +177,32 @@ impl Registry {
 
     /// What importing these manifests would do, and every problem in them; writes nothing.
     pub async fn preview(&self, inputs: &[ManifestInput]) -> Result<ImportPreview, RegistryError> {
-        let validation = self.validate(inputs);
+        self.preview_with_progress(inputs.into(), None).await
+    }
+
+    /// [`Registry::preview`], reporting progress while it validates (off the async threads).
+    pub async fn preview_with_progress(
+        &self,
+        inputs: Arc<[ManifestInput]>,
+        progress: Option<ProgressFn>,
+    ) -> Result<ImportPreview, RegistryError> {
+        let catalog = self.catalog.clone();
+        let total = total_bytes(&inputs);
+        let validation = tokio::task::spawn_blocking(move || {
+            let mut templates = Vec::new();
+            let problems = validate::validate_in_chunks(&inputs, &catalog, |chunk, done| {
+                templates.extend(chunk);
+                report(&progress, ImportPhase::Validating, done, total);
+                true
+            });
+            report(&progress, ImportPhase::Done, total, total);
+            Validation {
+                templates,
+                problems,
+            }
+        })
+        .await
+        .map_err(|e| RegistryError::Internal(format!("validation stopped: {e}")))?;
         if !validation.is_valid() {
             return Ok(ImportPreview {
                 report: ImportReport {
@@ -195,18 +227,30 @@ impl Registry {
     /// and the transaction is rolled back, so a bad template anywhere leaves the library as
     /// it was.
     pub async fn import(&self, inputs: &[ManifestInput]) -> Result<ImportReport, RegistryError> {
+        self.import_with_progress(inputs.into(), None).await
+    }
+
+    /// [`Registry::import`], reporting progress as chunks are checked and handed to the writer.
+    pub async fn import_with_progress(
+        &self,
+        inputs: Arc<[ManifestInput]>,
+        progress: Option<ProgressFn>,
+    ) -> Result<ImportReport, RegistryError> {
         let (sender, batches) = tokio::sync::mpsc::channel(2);
-        let inputs: Arc<[ManifestInput]> = inputs.into();
         let catalog = self.catalog.clone();
+        let total = total_bytes(&inputs);
         let validating = tokio::task::spawn_blocking(move || {
-            let problems = validate::validate_in_chunks(&inputs, &catalog, |chunk| {
+            let problems = validate::validate_in_chunks(&inputs, &catalog, |chunk, done| {
                 let rows = import_rows(&catalog, chunk);
-                sender.blocking_send(ImportBatch::Rows(rows)).is_ok()
+                let sent = sender.blocking_send(ImportBatch::Rows(rows)).is_ok();
+                report(&progress, ImportPhase::Writing, done, total);
+                sent
             });
             if problems.is_empty() {
                 // A closed channel here means the writer already failed; it reports why.
                 let _ = sender.blocking_send(ImportBatch::Commit);
             }
+            report(&progress, ImportPhase::Done, total, total);
             problems
         });
         let written = self.repo.import(batches).await;
@@ -268,6 +312,88 @@ impl Registry {
         Ok(self.repo.search(&query).await?)
     }
 
+    /// How many templates match free text and a risk level, per sector and category, over the
+    /// whole configured tree (empty branches count zero).
+    pub async fn facets(
+        &self,
+        text: Option<String>,
+        risk: Option<RiskLevel>,
+    ) -> Result<SectorTree, RegistryError> {
+        let query = SearchQuery {
+            text: text.filter(|t| !t.trim().is_empty()),
+            risk,
+            ..SearchQuery::default()
+        };
+        let rows = self.repo.facets(&query).await?;
+        let count = |sector: &str, category: &str| {
+            rows.iter()
+                .filter(|r| r.sector == sector && r.category == category)
+                .map(|r| r.count)
+                .sum::<i64>()
+        };
+        let sectors: Vec<SectorCount> = self
+            .catalog
+            .sectors()
+            .iter()
+            .map(|s| {
+                let categories: Vec<CategoryCount> = s
+                    .categories
+                    .iter()
+                    .map(|c| CategoryCount {
+                        name: c.clone(),
+                        count: count(&s.id, c),
+                    })
+                    .collect();
+                SectorCount {
+                    id: s.id.clone(),
+                    name: s.name.clone(),
+                    count: categories.iter().map(|c| c.count).sum(),
+                    categories,
+                }
+            })
+            .collect();
+        Ok(SectorTree {
+            total: sectors.iter().map(|s| s.count).sum(),
+            sectors,
+        })
+    }
+
+    /// One page of the library view: the templates matching text and filters, best first, and
+    /// how many match in all.
+    pub async fn library_page(
+        &self,
+        query: LibraryQuery,
+        offset: u32,
+        limit: u32,
+    ) -> Result<LibraryPage, RegistryError> {
+        let resolved = self.resolve(SearchRequest {
+            text: query.text.clone(),
+            sector: query.sector,
+            category: query.category,
+            risk: query.risk,
+            limit: Some(limit),
+            offset: Some(offset),
+        })?;
+        let tree = self.facets(query.text, query.risk).await?;
+        let total = match (&resolved.sector, &resolved.category) {
+            (None, None) => tree.total,
+            (sector, category) => tree
+                .sectors
+                .iter()
+                .filter(|s| sector.as_ref().is_none_or(|id| &s.id == id))
+                .flat_map(|s| s.categories.iter())
+                .filter(|c| category.as_ref().is_none_or(|name| &c.name == name))
+                .map(|c| c.count)
+                .sum(),
+        };
+        let templates = self.repo.search(&resolved).await?;
+        Ok(LibraryPage {
+            total,
+            offset,
+            templates,
+        })
+    }
+
     /// One template, at its current version or at an older one.
     pub async fn show(
         &self,
@@ -303,6 +429,16 @@ impl Registry {
             content,
             default_perimeter,
         })
+    }
+}
+
+fn total_bytes(inputs: &[ManifestInput]) -> u64 {
+    inputs.iter().map(|i| i.bytes.len() as u64).sum()
+}
+
+fn report(progress: &Option<ProgressFn>, phase: ImportPhase, done: u64, total: u64) {
+    if let Some(progress) = progress {
+        progress(ImportProgress { phase, done, total });
     }
 }
 

@@ -92,7 +92,7 @@ pub const CHUNK_TEMPLATES: usize = 1000;
 /// Validates manifests against the schema and the catalogue; ids must be unique across all inputs.
 pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
     let mut templates = Vec::new();
-    let problems = validate_in_chunks(inputs, catalog, |chunk| {
+    let problems = validate_in_chunks(inputs, catalog, |chunk, _| {
         templates.extend(chunk);
         true
     });
@@ -106,15 +106,19 @@ pub fn validate(inputs: &[ManifestInput], catalog: &Catalog) -> Validation {
 /// each chunk's valid templates to `emit` for as long as no problem has been found and `emit`
 /// returns true, so an importer can write while the rest is still being checked. Returns every
 /// problem, in file order; ids are compared in file order, so the first occurrence wins.
+/// `emit` also gets how many bytes of all inputs have been checked so far, for progress.
 pub fn validate_in_chunks(
     inputs: &[ManifestInput],
     catalog: &Catalog,
-    mut emit: impl FnMut(Vec<ValidTemplate>) -> bool,
+    mut emit: impl FnMut(Vec<ValidTemplate>, u64) -> bool,
 ) -> Vec<Problem> {
     let mut problems = Vec::new();
     let mut seen: HashMap<String, (String, String)> = HashMap::new();
     let mut emitting = true;
+    let mut files_done = 0u64;
     for input in inputs {
+        let file_start = files_done;
+        files_done += input.bytes.len() as u64;
         let split = match open_file(input, catalog) {
             Ok(split) => split,
             Err(file_problems) => {
@@ -162,7 +166,8 @@ pub fn validate_in_chunks(
                     (Err(found), dup) => problems.extend(found.into_iter().chain(dup)),
                 }
             }
-            emitting = emitting && problems.is_empty() && emit(valid);
+            let checked_to = chunk.last().map_or(0, |raw| split.end_of(raw)) as u64;
+            emitting = emitting && problems.is_empty() && emit(valid, file_start + checked_to);
         }
     }
     problems

@@ -1,0 +1,132 @@
+//! The commands the window calls. Each turns its arguments into core values, calls the core
+//! and maps the result; nothing is decided here.
+
+use mission_core::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
+use mission_core::registry::import::ImportReport;
+use mission_core::registry::search::{LibraryPage, LibraryQuery, SectorTree};
+use mission_core::registry::staging::ImportPreview;
+use mission_core::registry::RiskLevel;
+use tauri::{AppHandle, State};
+use tauri_plugin_dialog::DialogExt;
+
+use crate::error::{AppError, ErrorCode};
+use crate::state::AppState;
+use crate::{imports, window_sink};
+
+/// Largest page the library view asks for at once.
+const MAX_PAGE: u32 = 500;
+
+/// One page of templates matching the query, and how many match in all.
+#[tauri::command]
+#[specta::specta]
+pub async fn library_search(
+    state: State<'_, AppState>,
+    query: LibraryQuery,
+    offset: u32,
+    limit: u32,
+) -> Result<LibraryPage, AppError> {
+    let services = state.services().await?;
+    Ok(services
+        .registry
+        .library_page(query, offset, limit.clamp(1, MAX_PAGE))
+        .await?)
+}
+
+/// The sector → category tree with match counts for the text and risk filter.
+#[tauri::command]
+#[specta::specta]
+pub async fn library_facets(
+    state: State<'_, AppState>,
+    text: Option<String>,
+    risk: Option<RiskLevel>,
+) -> Result<SectorTree, AppError> {
+    Ok(state.services().await?.registry.facets(text, risk).await?)
+}
+
+/// What the configurator offers for a template: caps, defaults, modes, connections.
+#[tauri::command]
+#[specta::specta]
+pub async fn mission_draft(
+    state: State<'_, AppState>,
+    template_id: String,
+) -> Result<MissionDraft, AppError> {
+    Ok(state.services().await?.missions.draft(&template_id).await?)
+}
+
+/// Saves a configured perimeter as an active mission; the core refuses anything beyond a cap.
+#[tauri::command]
+#[specta::specta]
+pub async fn save_mission(
+    state: State<'_, AppState>,
+    request: SaveMissionRequest,
+) -> Result<SaveOutcome, AppError> {
+    Ok(state.services().await?.missions.save(&request).await?)
+}
+
+/// Saved missions, newest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_missions(state: State<'_, AppState>) -> Result<Vec<ActiveMission>, AppError> {
+    Ok(state.services().await?.missions.list(1000).await?)
+}
+
+/// Opens the native file picker and previews the chosen manifests; `None` if cancelled.
+#[tauri::command]
+#[specta::specta]
+pub async fn pick_manifests(
+    app: AppHandle,
+    state: State<'_, AppState>,
+) -> Result<Option<ImportPreview>, AppError> {
+    let services = state.services().await?;
+    let picked = app
+        .dialog()
+        .file()
+        .set_title("Choose manifest files to import")
+        .add_filter("Mission template manifests", &["json"])
+        .blocking_pick_files();
+    let Some(picked) = picked else {
+        return Ok(None);
+    };
+    let paths = picked
+        .into_iter()
+        .map(|p| {
+            p.into_path().map_err(|e| {
+                AppError::new(
+                    ErrorCode::Dialog,
+                    format!("The chosen file is not a local file ({e}); copy it to this computer first."),
+                )
+            })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let preview = imports::stage(&services.imports, paths, window_sink(&app), false).await?;
+    Ok(Some(preview))
+}
+
+/// Imports exactly what a preview showed, in one transaction.
+#[tauri::command]
+#[specta::specta]
+pub async fn confirm_import(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    import_id: String,
+) -> Result<ImportReport, AppError> {
+    let services = state.services().await?;
+    let report = imports::confirm(&services.imports, &import_id, window_sink(&app)).await?;
+    crate::notify_if_unfocused(&app, &report);
+    Ok(report)
+}
+
+/// Forgets a previewed import without writing anything.
+#[tauri::command]
+#[specta::specta]
+pub async fn cancel_import(state: State<'_, AppState>, import_id: String) -> Result<(), AppError> {
+    state.services().await?.imports.cancel(&import_id);
+    Ok(())
+}
+
+/// The window reports the first render of the library (the startup figure in the log).
+#[tauri::command]
+#[specta::specta]
+pub fn library_rendered(state: State<'_, AppState>, count: u32) {
+    state.library_rendered(count);
+}

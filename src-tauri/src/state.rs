@@ -1,0 +1,105 @@
+//! What the commands share: the core services over one database, opened once in the
+//! background so the window can load while migrations and the first-start import run.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Instant;
+
+use mission_core::perimeter::Missions;
+use mission_core::registry::ImportStage;
+use mission_core::Registry;
+use tokio::sync::OnceCell;
+
+use crate::error::{AppError, ErrorCode};
+
+/// The core services.
+#[derive(Debug, Clone)]
+pub struct Services {
+    /// Templates: search, show, import.
+    pub registry: Registry,
+    /// Active missions.
+    pub missions: Missions,
+    /// Imports waiting for Confirm.
+    pub imports: ImportStage,
+}
+
+/// State managed by the app.
+#[derive(Debug)]
+pub struct AppState {
+    database_url: String,
+    services: OnceCell<Result<Services, AppError>>,
+    started: Instant,
+    rendered: AtomicBool,
+}
+
+impl AppState {
+    /// State for the database at this URL; nothing is opened yet.
+    pub fn new(database_url: String, started: Instant) -> Self {
+        Self {
+            database_url,
+            services: OnceCell::new(),
+            started,
+            rendered: AtomicBool::new(false),
+        }
+    }
+
+    /// The services, opening the database on first use. A failure to open is kept and
+    /// returned to every caller, so the UI can say what is wrong instead of hanging.
+    pub async fn services(&self) -> Result<&Services, AppError> {
+        self.services
+            .get_or_init(|| async {
+                let registry = Registry::open(&self.database_url).await.map_err(|e| {
+                    tracing::error!(error = %e, url = %redact(&self.database_url), "cannot open the library");
+                    AppError::new(
+                        ErrorCode::Storage,
+                        format!(
+                            "The mission library at {} could not be opened. Check that the disk \
+                             is writable, or set DATABASE_URL to another database, then restart.",
+                            redact(&self.database_url)
+                        ),
+                    )
+                })?;
+                tracing::info!(
+                    ms = self.started.elapsed().as_millis() as u64,
+                    "library database ready"
+                );
+                Ok(Services {
+                    missions: Missions::new(registry.clone()),
+                    imports: ImportStage::new(registry.clone()),
+                    registry,
+                })
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// Records the first time the window shows the library; later calls are ignored.
+    pub fn library_rendered(&self, count: u32) {
+        if !self.rendered.swap(true, Ordering::SeqCst) {
+            tracing::info!(
+                templates = count,
+                ms = self.started.elapsed().as_millis() as u64,
+                "library rendered"
+            );
+        }
+    }
+}
+
+/// A database URL without its password, for messages and logs.
+fn redact(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme), Some(at)) if at > scheme => {
+            let credentials = &url[scheme + 3..at];
+            match credentials.find(':') {
+                Some(colon) => format!(
+                    "{}{}:***{}",
+                    &url[..scheme + 3],
+                    &credentials[..colon],
+                    &url[at..]
+                ),
+                None => url.to_owned(),
+            }
+        }
+        _ => url.to_owned(),
+    }
+}

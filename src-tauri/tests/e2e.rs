@@ -1,0 +1,350 @@
+//! End to end through the real window: the built app under Xvfb, driven by tauri-driver and
+//! WebKitWebDriver. Run by scripts/test as
+//! `xvfb-run -a cargo test --features custom-protocol --test e2e`.
+//!
+//! The app runs with HOME and the XDG folders in a temporary directory, so it creates its
+//! SQLite database there (the real default location, relocated); the test then reads that
+//! database directly to check what Save wrote.
+
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use fantoccini::{Client, ClientBuilder, Locator};
+use serde_json::{json, Value};
+use sqlx::sqlite::SqliteConnectOptions;
+use sqlx::{ConnectOptions, Row};
+
+const TEMPLATE: &str = "talent.burnout-recruiter";
+const WAIT: Duration = Duration::from_secs(30);
+
+/// tauri-driver, stopped with SIGTERM so it also stops WebKitWebDriver.
+struct Driver {
+    child: Child,
+    port: u16,
+}
+
+impl Drop for Driver {
+    fn drop(&mut self) {
+        let _ = Command::new("kill")
+            .args(["-TERM", &self.child.id().to_string()])
+            .status();
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+    }
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free local port")
+}
+
+/// Starts tauri-driver with the app's environment pointed into `home`.
+fn start_driver(home: &Path) -> Driver {
+    assert!(
+        std::env::var_os("DISPLAY").is_some(),
+        "no X display: run this test under xvfb-run (scripts/test does)"
+    );
+    let runtime = home.join("runtime");
+    for dir in ["data", "config", "cache"] {
+        std::fs::create_dir_all(home.join(dir)).expect("xdg dir");
+    }
+    std::fs::create_dir_all(&runtime).expect("runtime dir");
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&runtime, std::fs::Permissions::from_mode(0o700))
+            .expect("runtime dir permissions");
+    }
+    let port = free_port();
+    let native_port = free_port();
+    let driver = std::env::var("TAURI_DRIVER").unwrap_or_else(|_| "tauri-driver".into());
+    let child = Command::new(&driver)
+        .args([
+            "--port",
+            &port.to_string(),
+            "--native-port",
+            &native_port.to_string(),
+        ])
+        .env("HOME", home)
+        .env("XDG_DATA_HOME", home.join("data"))
+        .env("XDG_CONFIG_HOME", home.join("config"))
+        .env("XDG_CACHE_HOME", home.join("cache"))
+        .env("XDG_RUNTIME_DIR", &runtime)
+        .env_remove("DATABASE_URL")
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .unwrap_or_else(|e| panic!("cannot start {driver} ({e}); scripts/setup installs it"));
+    Driver { child, port }
+}
+
+async fn connect(driver: &Driver) -> Client {
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_mission-control"));
+    let mut caps = serde_json::Map::new();
+    caps.insert("browserName".into(), json!("wry"));
+    caps.insert("tauri:options".into(), json!({ "application": app }));
+    let url = format!("http://127.0.0.1:{}", driver.port);
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let attempt = ClientBuilder::rustls()
+            .expect("rustls")
+            .capabilities(caps.clone())
+            .connect(&url)
+            .await;
+        match attempt {
+            Ok(client) => return client,
+            Err(e) if Instant::now() < deadline => {
+                let _ = e;
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => panic!("no WebDriver session with the app: {e}"),
+        }
+    }
+}
+
+/// Polls until `check` returns Some, or fails naming what it waited for.
+async fn until<T, F, Fut>(what: &str, mut check: F) -> T
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Option<T>>,
+{
+    let deadline = Instant::now() + WAIT;
+    loop {
+        if let Some(value) = check().await {
+            return value;
+        }
+        assert!(Instant::now() < deadline, "timed out waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+async fn first_row_id(client: &Client) -> Option<String> {
+    let row = client
+        .find(Locator::Css("[data-testid='template-row']"))
+        .await
+        .ok()?;
+    row.attr("data-template-id").await.ok()?
+}
+
+async fn value_of(client: &Client, css: &str) -> Option<String> {
+    client
+        .find(Locator::Css(css))
+        .await
+        .ok()?
+        .prop("value")
+        .await
+        .ok()?
+}
+
+fn screenshot_dir() -> PathBuf {
+    // The app binary is in <target>/<profile>/; screenshots go next to the profile folders.
+    let app = PathBuf::from(env!("CARGO_BIN_EXE_mission-control"));
+    let dir = app.parent().and_then(Path::parent).map_or_else(
+        || PathBuf::from("e2e-screenshots"),
+        |t| t.join("e2e-screenshots"),
+    );
+    std::fs::create_dir_all(&dir).expect("screenshot dir");
+    dir
+}
+
+async fn screenshot(client: &Client, name: &str) -> PathBuf {
+    // WebKit captures the last composited frame: let two frames paint first, so the picture
+    // shows the state the test just waited for.
+    client
+        .execute_async(
+            "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+            vec![],
+        )
+        .await
+        .expect("wait for paint");
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let png = client.screenshot().await.expect("screenshot");
+    assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
+    let path = screenshot_dir().join(name);
+    std::fs::write(&path, png).expect("write screenshot");
+    eprintln!("screenshot: {}", path.display());
+    path
+}
+
+/// Calls a command the way the window does, returning `Ok(value)` or `Err(error object)`.
+async fn invoke(client: &Client, command: &str, args: Value) -> Result<Value, Value> {
+    let script = r#"
+        const [command, args, done] = arguments;
+        window.__TAURI_INTERNALS__.invoke(command, args)
+            .then((data) => done({ ok: data }), (error) => done({ err: error }));
+    "#;
+    let answer = client
+        .execute_async(script, vec![json!(command), args])
+        .await
+        .expect("execute_async");
+    match answer.get("ok") {
+        Some(ok) => Ok(ok.clone()),
+        None => Err(answer.get("err").cloned().unwrap_or(Value::Null)),
+    }
+}
+
+async fn database(home: &Path) -> sqlx::SqliteConnection {
+    let path = home
+        .join("data")
+        .join("app.missioncontrol.desktop")
+        .join("mission-control.sqlite3");
+    SqliteConnectOptions::new()
+        .filename(&path)
+        .read_only(true)
+        .connect()
+        .await
+        .unwrap_or_else(|e| panic!("cannot open the app's database {}: {e}", path.display()))
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
+    let home = tempfile::tempdir().expect("temp home");
+    let driver = start_driver(home.path());
+    let client = connect(&driver).await;
+
+    // The library renders the bundled templates.
+    until("the library's first rows", || first_row_id(&client)).await;
+    screenshot(&client, "library.png").await;
+
+    // Search as you type.
+    let search = client
+        .find(Locator::Css("[data-testid='library-search']"))
+        .await
+        .expect("search box");
+    search.send_keys("burnout").await.expect("type");
+    until("Burnout Recruiter first in the results", || async {
+        (first_row_id(&client).await.as_deref() == Some(TEMPLATE)).then_some(())
+    })
+    .await;
+
+    // Quick Deploy opens the configurator.
+    client
+        .find(Locator::Css(&format!(
+            "[data-template-id='{TEMPLATE}'] [data-testid='quick-deploy']"
+        )))
+        .await
+        .expect("Quick Deploy button")
+        .click()
+        .await
+        .expect("click Quick Deploy");
+    until("the configurator's budget input", || {
+        value_of(&client, "[data-testid='budget-input']")
+    })
+    .await;
+    screenshot(&client, "mission-config-modal.png").await;
+
+    // Push the budget past its cap: the field clamps to the cap ($250.00 for this template).
+    let budget = client
+        .find(Locator::Css("[data-testid='budget-input']"))
+        .await
+        .expect("budget input");
+    budget.clear().await.expect("clear budget");
+    budget.send_keys("999999").await.expect("type budget");
+    let shown = until("the budget clamped to its cap", || async {
+        value_of(&client, "[data-testid='budget-input']")
+            .await
+            .filter(|v| v.parse::<f64>().is_ok_and(|n| n <= 250.0))
+    })
+    .await;
+    assert_eq!(shown.parse::<f64>().expect("number"), 250.0);
+
+    // Threshold mode, then Save.
+    client
+        .find(Locator::Css("[data-testid='mode-Threshold']"))
+        .await
+        .expect("Threshold toggle")
+        .click()
+        .await
+        .expect("choose Threshold");
+    until("the threshold input", || {
+        value_of(&client, "[data-testid='threshold-input']")
+    })
+    .await;
+    client
+        .find(Locator::Css("[data-testid='save-mission']"))
+        .await
+        .expect("Save button")
+        .click()
+        .await
+        .expect("Save");
+    let mission_id = until("the saved mission's id", || async {
+        let text = client
+            .find(Locator::Css("[data-testid='saved-mission-id']"))
+            .await
+            .ok()?
+            .text()
+            .await
+            .ok()?;
+        (!text.trim().is_empty()).then(|| text.trim().to_owned())
+    })
+    .await;
+    screenshot(&client, "mission-saved.png").await;
+
+    // The core refuses a budget beyond the cap whatever the window sends.
+    let draft = invoke(&client, "mission_draft", json!({ "templateId": TEMPLATE }))
+        .await
+        .expect("mission_draft");
+    let cap = draft["hard_caps"]["budget_cents"].as_i64().expect("cap");
+    assert_eq!(cap, 25_000);
+    let refused = invoke(
+        &client,
+        "save_mission",
+        json!({ "request": {
+            "request_id": "0192f0a0-0000-7000-8000-000000000001",
+            "template_id": TEMPLATE,
+            "template_version": draft["template"]["version"],
+            "budget_cents": cap + 1,
+            "ttl_seconds": 3600,
+            "max_steps": 1,
+            "approval_mode": "Auto",
+            "threshold_cents": null,
+            "connections": []
+        }}),
+    )
+    .await
+    .expect_err("a budget beyond the cap must be refused");
+    assert_eq!(refused["code"], "perimeter_out_of_range", "{refused}");
+    assert_eq!(refused["details"]["field"], "budget_cents");
+    assert_eq!(refused["details"]["limit"], cap);
+
+    client.close().await.expect("close session");
+    drop(driver);
+
+    // Exactly one mission, as configured, pinned to the template's version and logic_hash.
+    let mut db = database(home.path()).await;
+    let rows = sqlx::query(
+        "SELECT m.id, m.budget_cents, m.approval_mode, m.threshold_cents, m.logic_hash, \
+         m.template_version, v.logic_hash AS version_hash \
+         FROM active_missions m JOIN template_versions v \
+         ON v.template_id = m.template_id AND v.version = m.template_version",
+    )
+    .fetch_all(&mut db)
+    .await
+    .expect("read missions");
+    assert_eq!(rows.len(), 1, "expected exactly one active mission");
+    let row = &rows[0];
+    assert_eq!(row.get::<String, _>("id"), mission_id);
+    assert_eq!(row.get::<i64, _>("budget_cents"), 25_000);
+    assert_eq!(row.get::<String, _>("approval_mode"), "Threshold");
+    assert!(row.get::<Option<i64>, _>("threshold_cents").is_some());
+    let template_hash: String = sqlx::query_scalar("SELECT logic_hash FROM templates WHERE id = ?")
+        .bind(TEMPLATE)
+        .fetch_one(&mut db)
+        .await
+        .expect("template hash");
+    assert_eq!(row.get::<String, _>("logic_hash"), template_hash);
+    assert_eq!(
+        row.get::<String, _>("logic_hash"),
+        row.get::<String, _>("version_hash")
+    );
+}

@@ -1,0 +1,128 @@
+import type { AppError, ErrorCode, ErrorDetails } from "./bindings";
+
+export type Severity = "error" | "warning";
+
+export interface ErrorWording {
+  /** A short headline a person understands without the message. */
+  title: string;
+  /** What to do next. */
+  whatToDo: string;
+  severity: Severity;
+}
+
+/**
+ * The one table from error code to wording. `ErrorCode` (generated from the Rust enum) is the
+ * closed list, so a code added or removed there fails the type check here until it is worded.
+ */
+export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
+  invalid_manifest: {
+    title: "The manifest is not valid",
+    whatToDo: "Fix the problems listed below in the manifest file, then import it again. Nothing was imported.",
+    severity: "warning",
+  },
+  unknown_sector: {
+    title: "Unknown sector",
+    whatToDo: "Use a sector that exists in the library, or ask an admin to add it to the sector catalogue.",
+    severity: "warning",
+  },
+  unknown_category: {
+    title: "Unknown category",
+    whatToDo: "Use a category listed under the sector, or ask an admin to add it to the sector catalogue.",
+    severity: "warning",
+  },
+  template_not_found: {
+    title: "Template not found",
+    whatToDo: "The template may have been replaced by an import. Reload the library and pick it again.",
+    severity: "warning",
+  },
+  version_not_found: {
+    title: "Template version not found",
+    whatToDo: "Reload the library and pick the template again to use its current version.",
+    severity: "warning",
+  },
+  template_changed: {
+    title: "The template changed while you were configuring it",
+    whatToDo: "Cancel this dialog and press Quick Deploy again to configure the current version. Nothing was saved.",
+    severity: "warning",
+  },
+  perimeter_out_of_range: {
+    title: "A value is outside the allowed range",
+    whatToDo: "Bring the value back within the cap shown next to it, then save again. Nothing was saved.",
+    severity: "warning",
+  },
+  unknown_connection: {
+    title: "That sector connection cannot be granted",
+    whatToDo: "Untick the connection and save again; only connections the template declares can be granted.",
+    severity: "warning",
+  },
+  invalid_request: {
+    title: "The request was refused",
+    whatToDo: "Cancel, open the dialog again and retry. If it keeps happening, report this message.",
+    severity: "error",
+  },
+  import_not_found: {
+    title: "This import is no longer available",
+    whatToDo: "Choose or drop the manifest files again to get a fresh preview. Nothing was imported.",
+    severity: "warning",
+  },
+  storage: {
+    title: "The library database could not be used",
+    whatToDo: "Check that the disk has free space and that no other program holds the database, then retry. Nothing was changed.",
+    severity: "error",
+  },
+  config: {
+    title: "The app's configuration is invalid",
+    whatToDo: "Fix the configuration file named in the message, then restart Mission Control.",
+    severity: "error",
+  },
+  internal: {
+    title: "Something went wrong inside Mission Control",
+    whatToDo: "Retry. If it happens again, restart the app and report this message.",
+    severity: "error",
+  },
+  dialog: {
+    title: "The file picker could not be opened",
+    whatToDo: "Try again, or drag the manifest files onto this window instead.",
+    severity: "warning",
+  },
+};
+
+export function wordingFor(code: string): ErrorWording {
+  return isErrorCode(code) ? ERROR_WORDING[code] : ERROR_WORDING.internal;
+}
+
+function isErrorCode(code: string): code is ErrorCode {
+  return Object.prototype.hasOwnProperty.call(ERROR_WORDING, code);
+}
+
+const NO_DETAILS: ErrorDetails = { field: null, limit: null, problems: [] };
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === "object" && value !== null;
+}
+
+/**
+ * Turns whatever a rejected promise carried into an `AppError`. The platform rejects with
+ * `AppError`s; anything else (a bug, a missing command) becomes an `internal` error.
+ */
+export function toAppError(e: unknown): AppError {
+  if (isRecord(e) && typeof e.code === "string" && typeof e.message === "string") {
+    const details = isRecord(e.details) ? e.details : {};
+    return {
+      code: isErrorCode(e.code) ? e.code : "internal",
+      message: e.message,
+      details: {
+        field: typeof details.field === "string" ? details.field : null,
+        limit: typeof details.limit === "number" ? details.limit : null,
+        problems: Array.isArray(details.problems) ? details.problems : [],
+      },
+    };
+  }
+  if (e instanceof Error) {
+    return { code: "internal", message: e.message, details: NO_DETAILS };
+  }
+  if (typeof e === "string") {
+    return { code: "internal", message: e, details: NO_DETAILS };
+  }
+  return { code: "internal", message: "An unexpected error occurred.", details: NO_DETAILS };
+}

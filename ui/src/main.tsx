@@ -1,0 +1,16 @@
+import { StrictMode } from "react";
+import { createRoot } from "react-dom/client";
+import { App } from "./App";
+import { createTauriPlatform, PlatformProvider } from "./platform";
+import "./styles.css";
+
+const root = document.getElementById("root");
+if (!root) throw new Error("index.html has no #root element");
+
+createRoot(root).render(
+  <StrictMode>
+    <PlatformProvider platform={createTauriPlatform()}>
+      <App />
+    </PlatformProvider>
+  </StrictMode>,
+);

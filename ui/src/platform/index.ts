@@ -1,0 +1,3 @@
+export type { Platform } from "./types";
+export { PlatformProvider, usePlatform } from "./context";
+export { createTauriPlatform } from "./tauri";

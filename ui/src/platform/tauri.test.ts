@@ -1,0 +1,194 @@
+import { beforeEach, describe, expect, it, vi } from "vitest";
+
+// The generated bindings talk to a webview; here they are replaced by hand-driven stand-ins.
+const mocks = vi.hoisted(() => {
+  type Handler = (event: { payload: unknown }) => void;
+  const handlers = new Map<string, Set<Handler>>();
+  const unlistened: string[] = [];
+  const pendingListens: Array<() => void> = [];
+  let deferListen = false;
+  function event(name: string) {
+    return {
+      listen: (cb: Handler) => {
+        const register = () => {
+          const set = handlers.get(name) ?? new Set<Handler>();
+          set.add(cb);
+          handlers.set(name, set);
+        };
+        const unlisten = () => {
+          unlistened.push(name);
+          handlers.get(name)?.delete(cb);
+        };
+        if (!deferListen) {
+          register();
+          return Promise.resolve(unlisten);
+        }
+        return new Promise<() => void>((resolve) => {
+          pendingListens.push(() => {
+            register();
+            resolve(unlisten);
+          });
+        });
+      },
+    };
+  }
+  return {
+    handlers,
+    unlistened,
+    pendingListens,
+    setDeferListen: (v: boolean) => {
+      deferListen = v;
+    },
+    emit: (name: string, payload: unknown) => handlers.get(name)?.forEach((cb) => cb({ payload })),
+    commands: {
+      librarySearch: vi.fn(),
+      libraryFacets: vi.fn(),
+      missionDraft: vi.fn(),
+      saveMission: vi.fn(),
+      listMissions: vi.fn(),
+      pickManifests: vi.fn(),
+      confirmImport: vi.fn(),
+      cancelImport: vi.fn(),
+      libraryRendered: vi.fn(),
+    },
+    events: {
+      importStarted: event("importStarted"),
+      importProgress: event("importProgress"),
+      importPreviewReady: event("importPreviewReady"),
+      importFailed: event("importFailed"),
+      libraryChanged: event("libraryChanged"),
+    },
+  };
+});
+
+vi.mock("../bindings", () => ({ commands: mocks.commands, events: mocks.events }));
+
+import { createTauriPlatform } from "./tauri";
+
+const QUERY = { text: "burn", sector: null, category: null, risk: null };
+
+describe("the Tauri platform", () => {
+  beforeEach(() => {
+    mocks.handlers.clear();
+    mocks.unlistened.length = 0;
+    mocks.setDeferListen(false);
+  });
+
+  it("resolves with the data of an ok result", async () => {
+    const page = { total: 0, offset: 0, templates: [] };
+    mocks.commands.librarySearch.mockResolvedValueOnce({ status: "ok", data: page });
+    await expect(createTauriPlatform().searchLibrary(QUERY, 0, 200)).resolves.toBe(page);
+    expect(mocks.commands.librarySearch).toHaveBeenCalledWith(QUERY, 0, 200);
+  });
+
+  it("rejects with the AppError of an error result", async () => {
+    const error = { code: "template_changed", message: "changed", details: { field: null, limit: null, problems: [] } };
+    mocks.commands.saveMission.mockResolvedValueOnce({ status: "error", error });
+    await expect(
+      createTauriPlatform().saveMission({
+        request_id: "r",
+        template_id: "t",
+        template_version: 1,
+        budget_cents: 100,
+        ttl_seconds: 3600,
+        max_steps: 1,
+        approval_mode: "Auto",
+        threshold_cents: null,
+        connections: [],
+      }),
+    ).rejects.toEqual(error);
+  });
+
+  it("rejects with an internal AppError, not an Error, when the command itself throws", async () => {
+    mocks.commands.listMissions.mockRejectedValueOnce(new Error("command list_missions not found"));
+    await expect(createTauriPlatform().listMissions()).rejects.toEqual({
+      code: "internal",
+      message: "command list_missions not found",
+      details: { field: null, limit: null, problems: [] },
+    });
+  });
+
+  it("maps cancelImport and pickManifests", async () => {
+    mocks.commands.cancelImport.mockResolvedValueOnce({ status: "ok", data: null });
+    mocks.commands.pickManifests.mockResolvedValueOnce({ status: "ok", data: null });
+    const platform = createTauriPlatform();
+    await expect(platform.cancelImport("imp-1")).resolves.toBeUndefined();
+    expect(mocks.commands.cancelImport).toHaveBeenCalledWith("imp-1");
+    await expect(platform.pickManifests()).resolves.toBeNull();
+  });
+
+  it("never lets the startup metric throw", async () => {
+    mocks.commands.libraryRendered.mockRejectedValueOnce(new Error("no such command"));
+    expect(() => createTauriPlatform().libraryRendered(200)).not.toThrow();
+    expect(mocks.commands.libraryRendered).toHaveBeenCalledWith(200);
+    mocks.commands.libraryRendered.mockImplementationOnce(() => {
+      throw new Error("no webview");
+    });
+    expect(() => createTauriPlatform().libraryRendered(5)).not.toThrow();
+  });
+
+  it("rejects with an internal AppError when an invoke fails with a bare string", async () => {
+    // typedError passes anything but an Error through as the error value.
+    mocks.commands.confirmImport.mockResolvedValueOnce({ status: "error", error: "command confirm_import not allowed" });
+    await expect(createTauriPlatform().confirmImport("imp-1")).rejects.toMatchObject({
+      code: "internal",
+      message: "command confirm_import not allowed",
+    });
+  });
+
+  it("delivers the AppError of a failed drop", async () => {
+    const failed = vi.fn();
+    const off = createTauriPlatform().onImportFailed(failed);
+    await Promise.resolve();
+    const error = { code: "storage", message: "database is locked", details: { field: null, limit: null, problems: [] } };
+    mocks.emit("importFailed", { error });
+    expect(failed).toHaveBeenCalledWith(error);
+    off();
+    expect(mocks.unlistened).toEqual(["importFailed"]);
+  });
+
+  it("delivers event payloads and unsubscribes", async () => {
+    const platform = createTauriPlatform();
+    const started = vi.fn();
+    const progress = vi.fn();
+    const changed = vi.fn();
+    const offStarted = platform.onImportStarted(started);
+    const offProgress = platform.onImportProgress(progress);
+    platform.onLibraryChanged(changed);
+    await Promise.resolve();
+
+    mocks.emit("importStarted", { files: ["/a.json"] });
+    mocks.emit("importProgress", { import_id: null, phase: "reading", done: 1, total: 2 });
+    mocks.emit("libraryChanged", {});
+    expect(started).toHaveBeenCalledWith(["/a.json"]);
+    expect(progress).toHaveBeenCalledWith({ import_id: null, phase: "reading", done: 1, total: 2 });
+    expect(changed).toHaveBeenCalledTimes(1);
+
+    offStarted();
+    offProgress();
+    mocks.emit("importStarted", { files: ["/b.json"] });
+    expect(started).toHaveBeenCalledTimes(1);
+    expect(mocks.unlistened).toEqual(["importStarted", "importProgress"]);
+  });
+
+  it("unsubscribes a listener that is still being set up", async () => {
+    mocks.setDeferListen(true);
+    const preview = vi.fn();
+    const off = createTauriPlatform().onImportPreview(preview);
+    off();
+    mocks.pendingListens.splice(0).forEach((finish) => finish());
+    await Promise.resolve();
+    await Promise.resolve();
+
+    mocks.emit("importPreviewReady", { import_id: "imp-1" });
+    expect(preview).not.toHaveBeenCalled();
+    expect(mocks.unlistened).toEqual(["importPreviewReady"]);
+  });
+
+  it("makes fresh request ids", () => {
+    const platform = createTauriPlatform();
+    const a = platform.newRequestId();
+    expect(a).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    expect(platform.newRequestId()).not.toBe(a);
+  });
+});

@@ -1,0 +1,54 @@
+import type {
+  ActiveMission,
+  AppError,
+  ImportPreview,
+  ImportProgress,
+  ImportReport,
+  LibraryPage,
+  LibraryQuery,
+  MissionDraft,
+  RiskLevel,
+  SaveMissionRequest,
+  SaveOutcome,
+  SectorTree,
+} from "../bindings";
+
+/**
+ * Everything the UI asks of the desktop shell. Components receive it through
+ * `PlatformProvider`, so they render in tests with a fake one.
+ * Every method rejects with an `AppError` object (not an `Error`) on failure.
+ */
+export interface Platform {
+  searchLibrary(query: LibraryQuery, offset: number, limit: number): Promise<LibraryPage>;
+  libraryFacets(text: string | null, risk: RiskLevel | null): Promise<SectorTree>;
+  missionDraft(templateId: string): Promise<MissionDraft>;
+  saveMission(request: SaveMissionRequest): Promise<SaveOutcome>;
+  listMissions(): Promise<ActiveMission[]>;
+  /** Native file picker opened by Rust; `null` = cancelled. */
+  pickManifests(): Promise<ImportPreview | null>;
+  confirmImport(importId: string): Promise<ImportReport>;
+  cancelImport(importId: string): Promise<void>;
+  /**
+   * Rust started reading files: dropped on the window, or just chosen in the file picker
+   * (`pickManifests` reads them through the same flow).
+   */
+  onImportStarted(cb: (files: string[]) => void): () => void;
+  /**
+   * How far reading, validating or writing has come, in bytes of the manifest files;
+   * `import_id` is null while files are previewed and set while a confirmed import writes.
+   */
+  onImportProgress(cb: (p: ImportProgress) => void): () => void;
+  /** The preview of dropped files is ready. */
+  onImportPreview(cb: (p: ImportPreview) => void): () => void;
+  /**
+   * Dropped files could not be previewed at all (for example, the database is unavailable).
+   * May come without an `onImportStarted` before it.
+   */
+  onImportFailed(cb: (error: AppError) => void): () => void;
+  /** An import changed the library. */
+  onLibraryChanged(cb: () => void): () => void;
+  /** Called once when the first library page is on screen (startup metric). */
+  libraryRendered(count: number): void;
+  /** A fresh UUID. */
+  newRequestId(): string;
+}

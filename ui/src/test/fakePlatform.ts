@@ -1,0 +1,243 @@
+import { render, type RenderResult } from "@testing-library/react";
+import { createElement, type ReactElement } from "react";
+import { vi, type Mock } from "vitest";
+import type {
+  ActiveMission,
+  AppError,
+  ErrorCode,
+  ImportPreview,
+  ImportProgress,
+  LibraryQuery,
+  MissionDraft,
+  Problem,
+  SaveMissionRequest,
+  SectorTree,
+  TemplateSummary,
+} from "../bindings";
+import { PlatformProvider } from "../platform/context";
+import type { Platform } from "../platform/types";
+
+type Mocked<P> = {
+  [K in keyof P]: P[K] extends (...args: infer A) => infer R ? Mock<(...args: A) => R> : P[K];
+};
+
+export type FakePlatform = Mocked<Platform> & {
+  /** Fire the shell's events as Rust would. */
+  emit: {
+    importStarted: (files: string[]) => void;
+    importProgress: (p: ImportProgress) => void;
+    importPreview: (p: ImportPreview) => void;
+    importFailed: (error: AppError) => void;
+    libraryChanged: () => void;
+  };
+  /** How many listeners each event has now (to check that components unsubscribe). */
+  listenerCount: () => number;
+  templates: TemplateSummary[];
+  missions: ActiveMission[];
+};
+
+const SECTORS: Record<string, string> = { finance: "Finance", wealth: "Wealth", security: "Security" };
+
+export function makeTemplate(i: number, overrides: Partial<TemplateSummary> = {}): TemplateSummary {
+  const sector = overrides.sector ?? ["finance", "wealth", "security"][i % 3] ?? "finance";
+  return {
+    id: `tpl-${i}`,
+    name: `Template ${i}`,
+    sector,
+    sector_name: SECTORS[sector] ?? sector,
+    category: i % 2 === 0 ? "Payments" : "Audit",
+    goal: `Goal of template ${i}`,
+    version: 1,
+    logic_hash: "ab".repeat(32),
+    baseline_risk: "Medium",
+    risk_level: null,
+    est_roi: null,
+    runs: 0,
+    top_performance: false,
+    history_note: "No finished runs yet",
+    ...overrides,
+  };
+}
+
+export function makeDraft(overrides: Partial<MissionDraft> = {}): MissionDraft {
+  return {
+    template: makeTemplate(1, { id: "tpl-1", name: "Burn Rate Watch", sector: "finance", version: 3 }),
+    hard_caps: { budget_cents: 25_000, ttl_seconds: 14 * 86_400, max_steps: 200 },
+    policy_caps: { budget_cents: 5_000_000, ttl_seconds: 30 * 86_400, max_steps: 10_000 },
+    template_caps: { budget_cents: 25_000, ttl_seconds: 14 * 86_400, max_steps: 200 },
+    minimums: { budget_cents: 100, ttl_seconds: 3_600, max_steps: 1 },
+    defaults: { budget_cents: 10_000, ttl_seconds: 86_400, max_steps: 50, approval_mode: "Strict", threshold_cents: null },
+    approval_modes: [
+      { mode: "Strict", waits: "Every call to a tool with side effects waits for a human (Pay Invoice); read-only calls run at once." },
+      { mode: "Threshold", waits: "Calls costing at least the threshold wait for a human, and so does every call to a High-risk tool (Pay Invoice)." },
+      { mode: "Auto", waits: "No call waits for a human; the budget, time and step caps still stop the mission." },
+    ],
+    connections: [
+      { sector: "wealth", sector_name: "Wealth", tools: ["wealth.rebalance"] },
+      { sector: "security", sector_name: "Security", tools: ["security.scan", "security.alert"] },
+    ],
+    ...overrides,
+  };
+}
+
+export function makeProblem(overrides: Partial<Problem> = {}): Problem {
+  return {
+    file: "/home/op/manifests/bad.json",
+    template_id: "tpl-bad",
+    pointer: "/templates/0/ruleset/allowed_tools/2",
+    code: "schema",
+    message: "unknown tool \"nope.tool\"",
+    ...overrides,
+  };
+}
+
+export function makePreview(overrides: Partial<ImportPreview> = {}): ImportPreview {
+  return {
+    import_id: "imp-1",
+    files: [{ path: "/home/op/manifests/more.json", name: "more.json", bytes: 20_480 }],
+    new: 2,
+    updated: 1,
+    unchanged: 4,
+    items: [
+      { id: "tpl-new-1", name: "New One", status: "new", version: 1, source: "/home/op/manifests/more.json" },
+      { id: "tpl-new-2", name: "New Two", status: "new", version: 1, source: "/home/op/manifests/more.json" },
+      { id: "tpl-upd", name: "Updated", status: "updated", version: 2, source: "/home/op/manifests/more.json" },
+    ],
+    problems: [],
+    ...overrides,
+  };
+}
+
+export function appError(code: ErrorCode, message: string, problems: Problem[] = []): AppError {
+  return { code, message, details: { field: null, limit: null, problems } };
+}
+
+/** A promise whose settlement the test controls, to deliver answers out of order. */
+export function deferred<T>() {
+  let resolve!: (value: T) => void;
+  let reject!: (reason: unknown) => void;
+  const promise = new Promise<T>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { promise, resolve, reject };
+}
+
+function matches(t: TemplateSummary, q: LibraryQuery): boolean {
+  if (q.text !== null) {
+    const hay = `${t.name} ${t.goal} ${t.category} ${t.sector_name}`.toLowerCase();
+    if (!q.text.toLowerCase().split(/\s+/).every((w) => hay.includes(w))) return false;
+  }
+  if (q.sector !== null && t.sector !== q.sector) return false;
+  if (q.category !== null && t.category !== q.category) return false;
+  if (q.risk !== null && (t.risk_level ?? t.baseline_risk) !== q.risk) return false;
+  return true;
+}
+
+function facets(templates: TemplateSummary[]): SectorTree {
+  const sectors = new Map<string, { id: string; name: string; count: number; categories: Map<string, number> }>();
+  for (const t of templates) {
+    const s = sectors.get(t.sector) ?? { id: t.sector, name: t.sector_name, count: 0, categories: new Map<string, number>() };
+    s.count += 1;
+    s.categories.set(t.category, (s.categories.get(t.category) ?? 0) + 1);
+    sectors.set(t.sector, s);
+  }
+  return {
+    total: templates.length,
+    sectors: [...sectors.values()].map((s) => ({
+      id: s.id,
+      name: s.name,
+      count: s.count,
+      categories: [...s.categories.entries()].map(([name, count]) => ({ name, count })),
+    })),
+  };
+}
+
+/** An in-memory platform: a searchable template list, a mission store and hand-fired events. */
+export function createFakePlatform(templates: TemplateSummary[] = Array.from({ length: 30 }, (_, i) => makeTemplate(i))): FakePlatform {
+  const listeners = {
+    importStarted: new Set<(files: string[]) => void>(),
+    importProgress: new Set<(p: ImportProgress) => void>(),
+    importPreview: new Set<(p: ImportPreview) => void>(),
+    importFailed: new Set<(error: AppError) => void>(),
+    libraryChanged: new Set<() => void>(),
+  };
+  function on<T>(set: Set<T>, cb: T): () => void {
+    set.add(cb);
+    return () => {
+      set.delete(cb);
+    };
+  }
+  const missions: ActiveMission[] = [];
+  const byRequest = new Map<string, ActiveMission>();
+  let ids = 0;
+  let requestIds = 0;
+
+  const fake: FakePlatform = {
+    templates,
+    missions,
+    searchLibrary: vi.fn(async (query: LibraryQuery, offset: number, limit: number) => {
+      const hits = templates.filter((t) => matches(t, query));
+      return { total: hits.length, offset, templates: hits.slice(offset, offset + limit) };
+    }),
+    libraryFacets: vi.fn(async (text: string | null, risk) =>
+      facets(templates.filter((t) => matches(t, { text, risk, sector: null, category: null }))),
+    ),
+    missionDraft: vi.fn(async (templateId: string) => {
+      const t = templates.find((x) => x.id === templateId);
+      const draft = makeDraft();
+      return t ? { ...draft, template: t } : draft;
+    }),
+    saveMission: vi.fn(async (request: SaveMissionRequest) => {
+      const existing = byRequest.get(request.request_id);
+      if (existing) return { mission: existing, created: false };
+      const template = templates.find((t) => t.id === request.template_id) ?? makeTemplate(0);
+      ids += 1;
+      const mission: ActiveMission = {
+        id: `0190f0c4-0000-7000-8000-${String(ids).padStart(12, "0")}`,
+        template_id: request.template_id,
+        template_name: template.name,
+        template_version: request.template_version,
+        logic_hash: template.logic_hash,
+        sector: template.sector,
+        perimeter: {
+          budget_cents: request.budget_cents,
+          ttl_seconds: request.ttl_seconds,
+          max_steps: request.max_steps,
+          approval_mode: request.approval_mode,
+          threshold_cents: request.threshold_cents,
+        },
+        connections: request.connections,
+        status: "Ready",
+        created_at: "2026-11-25T08:30:00.000000Z",
+      };
+      byRequest.set(request.request_id, mission);
+      missions.unshift(mission);
+      return { mission, created: true };
+    }),
+    listMissions: vi.fn(async () => [...missions]),
+    pickManifests: vi.fn(async () => null),
+    confirmImport: vi.fn(async () => ({ dry_run: false, new: 0, updated: 0, unchanged: 0, items: [] })),
+    cancelImport: vi.fn(async () => undefined),
+    onImportStarted: vi.fn((cb: (files: string[]) => void) => on(listeners.importStarted, cb)),
+    onImportProgress: vi.fn((cb: (p: ImportProgress) => void) => on(listeners.importProgress, cb)),
+    onImportPreview: vi.fn((cb: (p: ImportPreview) => void) => on(listeners.importPreview, cb)),
+    onImportFailed: vi.fn((cb: (error: AppError) => void) => on(listeners.importFailed, cb)),
+    onLibraryChanged: vi.fn((cb: () => void) => on(listeners.libraryChanged, cb)),
+    libraryRendered: vi.fn(() => undefined),
+    newRequestId: vi.fn(() => `00000000-0000-4000-8000-${String(++requestIds).padStart(12, "0")}`),
+    emit: {
+      importStarted: (files) => listeners.importStarted.forEach((cb) => cb(files)),
+      importProgress: (p) => listeners.importProgress.forEach((cb) => cb(p)),
+      importPreview: (p) => listeners.importPreview.forEach((cb) => cb(p)),
+      importFailed: (error) => listeners.importFailed.forEach((cb) => cb(error)),
+      libraryChanged: () => listeners.libraryChanged.forEach((cb) => cb()),
+    },
+    listenerCount: () => Object.values(listeners).reduce((n, set) => n + set.size, 0),
+  };
+  return fake;
+}
+
+export function renderWithPlatform(ui: ReactElement, platform: Platform): RenderResult {
+  return render(createElement(PlatformProvider, { platform, children: ui }));
+}
