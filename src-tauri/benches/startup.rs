@@ -146,7 +146,12 @@ fn family(root: u32) -> Vec<u32> {
     let mut i = 0;
     while i < family.len() {
         let parent = family[i];
-        family.extend(parents.iter().filter(|(_, p)| *p == parent).map(|(c, _)| *c));
+        family.extend(
+            parents
+                .iter()
+                .filter(|(_, p)| *p == parent)
+                .map(|(c, _)| *c),
+        );
         i += 1;
     }
     family
