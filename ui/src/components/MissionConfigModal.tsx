@@ -1,4 +1,4 @@
-import { useEffect, useId, useState, type FormEvent } from "react";
+import { useEffect, useId, useRef, useState, type FormEvent } from "react";
 import type { ActiveMission, AppError, ApprovalMode, Caps, MissionDraft, SaveOutcome } from "../bindings";
 import { toAppError } from "../errors";
 import { formatCents, formatTtl, plural, riskOf } from "../format";
@@ -121,6 +121,12 @@ function DraftForm({ draft, requestId, onClose, onSaved }: FormProps) {
   const [saving, setSaving] = useState(false);
   const [saveError, setSaveError] = useState<AppError | null>(null);
   const [outcome, setOutcome] = useState<SaveOutcome | null>(null);
+  const resultRef = useRef<HTMLDivElement>(null);
+  // The dialog body scrolls: bring the saved mission's id into view next to the buttons.
+  useEffect(() => {
+    const node = resultRef.current;
+    if (outcome && node && typeof node.scrollIntoView === "function") node.scrollIntoView({ block: "nearest" });
+  }, [outcome]);
 
   const waits = draft.approval_modes.find((m) => m.mode === mode)?.waits ?? "";
   const waitsId = `${uid}-waits`;
@@ -318,7 +324,7 @@ function DraftForm({ draft, requestId, onClose, onSaved }: FormProps) {
 
       {saveError && <ErrorNotice error={saveError} />}
       {outcome && (
-        <div className="notice notice-success" role="status" data-testid="save-result">
+        <div ref={resultRef} className="notice notice-success" role="status" data-testid="save-result">
           <p className="notice-title">Saved</p>
           <p>
             Mission <code data-testid="saved-mission-id">{outcome.mission.id}</code> is ready
