@@ -125,7 +125,7 @@ function DraftForm({ draft, requestId, onClose, onSaved }: FormProps) {
   // The dialog body scrolls: bring the saved mission's id into view next to the buttons.
   useEffect(() => {
     const node = resultRef.current;
-    if (outcome && node && typeof node.scrollIntoView === "function") node.scrollIntoView({ block: "nearest" });
+    if (outcome && node && typeof node.scrollIntoView === "function") node.scrollIntoView({ block: "end" });
   }, [outcome]);
 
   const waits = draft.approval_modes.find((m) => m.mode === mode)?.waits ?? "";
