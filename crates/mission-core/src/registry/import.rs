@@ -121,3 +121,10 @@ pub struct ImportProgress {
 
 /// Receives progress reports; called from a worker thread.
 pub type ProgressFn = std::sync::Arc<dyn Fn(ImportProgress) + Send + Sync>;
+
+/// Sends a progress report when someone listens.
+pub(crate) fn report(progress: &Option<ProgressFn>, phase: ImportPhase, done: u64, total: u64) {
+    if let Some(progress) = progress {
+        progress(ImportProgress { phase, done, total });
+    }
+}

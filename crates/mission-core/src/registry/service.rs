@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
-use super::import::{ImportPhase, ImportPreview, ImportProgress, ImportReport, ProgressFn};
+use super::import::{report, ImportPhase, ImportPreview, ImportReport, ProgressFn};
 use super::manifest::ManifestInput;
 use super::model::{Perimeter, RiskLevel};
 use super::problem::Problem;
@@ -434,12 +434,6 @@ impl Registry {
 
 fn total_bytes(inputs: &[ManifestInput]) -> u64 {
     inputs.iter().map(|i| i.bytes.len() as u64).sum()
-}
-
-fn report(progress: &Option<ProgressFn>, phase: ImportPhase, done: u64, total: u64) {
-    if let Some(progress) = progress {
-        progress(ImportProgress { phase, done, total });
-    }
 }
 
 /// The rows the repository writes for validated templates.

@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use uuid::Uuid;
 
-use super::import::{ImportItem, ImportPhase, ImportProgress, ImportReport, ProgressFn};
+use super::import::{report, ImportItem, ImportPhase, ImportReport, ProgressFn};
 use super::manifest::ManifestInput;
 use super::problem::Problem;
 use super::service::{Registry, RegistryError};
@@ -61,12 +61,6 @@ pub struct ImportStage {
 impl std::fmt::Debug for ImportStage {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ImportStage").finish_non_exhaustive()
-    }
-}
-
-fn report(progress: &Option<ProgressFn>, phase: ImportPhase, done: u64, total: u64) {
-    if let Some(progress) = progress {
-        progress(ImportProgress { phase, done, total });
     }
 }
 
