@@ -1,8 +1,10 @@
 //! The core's integration tests: one binary, real SQLite files and a real Postgres server.
 
+mod api;
 mod backends;
 mod cli;
 mod fuzz;
+mod gateway;
 mod helpers;
 mod library;
 mod malformed;

@@ -86,7 +86,7 @@ async fn a_perimeter_within_the_caps_is_saved_pinned_to_the_template_version(db:
     let mut req = request(draft.template.version);
     req.budget_cents = draft.hard_caps.budget_cents;
     req.connections = vec!["intelligence".into()];
-    let saved = missions.save(&req).await.expect("save");
+    let saved = missions.save(&req, "operator").await.expect("save");
     assert!(saved.created);
     let m = &saved.mission;
     assert_eq!(Uuid::parse_str(&m.id).expect("uuid").get_version_num(), 7);
@@ -137,7 +137,7 @@ async fn values_beyond_a_cap_or_below_the_minimum_are_refused_and_nothing_is_sav
     for (field, change, max) in cases {
         let mut req = request(draft.template.version);
         change(&mut req);
-        match missions.save(&req).await {
+        match missions.save(&req, "operator").await {
             Err(e @ PerimeterError::OutOfRange { .. }) => {
                 assert_eq!(e.code(), "perimeter_out_of_range");
                 let PerimeterError::OutOfRange {
@@ -166,25 +166,25 @@ async fn threshold_rules_follow_the_approval_mode(db: TestDb) {
     let mut over = request(version);
     over.threshold_cents = Some(over.budget_cents + 1);
     assert!(matches!(
-        missions.save(&over).await,
+        missions.save(&over, "operator").await,
         Err(PerimeterError::OutOfRange { .. })
     ));
     let mut missing = request(version);
     missing.threshold_cents = None;
     assert!(matches!(
-        missions.save(&missing).await,
+        missions.save(&missing, "operator").await,
         Err(PerimeterError::InvalidRequest(_))
     ));
     let mut stray = request(version);
     stray.approval_mode = ApprovalMode::Auto;
     assert!(matches!(
-        missions.save(&stray).await,
+        missions.save(&stray, "operator").await,
         Err(PerimeterError::InvalidRequest(_))
     ));
     let mut strict = request(version);
     strict.approval_mode = ApprovalMode::Strict;
     strict.threshold_cents = None;
-    let saved = missions.save(&strict).await.expect("strict");
+    let saved = missions.save(&strict, "operator").await.expect("strict");
     assert_eq!(saved.mission.perimeter.threshold_cents, None);
     assert_eq!(missions.list(10).await.expect("list").len(), 1);
 }
@@ -200,17 +200,20 @@ async fn only_declared_connections_can_be_granted(db: TestDb) {
     let mut undeclared = request(version);
     undeclared.connections = vec!["trading".into()];
     assert!(matches!(
-        missions.save(&undeclared).await,
+        missions.save(&undeclared, "operator").await,
         Err(PerimeterError::UnknownConnection(s)) if s == "trading"
     ));
     let mut twice = request(version);
     twice.connections = vec!["intelligence".into(), "intelligence".into()];
     assert!(matches!(
-        missions.save(&twice).await,
+        missions.save(&twice, "operator").await,
         Err(PerimeterError::InvalidRequest(_))
     ));
     // Nothing ticked: nothing granted.
-    let saved = missions.save(&request(version)).await.expect("save");
+    let saved = missions
+        .save(&request(version), "operator")
+        .await
+        .expect("save");
     assert!(saved.mission.connections.is_empty());
 }
 
@@ -223,8 +226,8 @@ async fn saving_the_same_request_twice_creates_one_mission(db: TestDb) {
         .template
         .version;
     let req = request(version);
-    let first = missions.save(&req).await.expect("first save");
-    let again = missions.save(&req).await.expect("second save");
+    let first = missions.save(&req, "operator").await.expect("first save");
+    let again = missions.save(&req, "operator").await.expect("second save");
     assert!(first.created);
     assert!(!again.created);
     assert_eq!(first.mission, again.mission);
@@ -233,18 +236,21 @@ async fn saving_the_same_request_twice_creates_one_mission(db: TestDb) {
     let mut reused = req.clone();
     reused.max_steps += 1;
     assert!(matches!(
-        missions.save(&reused).await,
+        missions.save(&reused, "operator").await,
         Err(PerimeterError::InvalidRequest(_))
     ));
     let mut bad_id = request(version);
     bad_id.request_id = "not-a-uuid".into();
     assert!(matches!(
-        missions.save(&bad_id).await,
+        missions.save(&bad_id, "operator").await,
         Err(PerimeterError::InvalidRequest(_))
     ));
 
     // Asked twice (two openings of the configurator): two missions.
-    let other = missions.save(&request(version)).await.expect("other");
+    let other = missions
+        .save(&request(version), "operator")
+        .await
+        .expect("other");
     assert!(other.created);
     assert_ne!(other.mission.id, first.mission.id);
     assert_eq!(missions.list(10).await.expect("list").len(), 2);
@@ -270,7 +276,7 @@ async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_t
     req.budget_cents = 5_000;
     req.max_steps = 40;
     req.threshold_cents = Some(1_000);
-    let saved = missions.save(&req).await.expect("save v1");
+    let saved = missions.save(&req, "operator").await.expect("save v1");
 
     let mut changed = t.clone();
     changed["goal"] = "Scout pinned candidates for two teams.".into();
@@ -284,7 +290,7 @@ async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_t
     stale.max_steps = 40;
     stale.threshold_cents = Some(1_000);
     assert!(matches!(
-        missions.save(&stale).await,
+        missions.save(&stale, "operator").await,
         Err(PerimeterError::TemplateChanged {
             requested: 1,
             current: 2,

@@ -70,6 +70,9 @@ pub struct Tool {
     pub risk: RiskLevel,
     /// `builtin` (simulated executor) or `http`.
     pub kind: String,
+    /// For `http` tools: the URL a call is sent to; its host must be on the gateway's allowlist.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
 }
 
 /// Hard caps no template or mission may exceed.
@@ -190,6 +193,29 @@ impl Catalog {
                 "tool {} names unknown sector {}",
                 t.id, t.sector
             )));
+        }
+        for t in &tools.tools {
+            match (t.kind.as_str(), &t.endpoint) {
+                ("builtin", None) | ("http", Some(_)) => {}
+                ("builtin", Some(_)) => {
+                    return Err(CatalogError::Inconsistent(format!(
+                        "builtin tool {} must not name an endpoint",
+                        t.id
+                    )))
+                }
+                ("http", None) => {
+                    return Err(CatalogError::Inconsistent(format!(
+                        "http tool {} needs an endpoint",
+                        t.id
+                    )))
+                }
+                (kind, _) => {
+                    return Err(CatalogError::Inconsistent(format!(
+                        "tool {} has unknown kind {kind}; use builtin or http",
+                        t.id
+                    )))
+                }
+            }
         }
         Ok(Self {
             sectors: sectors.sectors,

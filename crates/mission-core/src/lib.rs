@@ -1,8 +1,11 @@
 //! Mission Control core: everything the desktop app, the `missionctl` CLI and the agent API do
 //! is implemented here; the shells only translate.
 
+pub mod api;
+pub mod audit;
 pub mod catalog;
 pub mod db;
+pub mod gateway;
 pub mod perimeter;
 pub mod registry;
 

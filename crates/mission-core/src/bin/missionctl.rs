@@ -5,6 +5,11 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
+use mission_core::audit::{self as audit_log, AuditLog, KeyVault};
+use mission_core::gateway::{
+    operator_name, ApprovalDecision, DecideApproval, Gateway, GatewayConfig, GatewayParts,
+    SystemClock, BUNDLED_ADMIN_POLICIES,
+};
 use mission_core::registry::search::TemplateSummary;
 use mission_core::registry::service::read_manifests;
 use mission_core::registry::{hash, Problem, RiskLevel, SearchRequest};
@@ -59,6 +64,95 @@ enum Command {
     /// Tools for manifest authors.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Run the agent API (the tool gateway over HTTP) without the desktop app.
+    Serve {
+        /// Address to listen on (default from config/gateway.json: loopback only).
+        #[arg(long)]
+        listen: Option<String>,
+    },
+    /// Start saved missions and issue agent tokens.
+    #[command(subcommand)]
+    Missions(MissionsCommand),
+    /// The approvals queue: calls and budget caps waiting for a human.
+    #[command(subcommand)]
+    Approvals(ApprovalsCommand),
+    /// The signed, hash-chained audit log.
+    #[command(subcommand)]
+    Audit(AuditCommand),
+}
+
+#[derive(Subcommand)]
+enum MissionsCommand {
+    /// Start a Ready mission: it runs and its time to live starts counting.
+    Start {
+        /// Mission id.
+        id: String,
+    },
+    /// Issue a bearer token for one department of a mission (shown once; only its hash is kept).
+    Token {
+        /// Mission id.
+        id: String,
+        /// Department number.
+        #[arg(long)]
+        dept: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum ApprovalsCommand {
+    /// List waiting requests (all requests with --all).
+    List {
+        /// Include decided and expired requests.
+        #[arg(long)]
+        all: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Approve a waiting call (it may run once), or raise a paused mission's budget.
+    Approve {
+        /// Approval id.
+        id: String,
+        /// New budget in cents, for a budget-cap request.
+        #[arg(long)]
+        budget_cents: Option<i64>,
+        /// Reviewer name recorded in the audit log (default: your user name).
+        #[arg(long = "as")]
+        reviewer: Option<String>,
+    },
+    /// Deny a waiting call, or stop a mission paused at its budget.
+    Deny {
+        /// Approval id.
+        id: String,
+        /// Reviewer name recorded in the audit log (default: your user name).
+        #[arg(long = "as")]
+        reviewer: Option<String>,
+    },
+}
+
+#[derive(Subcommand)]
+enum AuditCommand {
+    /// Check the chain, every signature and the signed head; names the first bad record.
+    Verify {
+        /// Check an export file instead of the database.
+        #[arg(long)]
+        file: Option<PathBuf>,
+        /// Trust only this public key (hex); repeat for several. Default: the keys recorded
+        /// with the log (the report lists their ids to compare).
+        #[arg(long = "public-key")]
+        public_keys: Vec<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Write a copy of the log that can be verified elsewhere with the public key.
+    Export {
+        /// Output file.
+        #[arg(long, short)]
+        output: PathBuf,
+    },
+    /// Print this machine's audit public key (from the OS keychain).
+    Key,
 }
 
 #[derive(Args)]
@@ -133,6 +227,7 @@ async fn main() -> ExitCode {
 }
 
 async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
+    audit_log::select_keystore_from_env()?;
     match cli.command {
         Command::Validate { files, json } => {
             let catalog = Catalog::bundled()?;
@@ -208,6 +303,200 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Templates(cmd) => templates(cmd, cli.database_url.as_deref()).await,
         Command::Manifest(ManifestCommand::Rehash { file }) => rehash(&file),
+        Command::Serve { listen } => serve(cli.database_url.as_deref(), listen).await,
+        Command::Missions(cmd) => missions(cmd, cli.database_url.as_deref()).await,
+        Command::Approvals(cmd) => approvals(cmd, cli.database_url.as_deref()).await,
+        Command::Audit(cmd) => audit(cmd, cli.database_url.as_deref()).await,
+    }
+}
+
+/// The gateway over the database, signing with this machine's key from the OS keychain.
+async fn gateway(registry: &Registry) -> anyhow::Result<Gateway> {
+    let sealer = KeyVault::default().load_or_create()?;
+    Ok(Gateway::start(GatewayParts {
+        repo: std::sync::Arc::clone(registry.repository()),
+        catalog: std::sync::Arc::new(registry.catalog().clone()),
+        config: GatewayConfig::bundled()?,
+        admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
+        sealer,
+        clock: std::sync::Arc::new(SystemClock),
+    })
+    .await?)
+}
+
+async fn serve(url: Option<&str>, listen: Option<String>) -> anyhow::Result<ExitCode> {
+    let registry = open(url).await?;
+    registry.ensure_bundled_library().await?;
+    let gateway = gateway(&registry).await?;
+    let addr = listen.unwrap_or(GatewayConfig::bundled()?.listen);
+    let listener = tokio::net::TcpListener::bind(&addr)
+        .await
+        .with_context(|| format!("could not listen on {addr}; is another instance running?"))?;
+    let local = listener.local_addr()?;
+    println!(
+        "Agent API on http://{local} (OpenAPI document at /v1/openapi.json). Ctrl+C stops it."
+    );
+    mission_core::api::serve(listener, gateway, async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+    .await?;
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn missions(cmd: MissionsCommand, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let registry = open(url).await?;
+    let gateway = gateway(&registry).await?;
+    match cmd {
+        MissionsCommand::Start { id } => {
+            let usage = gateway.start_mission(&id).await?;
+            println!(
+                "Mission {id} is running until {}.",
+                usage.expires_at.unwrap_or_default()
+            );
+        }
+        MissionsCommand::Token { id, dept } => {
+            let token = gateway.issue_token(&id, dept, &operator_name()).await?;
+            eprintln!("Token for department {dept} of mission {id} (shown once; keep it secret):");
+            println!("{token}");
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn approvals(cmd: ApprovalsCommand, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let registry = open(url).await?;
+    let (id, decision, budget_cents, reviewer) = match cmd {
+        ApprovalsCommand::List { all, json } => {
+            let items = mission_core::gateway::approvals(
+                registry.repository().as_ref(),
+                registry.catalog(),
+                chrono::Utc::now(),
+                !all,
+            )
+            .await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&items)?);
+            } else if items.is_empty() {
+                println!("Nothing waits for approval.");
+            } else {
+                for a in &items {
+                    let what = match (&a.tool_id, a.budget_cents) {
+                        (Some(tool), _) => {
+                            format!("{tool} args {}", a.args.as_deref().unwrap_or_default())
+                        }
+                        (None, Some(budget)) => format!("budget cap reached at {budget} cents"),
+                        (None, None) => "budget cap reached".to_owned(),
+                    };
+                    println!(
+                        "{}  {:<8} {} [{}]  {}  expires {}\n    {}",
+                        a.id,
+                        format!("{:?}", a.status),
+                        a.mission_name,
+                        a.sector,
+                        what,
+                        a.expires_at.as_deref().unwrap_or("never"),
+                        a.reason
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ApprovalsCommand::Approve {
+            id,
+            budget_cents,
+            reviewer,
+        } => (id, ApprovalDecision::Approve, budget_cents, reviewer),
+        ApprovalsCommand::Deny { id, reviewer } => (id, ApprovalDecision::Deny, None, reviewer),
+    };
+    let gateway = gateway(&registry).await?;
+    let item = gateway
+        .decide(
+            &DecideApproval {
+                approval_id: id,
+                decision,
+                budget_cents,
+            },
+            &reviewer.unwrap_or_else(operator_name),
+        )
+        .await?;
+    println!(
+        "{} is now {:?} (decided by {}).",
+        item.id,
+        item.status,
+        item.decided_by.unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
+async fn audit(cmd: AuditCommand, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    match cmd {
+        AuditCommand::Verify {
+            file,
+            public_keys,
+            json,
+        } => {
+            let pinned = public_keys
+                .iter()
+                .map(|k| audit_log::public_key(k))
+                .collect::<Result<Vec<_>, _>>()?;
+            let pinned = (!pinned.is_empty()).then_some(pinned.as_slice());
+            let report = match file {
+                Some(path) => {
+                    let reader = std::io::BufReader::new(
+                        std::fs::File::open(&path)
+                            .with_context(|| format!("reading {}", path.display()))?,
+                    );
+                    audit_log::verify_export(reader, pinned)?
+                }
+                None => {
+                    let registry = open(url).await?;
+                    AuditLog::new(std::sync::Arc::clone(registry.repository()))
+                        .verify(pinned)
+                        .await?
+                }
+            };
+            if json {
+                println!("{}", serde_json::to_string_pretty(&report)?);
+            } else if let Some(bad) = &report.first_bad {
+                eprintln!("The audit log does NOT verify.");
+                eprintln!("First bad record: #{}: {}", bad.seq, bad.problem);
+                eprintln!("{} record(s) before it check out.", report.records);
+            } else {
+                println!(
+                    "The audit log verifies: {} record(s), chain, signatures and head intact.",
+                    report.records
+                );
+                println!("Signed by key(s): {}", report.keys.join(", "));
+            }
+            Ok(exit(report.ok))
+        }
+        AuditCommand::Export { output } => {
+            let registry = open(url).await?;
+            let mut out = std::io::BufWriter::new(
+                std::fs::File::create(&output)
+                    .with_context(|| format!("creating {}", output.display()))?,
+            );
+            let written = AuditLog::new(std::sync::Arc::clone(registry.repository()))
+                .export(
+                    &mut out,
+                    &mission_core::gateway::timestamp(chrono::Utc::now()),
+                )
+                .await?;
+            std::io::Write::flush(&mut out)?;
+            println!(
+                "Wrote {written} record(s) to {}; check it anywhere with \
+                 `missionctl audit verify --file {} --public-key KEY`.",
+                output.display(),
+                output.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Key => {
+            let sealer = KeyVault::default().load_or_create()?;
+            println!("{}", sealer.public_key_hex());
+            eprintln!("key id {}", sealer.key_id());
+            Ok(ExitCode::SUCCESS)
+        }
     }
 }
 

@@ -1,5 +1,6 @@
 //! Storage: one repository interface, one implementation per backend (SQLite, Postgres).
 
+pub mod gateway;
 mod postgres;
 mod sqlite;
 
@@ -105,7 +106,7 @@ async fn next_rows(batches: &mut ImportBatches) -> Result<Option<Vec<ImportRow>>
 
 /// Everything the core stores, behind one interface with one implementation per backend.
 #[async_trait]
-pub trait Repository: Send + Sync + std::fmt::Debug {
+pub trait Repository: gateway::GatewayStore + Send + Sync + std::fmt::Debug {
     /// Which backend this is.
     fn backend(&self) -> Backend;
 
@@ -261,7 +262,7 @@ fn parse_risk(value: &str) -> Result<RiskLevel, DbError> {
         .map_err(|_| DbError::Corrupt(format!("unknown risk level {value}")))
 }
 
-fn approval_mode(value: &str) -> Result<crate::registry::ApprovalMode, DbError> {
+pub(crate) fn approval_mode(value: &str) -> Result<crate::registry::ApprovalMode, DbError> {
     use crate::registry::ApprovalMode;
     [
         ApprovalMode::Strict,

@@ -308,6 +308,8 @@ impl Repository for PostgresRepository {
         let created_at = DateTime::parse_from_rfc3339(&m.created_at)
             .map_err(|e| DbError::Corrupt(format!("mission time {}: {e}", m.created_at)))?
             .with_timezone(&Utc);
+        // The mission and the grants of its connections are one write.
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO active_missions (id, request_id, request_hash, template_id, \
              template_name, template_version, logic_hash, sector, budget_cents, ttl_seconds, \
@@ -331,10 +333,25 @@ impl Repository for PostgresRepository {
         .bind(sqlx::types::Json(&m.connections))
         .bind(m.status.as_str())
         .bind(created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
+        if inserted {
+            for sector in &m.connections {
+                sqlx::query(
+                    "INSERT INTO mission_connections (mission_id, sector, granted_by, granted_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(id)
+                .bind(sector)
+                .bind(&new.granted_by)
+                .bind(&m.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
         let row = sqlx::query("SELECT * FROM active_missions WHERE request_id = $1")
             .bind(new.request_id)
             .fetch_one(&self.pool)
@@ -430,3 +447,23 @@ impl Repository for PostgresRepository {
         self.pool.close().await;
     }
 }
+
+/// Mission and approval ids are UUIDs in Postgres; anything else names no row.
+fn gateway_id(value: &str) -> Result<uuid::Uuid, DbError> {
+    uuid::Uuid::parse_str(value).map_err(|_| DbError::Corrupt(format!("{value} is not a UUID")))
+}
+
+impl PostgresRepository {
+    /// A write transaction; the chain head's row lock (taken first) orders writers.
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Postgres>, DbError> {
+        Ok(self.pool.begin().await?)
+    }
+}
+
+crate::db::gateway::gateway_store!(
+    PostgresRepository,
+    sqlx::Postgres,
+    id = uuid::Uuid,
+    to_id = gateway_id,
+    lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+);

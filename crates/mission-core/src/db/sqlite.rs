@@ -472,6 +472,8 @@ impl Repository for SqliteRepository {
         let m = &new.mission;
         let connections = serde_json::to_string(&m.connections)
             .map_err(|e| DbError::Corrupt(format!("connections: {e}")))?;
+        // The mission and the grants of its connections are one write.
+        let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO active_missions (id, request_id, request_hash, template_id, \
              template_name, template_version, logic_hash, sector, budget_cents, ttl_seconds, \
@@ -495,10 +497,25 @@ impl Repository for SqliteRepository {
         .bind(connections)
         .bind(m.status.as_str())
         .bind(&m.created_at)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected()
             == 1;
+        if inserted {
+            for sector in &m.connections {
+                sqlx::query(
+                    "INSERT INTO mission_connections (mission_id, sector, granted_by, granted_at) \
+                     VALUES ($1, $2, $3, $4)",
+                )
+                .bind(&m.id)
+                .bind(sector)
+                .bind(&new.granted_by)
+                .bind(&m.created_at)
+                .execute(&mut *tx)
+                .await?;
+            }
+        }
+        tx.commit().await?;
         let row = sqlx::query("SELECT * FROM active_missions WHERE request_id = ?")
             .bind(new.request_id.to_string())
             .fetch_one(&self.pool)
@@ -597,3 +614,24 @@ impl Repository for SqliteRepository {
         self.pool.close().await;
     }
 }
+
+/// Mission and approval ids are stored as text in SQLite.
+fn gateway_id(value: &str) -> Result<String, DbError> {
+    Ok(value.to_owned())
+}
+
+impl SqliteRepository {
+    /// A write transaction that holds SQLite's write lock from its first statement, so a batch
+    /// never has to upgrade a read lock (which can fail under contention instead of waiting).
+    async fn write_tx(&self) -> Result<sqlx::Transaction<'static, sqlx::Sqlite>, DbError> {
+        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    }
+}
+
+crate::db::gateway::gateway_store!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    id = String,
+    to_id = gateway_id,
+    lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1"
+);

@@ -17,6 +17,8 @@ pub enum MissionStatus {
     Ready,
     /// Its squad is working.
     Running,
+    /// Held at its budget cap until a human raises the budget or stops it.
+    Paused,
     /// Finished its plan.
     Completed,
     /// Stopped by an error.
@@ -33,6 +35,7 @@ impl MissionStatus {
         match self {
             Self::Ready => "Ready",
             Self::Running => "Running",
+            Self::Paused => "Paused",
             Self::Completed => "Completed",
             Self::Failed => "Failed",
             Self::Expired => "Expired",
@@ -45,6 +48,7 @@ impl MissionStatus {
         [
             Self::Ready,
             Self::Running,
+            Self::Paused,
             Self::Completed,
             Self::Failed,
             Self::Expired,
@@ -171,6 +175,8 @@ pub struct NewMission {
     pub request_id: Uuid,
     /// Hash of the request, to tell a retry from a different request reusing the id.
     pub request_hash: String,
+    /// Who saved it: the grantor of its connections.
+    pub granted_by: String,
 }
 
 /// Why a perimeter was refused; nothing was saved.
@@ -377,7 +383,11 @@ impl Missions {
 
     /// Checks a configured perimeter against the template's current version and the hard caps,
     /// and returns the mission it would create. Nothing is written.
-    pub async fn check(&self, request: &SaveMissionRequest) -> Result<NewMission, PerimeterError> {
+    pub async fn check(
+        &self,
+        request: &SaveMissionRequest,
+        operator: &str,
+    ) -> Result<NewMission, PerimeterError> {
         let request_id = Uuid::parse_str(&request.request_id).map_err(|_| {
             PerimeterError::InvalidRequest(format!(
                 "request_id \"{}\" is not a UUID; each opening of the configurator needs a fresh one",
@@ -457,6 +467,7 @@ impl Missions {
         Ok(NewMission {
             request_id,
             request_hash,
+            granted_by: operator.to_owned(),
             mission: ActiveMission {
                 id: Uuid::now_v7().to_string(),
                 template_id: summary.id,
@@ -478,11 +489,15 @@ impl Missions {
         })
     }
 
-    /// Saves a configured perimeter as a unique active mission. Sending the same request again
-    /// returns the mission it created (`created: false`); reusing its id for different values
-    /// is refused.
-    pub async fn save(&self, request: &SaveMissionRequest) -> Result<SaveOutcome, PerimeterError> {
-        let new = self.check(request).await?;
+    /// Saves a configured perimeter as a unique active mission; `operator` is recorded as the
+    /// grantor of its connections. Sending the same request again returns the mission it
+    /// created (`created: false`); reusing its id for different values is refused.
+    pub async fn save(
+        &self,
+        request: &SaveMissionRequest,
+        operator: &str,
+    ) -> Result<SaveOutcome, PerimeterError> {
+        let new = self.check(request, operator).await?;
         let repo = self.registry.repository();
         let (mission, stored_hash, created) = repo.insert_mission(&new).await?;
         if !created && stored_hash != new.request_hash {

@@ -1,0 +1,319 @@
+//! Gateway benchmark: prints figures, asserts only that the calls succeed.
+//!
+//! - the sector authorization decision alone (Cedar), p50/p99 in-process, over a mix of
+//!   same-sector, connected and refused tools;
+//! - audited tool calls per second end to end: HTTP on loopback into the agent API, through
+//!   every gateway check, the simulated executor and the signed audit log, on SQLite and on
+//!   Postgres.
+//!
+//! Run: `cargo bench -p mission-core --bench gateway`. Postgres is taken from
+//! `TEST_POSTGRES_URL` (default postgres://postgres@127.0.0.1:5432/postgres); a throwaway
+//! database is created and dropped. The signing key is generated in memory: a benchmark never
+//! touches the keychain.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use ed25519_dalek::SigningKey;
+use mission_core::audit::{AuditLog, Sealer};
+use mission_core::db::gateway::GatewayStore;
+use mission_core::db::Repository;
+use mission_core::gateway::{
+    Gateway, GatewayConfig, GatewayParts, SystemClock, BUNDLED_ADMIN_POLICIES,
+};
+use mission_core::perimeter::{Missions, SaveMissionRequest};
+use mission_core::registry::ApprovalMode;
+use mission_core::{Catalog, Registry};
+use serde_json::json;
+
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
+/// Audited calls per run of the HTTP figure.
+const HTTP_CALLS: usize = 20_000;
+/// Calls in flight at once (agents of many missions calling together).
+const CONCURRENCY: usize = 64;
+
+fn sealer() -> Sealer {
+    let mut seed = [0u8; 32];
+    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
+    Sealer::new(SigningKey::from_bytes(&seed))
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> Duration {
+    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
+    sorted[idx]
+}
+
+fn micros(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e6
+}
+
+/// A running Auto mission of `template_id` at its caps, with every declared connection
+/// granted; returns (mission id, department-1 token, the tool to call).
+async fn running_mission(
+    registry: &Registry,
+    gateway: &Gateway,
+    template_id: &str,
+) -> (String, String, String) {
+    let missions = Missions::new(registry.clone());
+    let draft = missions.draft(template_id).await.expect("draft");
+    let saved = missions
+        .save(
+            &SaveMissionRequest {
+                request_id: uuid::Uuid::now_v7().to_string(),
+                template_id: template_id.to_owned(),
+                template_version: draft.template.version,
+                budget_cents: draft.hard_caps.budget_cents,
+                ttl_seconds: draft.hard_caps.ttl_seconds,
+                max_steps: draft.hard_caps.max_steps,
+                approval_mode: ApprovalMode::Auto,
+                threshold_cents: None,
+                connections: draft.connections.iter().map(|c| c.sector.clone()).collect(),
+            },
+            "bench",
+        )
+        .await
+        .expect("save");
+    let id = saved.mission.id;
+    gateway.start_mission(&id).await.expect("start");
+    let token = gateway.issue_token(&id, 1, "bench").await.expect("token");
+    // The cheapest tool of the mission's own sector without outside effects.
+    let tool = registry
+        .catalog()
+        .tools()
+        .iter()
+        .filter(|t| t.sector == draft.template.sector && !t.side_effects && t.endpoint.is_none())
+        .min_by_key(|t| t.cost.cents)
+        .map(|t| t.id.clone())
+        .expect("a tool of the mission's sector");
+    (id, token, tool)
+}
+
+async fn gateway_over(repo: Arc<dyn Repository>) -> (Registry, Gateway) {
+    let catalog = Arc::new(Catalog::bundled().expect("catalog"));
+    let registry = Registry::new(Arc::clone(&repo), Arc::clone(&catalog));
+    registry.ensure_bundled_library().await.expect("library");
+    let gateway = Gateway::start(GatewayParts {
+        repo,
+        catalog,
+        config: GatewayConfig::bundled().expect("config"),
+        admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
+        sealer: sealer(),
+        clock: Arc::new(SystemClock),
+    })
+    .await
+    .expect("gateway");
+    (registry, gateway)
+}
+
+/// Templates whose caps leave room for many calls, one per sector where possible.
+async fn roomy_templates(registry: &Registry, want: usize) -> Vec<String> {
+    let missions = Missions::new(registry.clone());
+    let mut chosen = Vec::new();
+    let mut sectors = std::collections::HashSet::new();
+    let page = registry
+        .library_page(Default::default(), 0, 500)
+        .await
+        .expect("library");
+    for t in page.templates {
+        let draft = missions.draft(&t.id).await.expect("draft");
+        if draft.hard_caps.max_steps >= 500
+            && draft.hard_caps.budget_cents >= 50_000
+            && sectors.insert(t.sector.clone())
+        {
+            chosen.push(t.id);
+        }
+        if chosen.len() == want {
+            break;
+        }
+    }
+    chosen
+}
+
+async fn bench_authorization(registry: &Registry, gateway: &Gateway) {
+    let templates = roomy_templates(registry, 8).await;
+    let mut rows = Vec::new();
+    for t in &templates {
+        let (id, _, _) = running_mission(registry, gateway, t).await;
+        rows.push(
+            registry
+                .repository()
+                .mission_row(&id)
+                .await
+                .expect("row")
+                .expect("mission"),
+        );
+    }
+    let tools = registry.catalog().tools();
+    let authz = gateway.authorizer();
+    // Warm the per-mission policy cache, as the first call of each mission does.
+    for row in &rows {
+        authz.decide(row, &tools[0]).expect("decide");
+    }
+    let mut samples = Vec::with_capacity(rows.len() * tools.len() * 40);
+    let (mut allowed, mut denied) = (0usize, 0usize);
+    for _ in 0..40 {
+        for row in &rows {
+            for tool in tools {
+                let t = Instant::now();
+                let decision = authz.decide(row, tool).expect("decide");
+                samples.push(t.elapsed());
+                if decision.allowed {
+                    allowed += 1;
+                } else {
+                    denied += 1;
+                }
+            }
+        }
+    }
+    samples.sort();
+    println!(
+        "authorization decision (Cedar, in-process; {} decisions over {} missions x {} tools, \
+         {allowed} allowed / {denied} refused): p50 {:.1} µs, p99 {:.1} µs, max {:.1} µs",
+        samples.len(),
+        rows.len(),
+        tools.len(),
+        micros(percentile(&samples, 0.50)),
+        micros(percentile(&samples, 0.99)),
+        micros(samples[samples.len() - 1]),
+    );
+}
+
+/// Calls per second through the agent API on loopback; every call is audited and signed.
+async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
+    let (registry, gateway) = gateway_over(Arc::clone(&repo)).await;
+    let templates = roomy_templates(&registry, 12).await;
+    let mut agents = Vec::new();
+    let mut capacity = 0i64;
+    for t in &templates {
+        let (id, token, tool) = running_mission(&registry, &gateway, t).await;
+        capacity += gateway.usage(&id).await.expect("usage").max_steps;
+        agents.push((token, tool));
+    }
+    assert!(
+        capacity >= HTTP_CALLS as i64 + CONCURRENCY as i64,
+        "the chosen missions allow only {capacity} steps"
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+    let server = tokio::spawn(mission_core::api::serve(listener, gateway.clone(), async {
+        let _ = stopped.await;
+    }));
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(CONCURRENCY)
+        .build()
+        .expect("client");
+    let agents = Arc::new(agents);
+    let next = Arc::new(AtomicUsize::new(0));
+    let run = |calls: usize| {
+        let next = Arc::clone(&next);
+        let agents = Arc::clone(&agents);
+        let client = client.clone();
+        async move {
+            next.store(0, Ordering::SeqCst);
+            let started = Instant::now();
+            let workers: Vec<_> = (0..CONCURRENCY)
+                .map(|_| {
+                    let next = Arc::clone(&next);
+                    let agents = Arc::clone(&agents);
+                    let client = client.clone();
+                    tokio::spawn(async move {
+                        let mut latencies = Vec::new();
+                        loop {
+                            let n = next.fetch_add(1, Ordering::Relaxed);
+                            if n >= calls {
+                                return latencies;
+                            }
+                            let (token, tool) = &agents[n % agents.len()];
+                            let t = Instant::now();
+                            let response = client
+                                .post(format!("http://{addr}/v1/tools/{tool}/invoke"))
+                                .bearer_auth(token)
+                                .json(&json!({ "args": { "n": n }, "job_id": "bench" }))
+                                .send()
+                                .await
+                                .expect("send");
+                            let status = response.status();
+                            let body = response.bytes().await.expect("body");
+                            assert!(
+                                status.is_success(),
+                                "call {n} failed: {status} {}",
+                                String::from_utf8_lossy(&body)
+                            );
+                            latencies.push(t.elapsed());
+                        }
+                    })
+                })
+                .collect();
+            let mut latencies = Vec::with_capacity(calls);
+            for w in workers {
+                latencies.extend(w.await.expect("worker"));
+            }
+            (started.elapsed(), latencies)
+        }
+    };
+    // Warm connections and caches, then measure.
+    run(CONCURRENCY * 4).await;
+    let (elapsed, mut latencies) = run(HTTP_CALLS).await;
+    latencies.sort();
+    println!(
+        "audited tool calls over HTTP on loopback, {label}: {:.0} calls/s ({HTTP_CALLS} calls, \
+         {CONCURRENCY} in flight, {} missions; latency p50 {:.2} ms, p99 {:.2} ms)",
+        HTTP_CALLS as f64 / elapsed.as_secs_f64(),
+        agents.len(),
+        micros(percentile(&latencies, 0.50)) / 1e3,
+        micros(percentile(&latencies, 0.99)) / 1e3,
+    );
+    let _ = stop.send(());
+    server.await.expect("server task").expect("server");
+    let report = AuditLog::new(repo).verify(None).await.expect("verify");
+    assert!(
+        report.ok,
+        "the benchmark's audit chain must verify: {report:?}"
+    );
+    println!(
+        "  audit chain after the run, {label}: {} records, verified intact",
+        report.records
+    );
+}
+
+#[tokio::main(flavor = "multi_thread", worker_threads = 2)]
+async fn main() {
+    let dir = tempfile::tempdir().expect("dir");
+
+    let url = format!("sqlite://{}", dir.path().join("authz.sqlite3").display());
+    let repo = mission_core::db::open(&url).await.expect("sqlite");
+    let (registry, gateway) = gateway_over(repo).await;
+    bench_authorization(&registry, &gateway).await;
+
+    let url = format!("sqlite://{}", dir.path().join("http.sqlite3").display());
+    let repo = mission_core::db::open(&url).await.expect("sqlite");
+    bench_http("SQLite", Arc::clone(&repo)).await;
+    repo.close().await;
+
+    let admin = std::env::var("TEST_POSTGRES_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let name = format!("mc_bench_{}", uuid::Uuid::now_v7().simple());
+    let admin_pool = sqlx::PgPool::connect(&admin)
+        .await
+        .expect("postgres reachable");
+    sqlx::query(&format!("CREATE DATABASE {name}"))
+        .execute(&admin_pool)
+        .await
+        .expect("create");
+    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
+    let pg = mission_core::db::open(&format!("{base}/{name}"))
+        .await
+        .expect("pg");
+    bench_http("Postgres", Arc::clone(&pg)).await;
+    pg.close().await;
+    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
+        .execute(&admin_pool)
+        .await
+        .expect("drop");
+}

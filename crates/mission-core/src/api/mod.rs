@@ -1,0 +1,255 @@
+//! The agent API: HTTP on loopback by default. Agents call tools with their bearer token;
+//! every call goes to [`Gateway::invoke`], the same function built-in agents use.
+
+use std::future::Future;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi, ToSchema};
+
+use crate::gateway::{CallOutcome, Gateway, GatewayError, RefusalCode, ToolCall};
+
+/// Body of an invoke request.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct InvokeBody {
+    /// The tool's arguments, a JSON object; `items` (a count or a list) prices per-item tools.
+    #[schema(value_type = Object)]
+    #[serde(default = "empty_object")]
+    pub args: Value,
+    /// The job this call belongs to.
+    pub job_id: Option<String>,
+    /// The mission the agent acts for; refused unless it is the token's mission.
+    pub mission_id: Option<String>,
+}
+
+fn empty_object() -> Value {
+    Value::Object(serde_json::Map::new())
+}
+
+/// The answer to a call that ran (200) or waits for a human (202).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum InvokeResponse {
+    /// The tool ran.
+    Executed {
+        /// The tool's result.
+        #[schema(value_type = Object)]
+        output: Value,
+        /// Cents charged.
+        cost_cents: i64,
+        /// Whether the result is simulated.
+        simulated: bool,
+        /// The mission step used.
+        step: i64,
+        /// What authorized the call.
+        authorized_by: String,
+        /// Deciding policy ids.
+        policy_ids: Vec<String>,
+        /// Audit record seq.
+        audit_seq: i64,
+    },
+    /// The call waits in the approvals queue; send the same call again once approved.
+    Waiting {
+        /// Approval id.
+        approval_id: String,
+        /// When the request expires.
+        expires_at: String,
+        /// Why it waits.
+        reason: String,
+        /// Audit record seq.
+        audit_seq: i64,
+    },
+}
+
+/// Every error answer.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ApiError {
+    /// Stable code, e.g. `sector_denied`.
+    pub code: String,
+    /// What happened and what to do next.
+    pub message: String,
+    /// The audit record of a refused call.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub audit_seq: Option<i64>,
+}
+
+fn error(status: StatusCode, code: &str, message: String, audit_seq: Option<i64>) -> Response {
+    (
+        status,
+        Json(ApiError {
+            code: code.to_owned(),
+            message,
+            audit_seq,
+        }),
+    )
+        .into_response()
+}
+
+fn refusal_status(code: RefusalCode) -> StatusCode {
+    match code {
+        RefusalCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        RefusalCode::SectorDenied | RefusalCode::HostNotAllowed | RefusalCode::ApprovalDenied => {
+            StatusCode::FORBIDDEN
+        }
+        RefusalCode::UnknownTool => StatusCode::NOT_FOUND,
+        RefusalCode::InvalidArguments => StatusCode::UNPROCESSABLE_ENTITY,
+        RefusalCode::MissionNotActive
+        | RefusalCode::StepsExhausted
+        | RefusalCode::BudgetExhausted
+        | RefusalCode::BudgetReserved => StatusCode::CONFLICT,
+        RefusalCode::MissionExpired | RefusalCode::ApprovalExpired => StatusCode::GONE,
+        RefusalCode::ToolFailed => StatusCode::BAD_GATEWAY,
+    }
+}
+
+/// Calls a tool through the gateway.
+#[utoipa::path(
+    post,
+    path = "/v1/tools/{tool_id}/invoke",
+    params(("tool_id" = String, Path, description = "Tool id from the catalogue, e.g. security.alert_triage")),
+    request_body = InvokeBody,
+    responses(
+        (status = 200, description = "The tool ran", body = InvokeResponse),
+        (status = 202, description = "The call waits for a human", body = InvokeResponse),
+        (status = 401, description = "Missing or unknown token", body = ApiError),
+        (status = 403, description = "Sector, policy, allowlist or reviewer refused", body = ApiError),
+        (status = 404, description = "Unknown tool", body = ApiError),
+        (status = 409, description = "Mission not running, or a step or budget cap reached", body = ApiError),
+        (status = 410, description = "Mission or approval expired", body = ApiError),
+        (status = 422, description = "Arguments cannot be priced", body = ApiError),
+        (status = 502, description = "The tool failed", body = ApiError),
+    ),
+    security(("bearer" = []))
+)]
+async fn invoke(
+    State(gateway): State<Gateway>,
+    Path(tool_id): Path<String>,
+    headers: HeaderMap,
+    body: Result<Json<InvokeBody>, JsonRejection>,
+) -> Response {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default()
+        .trim()
+        .to_owned();
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "invalid_request",
+                format!("the body must be {{\"args\": {{…}}, \"job_id\": …}}: {rejection}"),
+                None,
+            )
+        }
+    };
+    let call = ToolCall {
+        token,
+        tool_id,
+        args: body.args,
+        job_id: body.job_id,
+        mission_id: body.mission_id,
+    };
+    match gateway.invoke(call).await {
+        Ok(CallOutcome::Executed(e)) => (
+            StatusCode::OK,
+            Json(InvokeResponse::Executed {
+                output: e.output,
+                cost_cents: e.cost_cents,
+                simulated: e.simulated,
+                step: e.step,
+                authorized_by: e.authorized_by,
+                policy_ids: e.policy_ids,
+                audit_seq: e.audit_seq,
+            }),
+        )
+            .into_response(),
+        Ok(CallOutcome::Waiting(w)) => (
+            StatusCode::ACCEPTED,
+            Json(InvokeResponse::Waiting {
+                approval_id: w.approval_id,
+                expires_at: w.expires_at,
+                reason: w.reason,
+                audit_seq: w.audit_seq,
+            }),
+        )
+            .into_response(),
+        Err(GatewayError::Refused(r)) => error(
+            refusal_status(r.code),
+            r.code.as_str(),
+            r.message,
+            Some(r.audit_seq),
+        ),
+        Err(e) => {
+            tracing::error!(error = %e, "gateway failure");
+            error(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                e.code(),
+                "the gateway could not decide on the call; nothing ran. Try again, and check \
+                 the app's log if it persists"
+                    .to_owned(),
+                None,
+            )
+        }
+    }
+}
+
+struct BearerAuth;
+
+impl Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+/// The API's OpenAPI document.
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Mission Control agent API",
+        description = "Tool calls for department agents. Every call passes the gateway: token, \
+                       mission state and time to live, sector authorization, steps, budget, \
+                       approval mode, execution and the signed audit log."
+    ),
+    paths(invoke),
+    components(schemas(InvokeBody, InvokeResponse, ApiError)),
+    modifiers(&BearerAuth)
+)]
+pub struct ApiDoc;
+
+async fn openapi() -> Json<utoipa::openapi::OpenApi> {
+    Json(ApiDoc::openapi())
+}
+
+/// The API's routes over a gateway.
+pub fn router(gateway: Gateway) -> Router {
+    Router::new()
+        .route("/v1/tools/{tool_id}/invoke", post(invoke))
+        .route("/v1/openapi.json", get(openapi))
+        .with_state(gateway)
+}
+
+/// Serves the API on a bound listener until `shutdown` resolves.
+pub async fn serve(
+    listener: tokio::net::TcpListener,
+    gateway: Gateway,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> std::io::Result<()> {
+    axum::serve(listener, router(gateway))
+        .with_graceful_shutdown(shutdown)
+        .await
+}

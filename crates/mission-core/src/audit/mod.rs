@@ -1,0 +1,424 @@
+//! The audit log: append-only, hash-chained and signed. Every gateway decision and every human
+//! decision on an approval becomes one record; `verify` names the first record that was
+//! edited, deleted or moved.
+
+mod keys;
+mod verify;
+
+pub use keys::{select_keystore_from_env, KeyError, KeyVault, Sealer, KEYSTORE_ENV};
+pub use verify::{export, verify, ExportHeader, ExportedKey, Verifier, EXPORT_FORMAT};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+/// The hash the first record points back to.
+pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
+
+/// What happened to a call or a request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum AuditDecision {
+    /// The tool ran.
+    Allowed,
+    /// The gateway refused the call; the reason says which check.
+    Denied,
+    /// The call waits for a human in the approvals queue.
+    Waiting,
+    /// A human approved a waiting call or raised a budget.
+    Approved,
+    /// A human denied a waiting call or stopped a mission at its budget.
+    Rejected,
+    /// The tool was called and failed; nothing was charged.
+    Failed,
+}
+
+impl AuditDecision {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Allowed => "Allowed",
+            Self::Denied => "Denied",
+            Self::Waiting => "Waiting",
+            Self::Approved => "Approved",
+            Self::Rejected => "Rejected",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// Parses the stored word.
+    pub fn parse(value: &str) -> Option<Self> {
+        [
+            Self::Allowed,
+            Self::Denied,
+            Self::Waiting,
+            Self::Approved,
+            Self::Rejected,
+            Self::Failed,
+        ]
+        .into_iter()
+        .find(|d| d.as_str() == value)
+    }
+}
+
+/// A record before it takes its place in the chain.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct AuditDraft {
+    /// When it happened (RFC 3339 UTC, microseconds).
+    pub ts: String,
+    /// The mission, when the caller could be tied to one.
+    pub mission_id: Option<String>,
+    /// The job the call belongs to, when the caller named one.
+    pub job_id: Option<String>,
+    /// The caller's department.
+    pub dept: Option<i64>,
+    /// Who acted: an agent's token reference or a reviewer's name.
+    pub caller: String,
+    /// The tool called.
+    pub tool_id: Option<String>,
+    /// SHA-256 of the canonical JSON arguments.
+    pub args_hash: Option<String>,
+    /// Decision; every draft gets one before it is written.
+    pub decision: Option<AuditDecision>,
+    /// Why, in words.
+    pub reason: String,
+    /// The sector that authorized the call, or that would have had to.
+    pub sector: Option<String>,
+    /// The connection grant that authorized a cross-sector call.
+    pub grant: Option<String>,
+    /// Ids of the policies that decided.
+    pub policy_ids: Vec<String>,
+    /// Cents charged.
+    pub cost_cents: i64,
+    /// Whether the result came from a simulated executor.
+    pub simulated: bool,
+}
+
+impl AuditDraft {
+    /// The same record with a decision and reason filled in.
+    pub fn decided(mut self, decision: AuditDecision, reason: impl Into<String>) -> Self {
+        self.decision = Some(decision);
+        self.reason = reason.into();
+        self
+    }
+}
+
+/// One record of the log, as stored and shown.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AuditEntry {
+    /// Position in the chain, from 1.
+    pub seq: i64,
+    /// When it happened (RFC 3339 UTC).
+    pub ts: String,
+    /// Mission id.
+    pub mission_id: Option<String>,
+    /// Job id.
+    pub job_id: Option<String>,
+    /// Department.
+    pub dept: Option<i64>,
+    /// Who acted.
+    pub caller: String,
+    /// Tool id.
+    pub tool_id: Option<String>,
+    /// Argument hash.
+    pub args_hash: Option<String>,
+    /// Decision.
+    pub decision: AuditDecision,
+    /// Reason.
+    pub reason: String,
+    /// Authorizing sector, or the one that would have had to authorize.
+    pub sector: Option<String>,
+    /// Connection grant that authorized a cross-sector call.
+    pub grant: Option<String>,
+    /// Deciding policy ids.
+    pub policy_ids: Vec<String>,
+    /// Cents charged.
+    pub cost_cents: i64,
+    /// Result came from a simulated executor.
+    pub simulated: bool,
+    /// Hash of the previous record.
+    pub prev_hash: String,
+    /// SHA-256 over this record's canonical form.
+    pub hash: String,
+    /// Which signing key signed it.
+    pub key_id: String,
+}
+
+/// A stored record with its signature.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SignedEntry {
+    /// The record.
+    #[serde(flatten)]
+    pub entry: AuditEntry,
+    /// ed25519 signature over the hash, hex.
+    pub signature: String,
+}
+
+/// The fields a record's hash covers, in canonical (RFC 8785) JSON.
+#[derive(Serialize)]
+struct Canonical<'a> {
+    seq: i64,
+    ts: &'a str,
+    mission_id: Option<&'a str>,
+    job_id: Option<&'a str>,
+    dept: Option<i64>,
+    caller: &'a str,
+    tool_id: Option<&'a str>,
+    args_hash: Option<&'a str>,
+    decision: &'a str,
+    reason: &'a str,
+    sector: Option<&'a str>,
+    grant: Option<&'a str>,
+    policy_ids: &'a [String],
+    cost_cents: i64,
+    simulated: bool,
+    prev_hash: &'a str,
+    key_id: &'a str,
+}
+
+impl AuditEntry {
+    /// SHA-256 (hex) of the canonical JSON of every field but the hash itself.
+    pub fn compute_hash(&self) -> String {
+        let canonical = Canonical {
+            seq: self.seq,
+            ts: &self.ts,
+            mission_id: self.mission_id.as_deref(),
+            job_id: self.job_id.as_deref(),
+            dept: self.dept,
+            caller: &self.caller,
+            tool_id: self.tool_id.as_deref(),
+            args_hash: self.args_hash.as_deref(),
+            decision: self.decision.as_str(),
+            reason: &self.reason,
+            sector: self.sector.as_deref(),
+            grant: self.grant.as_deref(),
+            policy_ids: &self.policy_ids,
+            cost_cents: self.cost_cents,
+            simulated: self.simulated,
+            prev_hash: &self.prev_hash,
+            key_id: &self.key_id,
+        };
+        // Serialising plain strings, integers and booleans cannot fail.
+        let bytes = serde_json_canonicalizer::to_vec(&canonical).unwrap_or_default();
+        hex::encode(Sha256::digest(bytes))
+    }
+}
+
+/// What the head signature covers: the chain's length and last hash.
+pub fn head_message(seq: i64, hash: &str) -> Vec<u8> {
+    format!("mission-control-audit-head:{seq}:{hash}").into_bytes()
+}
+
+/// The chain's head as stored: last seq and hash, signed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AuditHead {
+    /// Seq of the last record (0 when empty).
+    pub seq: i64,
+    /// Hash of the last record.
+    pub hash: String,
+    /// Key that signed the head.
+    pub key_id: Option<String>,
+    /// Signature over [`head_message`].
+    pub signature: Option<String>,
+}
+
+/// Filters for reading the log, newest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AuditQuery {
+    /// Only this mission's records.
+    pub mission_id: Option<String>,
+    /// Only records naming this sector.
+    pub sector: Option<String>,
+    /// Only records older than this seq (paging).
+    pub before_seq: Option<i64>,
+    /// Most records to return.
+    pub limit: u32,
+}
+
+/// A page of the log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct AuditPage {
+    /// Records, newest first.
+    pub entries: Vec<AuditEntry>,
+    /// Whether older records match too.
+    pub has_more: bool,
+}
+
+/// The first record that does not check out.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct BadRecord {
+    /// Its seq (for a missing tail, the seq the head names).
+    pub seq: i64,
+    /// What is wrong with it.
+    pub problem: String,
+}
+
+/// The outcome of checking the whole log.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct VerifyReport {
+    /// Records checked.
+    pub records: i64,
+    /// Whether the chain, every signature and the head check out.
+    pub ok: bool,
+    /// The first problem, if any.
+    pub first_bad: Option<BadRecord>,
+    /// Fingerprints of the public keys the records were checked against.
+    pub keys: Vec<String>,
+}
+
+/// Reading the log: pages for people, and the whole chain for verify and export. Needs no
+/// signing key, so it works on any machine that can read the database.
+#[derive(Debug, Clone)]
+pub struct AuditLog {
+    repo: std::sync::Arc<dyn crate::db::Repository>,
+}
+
+/// Records read per round trip while walking the whole chain.
+const WALK_CHUNK: u32 = 5000;
+
+/// The log could not be read or checked.
+#[derive(Debug, thiserror::Error)]
+pub enum AuditError {
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] crate::db::DbError),
+    /// A file could not be read or written.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// An export or a key is malformed.
+    #[error("{0}")]
+    Format(String),
+}
+
+impl AuditLog {
+    /// The log in a repository.
+    pub fn new(repo: std::sync::Arc<dyn crate::db::Repository>) -> Self {
+        Self { repo }
+    }
+
+    /// A page, newest first.
+    pub async fn page(&self, query: &AuditQuery) -> Result<AuditPage, AuditError> {
+        Ok(self.repo.audit_page(query).await?)
+    }
+
+    async fn walk(
+        &self,
+        mut each: impl FnMut(&SignedEntry) -> Result<bool, AuditError>,
+    ) -> Result<(), AuditError> {
+        let mut after = 0;
+        loop {
+            let chunk = self.repo.audit_range(after, WALK_CHUNK).await?;
+            let Some(last) = chunk.last() else {
+                return Ok(());
+            };
+            after = last.entry.seq;
+            for record in &chunk {
+                if !each(record)? {
+                    return Ok(());
+                }
+            }
+        }
+    }
+
+    /// Checks the whole chain. With `pinned` keys, only those are trusted; otherwise the keys
+    /// recorded in the database are (and are listed in the report to be compared).
+    pub async fn verify(&self, pinned: Option<&[ExportedKey]>) -> Result<VerifyReport, AuditError> {
+        // Read the head first: records appended while walking are then simply beyond it.
+        let head = self.repo.audit_head().await?;
+        let keys = match pinned {
+            Some(keys) => keys.to_vec(),
+            None => self.repo.audit_keys().await?,
+        };
+        let mut verifier = Verifier::new(&keys).map_err(AuditError::Format)?;
+        self.walk(|record| Ok(record.entry.seq <= head.seq && verifier.check(record)))
+            .await?;
+        Ok(verifier.finish(&head))
+    }
+
+    /// Writes a copy that `verify_export` can check anywhere with the public keys; returns the
+    /// number of records written.
+    pub async fn export(
+        &self,
+        out: &mut impl std::io::Write,
+        exported_at: &str,
+    ) -> Result<i64, AuditError> {
+        let head = self.repo.audit_head().await?;
+        let header = ExportHeader {
+            format: verify::EXPORT_FORMAT.to_owned(),
+            exported_at: exported_at.to_owned(),
+            keys: self.repo.audit_keys().await?,
+            head: head.clone(),
+        };
+        export(out, &header, std::iter::empty())?;
+        let mut written = 0;
+        self.walk(|record| {
+            if record.entry.seq > head.seq {
+                return Ok(false);
+            }
+            export_line(out, record)?;
+            written += 1;
+            Ok(true)
+        })
+        .await?;
+        Ok(written)
+    }
+}
+
+fn export_line(out: &mut impl std::io::Write, record: &SignedEntry) -> Result<(), AuditError> {
+    serde_json::to_writer(&mut *out, record).map_err(|e| AuditError::Format(e.to_string()))?;
+    out.write_all(b"\n")?;
+    Ok(())
+}
+
+/// Checks an export: its own key list, or only `pinned` keys when given.
+pub fn verify_export(
+    input: impl std::io::BufRead,
+    pinned: Option<&[ExportedKey]>,
+) -> Result<VerifyReport, AuditError> {
+    let mut lines = input.lines();
+    let first = lines
+        .next()
+        .ok_or_else(|| AuditError::Format("the export is empty".to_owned()))??;
+    let header: ExportHeader = serde_json::from_str(&first)
+        .map_err(|e| AuditError::Format(format!("the export's first line is not a header: {e}")))?;
+    if header.format != verify::EXPORT_FORMAT {
+        return Err(AuditError::Format(format!(
+            "unknown export format {}; expected {}",
+            header.format,
+            verify::EXPORT_FORMAT
+        )));
+    }
+    let keys = pinned.map_or_else(|| header.keys.clone(), <[ExportedKey]>::to_vec);
+    let mut verifier = Verifier::new(&keys).map_err(AuditError::Format)?;
+    for (n, line) in lines.enumerate() {
+        let line = line?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        let record: SignedEntry = serde_json::from_str(&line).map_err(|e| {
+            AuditError::Format(format!("line {} of the export is not a record: {e}", n + 2))
+        })?;
+        if !verifier.check(&record) {
+            break;
+        }
+    }
+    Ok(verifier.finish(&header.head))
+}
+
+/// A public key given as hex, with its id computed.
+pub fn public_key(hex_key: &str) -> Result<ExportedKey, AuditError> {
+    let bytes: [u8; 32] = hex::decode(hex_key.trim())
+        .ok()
+        .and_then(|b| b.try_into().ok())
+        .ok_or_else(|| AuditError::Format("a public key is 64 hex characters".to_owned()))?;
+    let key = ed25519_dalek::VerifyingKey::from_bytes(&bytes)
+        .map_err(|e| AuditError::Format(format!("not an ed25519 public key: {e}")))?;
+    Ok(ExportedKey {
+        key_id: keys::key_id(&key),
+        public_key: hex::encode(bytes),
+    })
+}

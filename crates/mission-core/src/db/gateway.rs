@@ -1,0 +1,982 @@
+//! The gateway's storage: tokens, running-mission counters, approvals and the audit chain.
+//! The SQL is the same on both backends (`$n` parameters work in SQLite too), so one macro
+//! writes both implementations; they differ only in the id type Postgres stores as UUID, in
+//! how a write transaction takes its lock, and in how the chain head is locked.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::DbError;
+use crate::audit::{AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer, SignedEntry};
+use crate::gateway::ledger::{ApprovalRow, LedgerOp, LedgerResult};
+use crate::perimeter::MissionStatus;
+use crate::registry::ApprovalMode;
+
+/// A token's mission and department, with the mission's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Mission the token is bound to.
+    pub mission_id: String,
+    /// Department the token is bound to.
+    pub dept: i64,
+    /// The mission's status now.
+    pub status: MissionStatus,
+    /// When the mission's time to live ends.
+    pub expires_at: Option<String>,
+}
+
+/// A granted sector connection: which sector, who ticked it, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Grant {
+    /// Connected sector.
+    pub sector: String,
+    /// Who granted it.
+    pub granted_by: String,
+    /// When (RFC 3339 UTC).
+    pub granted_at: String,
+}
+
+impl Grant {
+    /// How an audit record names the grant.
+    pub fn describe(&self) -> String {
+        format!(
+            "connection to {} granted by {} at {}",
+            self.sector, self.granted_by, self.granted_at
+        )
+    }
+}
+
+/// What the gateway needs to know about a mission to decide on its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissionRow {
+    /// Id.
+    pub id: String,
+    /// Template id.
+    pub template_id: String,
+    /// Pinned version.
+    pub template_version: i64,
+    /// Template name.
+    pub template_name: String,
+    /// Sector.
+    pub sector: String,
+    /// Approval mode.
+    pub approval_mode: ApprovalMode,
+    /// Threshold (Threshold mode).
+    pub threshold_cents: Option<i64>,
+    /// Status.
+    pub status: MissionStatus,
+    /// End of its time to live, once started.
+    pub expires_at: Option<String>,
+    /// Granted connections.
+    pub grants: Vec<Grant>,
+}
+
+/// How much of its perimeter a mission has used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct MissionUsage {
+    /// Status.
+    pub status: MissionStatus,
+    /// Steps counted.
+    pub steps_used: i64,
+    /// Step cap.
+    pub max_steps: i64,
+    /// Cents held by calls in flight.
+    pub reserved_cents: i64,
+    /// Cents spent.
+    pub spent_cents: i64,
+    /// Budget cap.
+    pub budget_cents: i64,
+    /// Time to live in seconds.
+    pub ttl_seconds: i64,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When its time to live ends.
+    pub expires_at: Option<String>,
+}
+
+/// The gateway's storage, implemented by both repositories.
+#[async_trait]
+pub trait GatewayStore {
+    /// Applies ops in order in one transaction, sealing their audit records into the chain.
+    async fn ledger(
+        &self,
+        ops: Vec<LedgerOp>,
+        sealer: &Sealer,
+    ) -> Result<Vec<LedgerResult>, DbError>;
+    /// The token with this hash.
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError>;
+    /// Stores a token's hash.
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        mission_id: &str,
+        dept: i64,
+        issued_by: &str,
+        issued_at: &str,
+    ) -> Result<(), DbError>;
+    /// A mission with its grants.
+    async fn mission_row(&self, id: &str) -> Result<Option<MissionRow>, DbError>;
+    /// Moves a Ready mission to Running with its clock started; false if it was not Ready.
+    async fn start_mission(
+        &self,
+        id: &str,
+        started_at: &str,
+        expires_at: &str,
+    ) -> Result<bool, DbError>;
+    /// A mission's counters.
+    async fn mission_usage(&self, id: &str) -> Result<Option<MissionUsage>, DbError>;
+    /// Approvals, newest first; only Pending ones if asked.
+    async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, DbError>;
+    /// A page of the audit log, newest first.
+    async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError>;
+    /// Records after a seq, in order, with signatures.
+    async fn audit_range(&self, after_seq: i64, limit: u32) -> Result<Vec<SignedEntry>, DbError>;
+    /// The chain head.
+    async fn audit_head(&self) -> Result<AuditHead, DbError>;
+    /// Every public key that signed records.
+    async fn audit_keys(&self) -> Result<Vec<ExportedKey>, DbError>;
+    /// Records a public key (once).
+    async fn register_key(&self, key: &ExportedKey, now: &str) -> Result<(), DbError>;
+}
+
+/// Expands to the [`GatewayStore`] implementation for one backend.
+macro_rules! gateway_store {
+    ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path, lock_head = $lock_head:literal) => {
+        mod gateway_sql {
+            use sqlx::Row as _;
+
+            use super::*;
+            use crate::audit::{
+                AuditDecision, AuditEntry, AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer,
+                SignedEntry,
+            };
+            use crate::db::gateway::{GatewayStore, Grant, MissionRow, MissionUsage, TokenRow};
+            use crate::db::DbError;
+            use crate::gateway::ledger::{
+                ApprovalRow, ApprovalUse, Decide, DecideError, LedgerOp, LedgerResult, Reserve,
+                ReserveResult,
+            };
+            use crate::gateway::RefusalCode;
+            use crate::perimeter::MissionStatus;
+
+            type Tx<'a> = sqlx::Transaction<'a, $db>;
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn id(value: &str) -> Result<$id, DbError> {
+                $to_id(value)
+            }
+
+            fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
+                Ok(row.try_get::<$id, _>(column)?.to_string())
+            }
+
+            struct Head {
+                seq: i64,
+                hash: String,
+                moved: bool,
+            }
+
+            async fn append(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                draft: crate::audit::AuditDraft,
+            ) -> Result<i64, DbError> {
+                let signed = sealer.seal(draft, head.seq + 1, &head.hash);
+                let e = &signed.entry;
+                let policy_ids = serde_json::to_string(&e.policy_ids)
+                    .map_err(|err| DbError::Corrupt(err.to_string()))?;
+                sqlx::query(
+                    "INSERT INTO audit_log (seq, ts, mission_id, job_id, dept, caller, tool_id, \
+                     args_hash, decision, reason, sector, grant_text, policy_ids, cost_cents, \
+                     simulated, prev_hash, hash, key_id, signature) VALUES ($1, $2, $3, $4, $5, \
+                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
+                )
+                .bind(e.seq)
+                .bind(&e.ts)
+                .bind(&e.mission_id)
+                .bind(&e.job_id)
+                .bind(e.dept)
+                .bind(&e.caller)
+                .bind(&e.tool_id)
+                .bind(&e.args_hash)
+                .bind(e.decision.as_str())
+                .bind(&e.reason)
+                .bind(&e.sector)
+                .bind(&e.grant)
+                .bind(policy_ids)
+                .bind(e.cost_cents)
+                .bind(e.simulated)
+                .bind(&e.prev_hash)
+                .bind(&e.hash)
+                .bind(&e.key_id)
+                .bind(&signed.signature)
+                .execute(&mut **tx)
+                .await?;
+                head.seq = e.seq;
+                head.hash.clone_from(&e.hash);
+                head.moved = true;
+                Ok(e.seq)
+            }
+
+            async fn release(tx: &mut Tx<'_>, mission: &str, cents: i64) -> Result<(), DbError> {
+                sqlx::query(
+                    "UPDATE active_missions SET steps_used = steps_used - 1, \
+                     reserved_cents = reserved_cents - $2 WHERE id = $1",
+                )
+                .bind(id(mission)?)
+                .bind(cents)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn reserve(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                r: Reserve,
+            ) -> Result<ReserveResult, DbError> {
+                let mission = id(&r.mission_id)?;
+                let step: Option<i64> = sqlx::query_scalar(
+                    "UPDATE active_missions SET steps_used = steps_used + 1, \
+                     reserved_cents = reserved_cents + $2 \
+                     WHERE id = $1 AND status = 'Running' AND steps_used < max_steps \
+                     AND spent_cents + reserved_cents + $2 <= budget_cents \
+                     RETURNING steps_used",
+                )
+                .bind(mission.clone())
+                .bind(r.cost_cents)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(step) = step else {
+                    return refuse_reservation(tx, head, sealer, r).await;
+                };
+                let Some(gate) = r.gate else {
+                    return Ok(ReserveResult::Reserved {
+                        step,
+                        approval: None,
+                    });
+                };
+                let latest = sqlx::query(
+                    "SELECT id, status, expires_at, decided_by FROM approvals \
+                     WHERE mission_id = $1 AND kind = 'ToolCall' AND tool_id = $2 \
+                     AND args_hash = $3 ORDER BY requested_at DESC, id DESC LIMIT 1",
+                )
+                .bind(mission.clone())
+                .bind(&gate.tool_id)
+                .bind(&gate.args_hash)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let latest = match latest {
+                    Some(row) => Some((
+                        get_id(&row, "id")?,
+                        row.try_get::<String, _>("status")?,
+                        row.try_get::<Option<String>, _>("expires_at")?,
+                        row.try_get::<Option<String>, _>("decided_by")?,
+                    )),
+                    None => None,
+                };
+                let expired = |at: &Option<String>| at.as_deref().is_some_and(|t| t <= r.now.as_str());
+                let refused = |code: RefusalCode, message: String| (code, message);
+                let outcome = match latest {
+                    Some((approval, status, at, by)) if status == "Approved" && !expired(&at) => {
+                        let used = sqlx::query(
+                            "UPDATE approvals SET status = 'Used' WHERE id = $1 \
+                             AND status = 'Approved'",
+                        )
+                        .bind(id(&approval)?)
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                        if used == 1 {
+                            return Ok(ReserveResult::Reserved {
+                                step,
+                                approval: Some(ApprovalUse {
+                                    id: approval,
+                                    decided_by: by.unwrap_or_default(),
+                                }),
+                            });
+                        }
+                        Err(refused(
+                            RefusalCode::ApprovalExpired,
+                            format!("approval {approval} was already used by another call"),
+                        ))
+                    }
+                    Some((approval, status, at, _))
+                        if (status == "Approved" || status == "Pending") && expired(&at) =>
+                    {
+                        sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
+                            .bind(id(&approval)?)
+                            .execute(&mut **tx)
+                            .await?;
+                        Err(refused(
+                            RefusalCode::ApprovalExpired,
+                            format!(
+                                "approval {approval} for this exact call expired at {}; call \
+                                 again to ask a human anew",
+                                at.unwrap_or_default()
+                            ),
+                        ))
+                    }
+                    Some((approval, status, at, _)) if status == "Pending" => {
+                        Ok((approval, at.unwrap_or_default()))
+                    }
+                    Some((approval, status, _, by)) if status == "Denied" => Err(refused(
+                        RefusalCode::ApprovalDenied,
+                        format!(
+                            "{} denied this exact call (approval {approval})",
+                            by.unwrap_or_else(|| "a reviewer".into())
+                        ),
+                    )),
+                    _ => {
+                        sqlx::query(
+                            "INSERT INTO approvals (id, kind, mission_id, dept, job_id, tool_id, \
+                             args_hash, args, cost_cents, reason, status, requested_at, \
+                             expires_at) VALUES ($1, 'ToolCall', $2, $3, $4, $5, $6, $7, $8, \
+                             $9, 'Pending', $10, $11)",
+                        )
+                        .bind(id(&gate.approval_id)?)
+                        .bind(mission.clone())
+                        .bind(gate.dept)
+                        .bind(&gate.job_id)
+                        .bind(&gate.tool_id)
+                        .bind(&gate.args_hash)
+                        .bind(&gate.args)
+                        .bind(r.cost_cents)
+                        .bind(&gate.reason)
+                        .bind(&r.now)
+                        .bind(&gate.expires_at)
+                        .execute(&mut **tx)
+                        .await?;
+                        Ok((gate.approval_id.clone(), gate.expires_at.clone()))
+                    }
+                };
+                release(tx, &r.mission_id, r.cost_cents).await?;
+                Ok(match outcome {
+                    Ok((approval_id, expires_at)) => {
+                        let reason = format!(
+                            "{}; waiting for a human in approval {approval_id} until {expires_at}",
+                            gate.reason
+                        );
+                        let seq =
+                            append(tx, head, sealer, r.audit.decided(AuditDecision::Waiting, reason))
+                                .await?;
+                        ReserveResult::Waiting {
+                            approval_id,
+                            expires_at,
+                            seq,
+                        }
+                    }
+                    Err((code, message)) => {
+                        let seq = append(
+                            tx,
+                            head,
+                            sealer,
+                            r.audit.decided(AuditDecision::Denied, message.clone()),
+                        )
+                        .await?;
+                        ReserveResult::Refused { code, message, seq }
+                    }
+                })
+            }
+
+            async fn refuse_reservation(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                r: Reserve,
+            ) -> Result<ReserveResult, DbError> {
+                let mission = id(&r.mission_id)?;
+                let row = sqlx::query(
+                    "SELECT status, steps_used, max_steps, spent_cents, reserved_cents, \
+                     budget_cents FROM active_missions WHERE id = $1",
+                )
+                .bind(mission.clone())
+                .fetch_one(&mut **tx)
+                .await?;
+                let status: String = row.try_get("status")?;
+                let steps: i64 = row.try_get("steps_used")?;
+                let max_steps: i64 = row.try_get("max_steps")?;
+                let spent: i64 = row.try_get("spent_cents")?;
+                let reserved: i64 = row.try_get("reserved_cents")?;
+                let budget: i64 = row.try_get("budget_cents")?;
+                let (code, message) = if status != "Running" {
+                    (
+                        RefusalCode::MissionNotActive,
+                        format!("the mission is {status}, not Running"),
+                    )
+                } else if steps >= max_steps {
+                    (
+                        RefusalCode::StepsExhausted,
+                        format!("the mission has used all {max_steps} of its steps"),
+                    )
+                } else if spent + r.cost_cents > budget {
+                    // The cap itself is reached: pause and ask a human to raise it or stop.
+                    sqlx::query(
+                        "UPDATE active_missions SET status = 'Paused' WHERE id = $1 \
+                         AND status = 'Running'",
+                    )
+                    .bind(mission.clone())
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO approvals (id, kind, mission_id, cost_cents, reason, \
+                         status, requested_at, budget_cents) VALUES ($1, 'BudgetCap', $2, $3, \
+                         $4, 'Pending', $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id(&r.budget_request_id)?)
+                    .bind(mission.clone())
+                    .bind(r.cost_cents)
+                    .bind(format!(
+                        "the mission spent {spent} of its {budget} cents and a call costing {} \
+                         would pass the cap; raise the budget or stop the mission",
+                        r.cost_cents
+                    ))
+                    .bind(&r.now)
+                    .bind(budget)
+                    .execute(&mut **tx)
+                    .await?;
+                    (
+                        RefusalCode::BudgetExhausted,
+                        format!(
+                            "the call would cost {} cents and the mission has {} of its {budget} \
+                             left; the mission is paused until a human raises the budget",
+                            r.cost_cents,
+                            budget - spent
+                        ),
+                    )
+                } else {
+                    (
+                        RefusalCode::BudgetReserved,
+                        format!(
+                            "calls in flight hold {reserved} cents of the {} left; try again \
+                             when they finish",
+                            budget - spent
+                        ),
+                    )
+                };
+                let seq = append(
+                    tx,
+                    head,
+                    sealer,
+                    r.audit.decided(AuditDecision::Denied, message.clone()),
+                )
+                .await?;
+                Ok(ReserveResult::Refused { code, message, seq })
+            }
+
+            const APPROVAL_SELECT: &str =
+                "SELECT a.id, a.kind, a.mission_id, m.template_name, m.sector, a.dept, a.job_id, \
+                 a.tool_id, a.args_hash, a.args, a.cost_cents, a.reason, a.status, \
+                 a.requested_at, a.expires_at, a.decided_by, a.decided_at, a.budget_cents, \
+                 m.budget_cents AS mission_budget_cents \
+                 FROM approvals a JOIN active_missions m ON m.id = a.mission_id";
+
+            fn approval_row(row: &DbRow) -> Result<ApprovalRow, DbError> {
+                Ok(ApprovalRow {
+                    id: get_id(row, "id")?,
+                    kind: row.try_get("kind")?,
+                    mission_id: get_id(row, "mission_id")?,
+                    mission_name: row.try_get("template_name")?,
+                    sector: row.try_get("sector")?,
+                    dept: row.try_get("dept")?,
+                    job_id: row.try_get("job_id")?,
+                    tool_id: row.try_get("tool_id")?,
+                    args_hash: row.try_get("args_hash")?,
+                    args: row.try_get("args")?,
+                    cost_cents: row.try_get("cost_cents")?,
+                    reason: row.try_get("reason")?,
+                    status: row.try_get("status")?,
+                    requested_at: row.try_get("requested_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    decided_by: row.try_get("decided_by")?,
+                    decided_at: row.try_get("decided_at")?,
+                    budget_cents: row.try_get("budget_cents")?,
+                    mission_budget_cents: row.try_get("mission_budget_cents")?,
+                })
+            }
+
+            async fn decide(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                d: Decide,
+            ) -> Result<Result<(ApprovalRow, i64), DecideError>, DbError> {
+                let Ok(approval) = id(&d.approval_id) else {
+                    return Ok(Err(DecideError::NotFound(d.approval_id)));
+                };
+                let select = format!("{APPROVAL_SELECT} WHERE a.id = $1");
+                let Some(row) = sqlx::query(&select)
+                    .bind(approval.clone())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                else {
+                    return Ok(Err(DecideError::NotFound(d.approval_id)));
+                };
+                let a = approval_row(&row)?;
+                if a.status != "Pending" {
+                    return Ok(Err(DecideError::AlreadyDecided(a.status.to_lowercase())));
+                }
+                let mission = id(&a.mission_id)?;
+                if let Some(at) = a.expires_at.as_ref().filter(|at| at.as_str() <= d.now.as_str())
+                {
+                    sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
+                        .bind(approval.clone())
+                        .execute(&mut **tx)
+                        .await?;
+                    return Ok(Err(DecideError::Expired(at.clone())));
+                }
+                let budget_cap = a.kind == "BudgetCap";
+                let (status, reason, budget, expires_at) = match (budget_cap, d.approve) {
+                    (false, _) if d.budget_cents.is_some() => {
+                        return Ok(Err(DecideError::Invalid(
+                            "a budget only goes with a budget-cap request".into(),
+                        )))
+                    }
+                    (false, true) => (
+                        "Approved",
+                        format!(
+                            "{} approved this exact call (approval {}); usable once until {}",
+                            d.by, a.id, d.approved_until
+                        ),
+                        a.budget_cents,
+                        Some(d.approved_until.clone()),
+                    ),
+                    (false, false) => (
+                        "Denied",
+                        format!("{} denied this exact call (approval {})", d.by, a.id),
+                        a.budget_cents,
+                        a.expires_at.clone(),
+                    ),
+                    (true, true) => {
+                        let current = a.mission_budget_cents;
+                        let Some(new) = d.budget_cents else {
+                            return Ok(Err(DecideError::Invalid(
+                                "raising the budget needs the new budget".into(),
+                            )));
+                        };
+                        if new <= current || new > d.max_budget_cents {
+                            return Ok(Err(DecideError::BudgetOutOfRange {
+                                value: new,
+                                current,
+                                max: d.max_budget_cents,
+                            }));
+                        }
+                        sqlx::query(
+                            "UPDATE active_missions SET budget_cents = $2, status = 'Running' \
+                             WHERE id = $1 AND status = 'Paused'",
+                        )
+                        .bind(mission.clone())
+                        .bind(new)
+                        .execute(&mut **tx)
+                        .await?;
+                        (
+                            "Approved",
+                            format!(
+                                "{} raised the budget from {current} to {new} cents; the \
+                                 mission runs again",
+                                d.by
+                            ),
+                            Some(new),
+                            None,
+                        )
+                    }
+                    (true, false) => {
+                        sqlx::query(
+                            "UPDATE active_missions SET status = 'Stopped' WHERE id = $1 \
+                             AND status IN ('Paused', 'Running')",
+                        )
+                        .bind(mission.clone())
+                        .execute(&mut **tx)
+                        .await?;
+                        (
+                            "Denied",
+                            format!("{} stopped the mission at its budget cap", d.by),
+                            a.budget_cents,
+                            None,
+                        )
+                    }
+                };
+                sqlx::query(
+                    "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, \
+                     budget_cents = $5, expires_at = $6 WHERE id = $1",
+                )
+                .bind(approval.clone())
+                .bind(status)
+                .bind(&d.by)
+                .bind(&d.now)
+                .bind(budget)
+                .bind(&expires_at)
+                .execute(&mut **tx)
+                .await?;
+                let decision = if d.approve {
+                    AuditDecision::Approved
+                } else {
+                    AuditDecision::Rejected
+                };
+                let draft = crate::audit::AuditDraft {
+                    ts: d.now.clone(),
+                    mission_id: Some(a.mission_id.clone()),
+                    job_id: a.job_id.clone(),
+                    dept: a.dept,
+                    caller: d.by.clone(),
+                    tool_id: a.tool_id.clone(),
+                    args_hash: a.args_hash.clone(),
+                    sector: Some(a.sector.clone()),
+                    cost_cents: 0,
+                    ..Default::default()
+                }
+                .decided(decision, reason);
+                let seq = append(tx, head, sealer, draft).await?;
+                let row = sqlx::query(&select)
+                    .bind(approval)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Ok(Ok((approval_row(&row)?, seq)))
+            }
+
+            fn entry(row: &DbRow) -> Result<SignedEntry, DbError> {
+                let decision: String = row.try_get("decision")?;
+                let policy_ids: String = row.try_get("policy_ids")?;
+                Ok(SignedEntry {
+                    entry: AuditEntry {
+                        seq: row.try_get("seq")?,
+                        ts: row.try_get("ts")?,
+                        mission_id: row.try_get("mission_id")?,
+                        job_id: row.try_get("job_id")?,
+                        dept: row.try_get("dept")?,
+                        caller: row.try_get("caller")?,
+                        tool_id: row.try_get("tool_id")?,
+                        args_hash: row.try_get("args_hash")?,
+                        decision: AuditDecision::parse(&decision).ok_or_else(|| {
+                            DbError::Corrupt(format!("unknown audit decision {decision}"))
+                        })?,
+                        reason: row.try_get("reason")?,
+                        sector: row.try_get("sector")?,
+                        grant: row.try_get("grant_text")?,
+                        policy_ids: serde_json::from_str(&policy_ids)
+                            .map_err(|e| DbError::Corrupt(format!("policy ids: {e}")))?,
+                        cost_cents: row.try_get("cost_cents")?,
+                        simulated: row.try_get("simulated")?,
+                        prev_hash: row.try_get("prev_hash")?,
+                        hash: row.try_get("hash")?,
+                        key_id: row.try_get("key_id")?,
+                    },
+                    signature: row.try_get("signature")?,
+                })
+            }
+
+            const AUDIT_COLUMNS: &str = "seq, ts, mission_id, job_id, dept, caller, tool_id, \
+                 args_hash, decision, reason, sector, grant_text, policy_ids, cost_cents, \
+                 simulated, prev_hash, hash, key_id, signature";
+
+            #[async_trait::async_trait]
+            impl GatewayStore for $repo {
+                async fn ledger(
+                    &self,
+                    ops: Vec<LedgerOp>,
+                    sealer: &Sealer,
+                ) -> Result<Vec<LedgerResult>, DbError> {
+                    let mut tx = self.write_tx().await?;
+                    let row = sqlx::query($lock_head).fetch_one(&mut *tx).await?;
+                    let mut head = Head {
+                        seq: row.try_get("seq")?,
+                        hash: row.try_get("hash")?,
+                        moved: false,
+                    };
+                    let mut results = Vec::with_capacity(ops.len());
+                    for op in ops {
+                        results.push(match op {
+                            LedgerOp::Audit(draft) => {
+                                LedgerResult::Audited(append(&mut tx, &mut head, sealer, draft).await?)
+                            }
+                            LedgerOp::Reserve(r) => {
+                                LedgerResult::Reserve(reserve(&mut tx, &mut head, sealer, r).await?)
+                            }
+                            LedgerOp::Settle {
+                                mission_id,
+                                reserved_cents,
+                                actual_cents,
+                                audit,
+                            } => {
+                                sqlx::query(
+                                    "UPDATE active_missions SET \
+                                     reserved_cents = reserved_cents - $2, \
+                                     spent_cents = spent_cents + $3 WHERE id = $1",
+                                )
+                                .bind(id(&mission_id)?)
+                                .bind(reserved_cents)
+                                .bind(actual_cents.min(reserved_cents))
+                                .execute(&mut *tx)
+                                .await?;
+                                LedgerResult::Audited(append(&mut tx, &mut head, sealer, audit).await?)
+                            }
+                            LedgerOp::Decide(d) => {
+                                LedgerResult::Decided(decide(&mut tx, &mut head, sealer, d).await?)
+                            }
+                        });
+                    }
+                    if head.moved {
+                        sqlx::query(
+                            "UPDATE audit_head SET seq = $1, hash = $2, key_id = $3, \
+                             signature = $4 WHERE id = 1",
+                        )
+                        .bind(head.seq)
+                        .bind(&head.hash)
+                        .bind(sealer.key_id())
+                        .bind(sealer.sign_head(head.seq, &head.hash))
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    tx.commit().await?;
+                    Ok(results)
+                }
+
+                async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError> {
+                    let row = sqlx::query(
+                        "SELECT t.mission_id, t.dept, m.status, m.expires_at \
+                         FROM gateway_tokens t JOIN active_missions m ON m.id = t.mission_id \
+                         WHERE t.token_hash = $1",
+                    )
+                    .bind(token_hash)
+                    .fetch_optional(&self.pool)
+                    .await?;
+                    row.map(|row| {
+                        Ok(TokenRow {
+                            mission_id: get_id(&row, "mission_id")?,
+                            dept: row.try_get("dept")?,
+                            status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
+                            expires_at: row.try_get("expires_at")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn insert_token(
+                    &self,
+                    token_hash: &str,
+                    mission_id: &str,
+                    dept: i64,
+                    issued_by: &str,
+                    issued_at: &str,
+                ) -> Result<(), DbError> {
+                    sqlx::query(
+                        "INSERT INTO gateway_tokens (token_hash, mission_id, dept, issued_by, \
+                         issued_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(token_hash)
+                    .bind(id(mission_id)?)
+                    .bind(dept)
+                    .bind(issued_by)
+                    .bind(issued_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn mission_row(&self, mission_id: &str) -> Result<Option<MissionRow>, DbError> {
+                    let Ok(key) = id(mission_id) else {
+                        return Ok(None);
+                    };
+                    let Some(row) = sqlx::query(
+                        "SELECT id, template_id, template_version, template_name, sector, \
+                         approval_mode, threshold_cents, status, expires_at \
+                         FROM active_missions WHERE id = $1",
+                    )
+                    .bind(key.clone())
+                    .fetch_optional(&self.pool)
+                    .await?
+                    else {
+                        return Ok(None);
+                    };
+                    let grants = sqlx::query(
+                        "SELECT sector, granted_by, granted_at FROM mission_connections \
+                         WHERE mission_id = $1 ORDER BY sector",
+                    )
+                    .bind(key)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|g| {
+                        Ok(Grant {
+                            sector: g.try_get("sector")?,
+                            granted_by: g.try_get("granted_by")?,
+                            granted_at: g.try_get("granted_at")?,
+                        })
+                    })
+                    .collect::<Result<Vec<_>, DbError>>()?;
+                    Ok(Some(MissionRow {
+                        id: get_id(&row, "id")?,
+                        template_id: row.try_get("template_id")?,
+                        template_version: row.try_get("template_version")?,
+                        template_name: row.try_get("template_name")?,
+                        sector: row.try_get("sector")?,
+                        approval_mode: crate::db::approval_mode(
+                            &row.try_get::<String, _>("approval_mode")?,
+                        )?,
+                        threshold_cents: row.try_get("threshold_cents")?,
+                        status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
+                        expires_at: row.try_get("expires_at")?,
+                        grants,
+                    }))
+                }
+
+                async fn start_mission(
+                    &self,
+                    mission_id: &str,
+                    started_at: &str,
+                    expires_at: &str,
+                ) -> Result<bool, DbError> {
+                    Ok(sqlx::query(
+                        "UPDATE active_missions SET status = 'Running', started_at = $2, \
+                         expires_at = $3 WHERE id = $1 AND status = 'Ready'",
+                    )
+                    .bind(id(mission_id)?)
+                    .bind(started_at)
+                    .bind(expires_at)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected()
+                        == 1)
+                }
+
+                async fn mission_usage(
+                    &self,
+                    mission_id: &str,
+                ) -> Result<Option<MissionUsage>, DbError> {
+                    let Ok(key) = id(mission_id) else {
+                        return Ok(None);
+                    };
+                    sqlx::query(
+                        "SELECT status, steps_used, max_steps, reserved_cents, spent_cents, \
+                         budget_cents, ttl_seconds, started_at, expires_at \
+                         FROM active_missions WHERE id = $1",
+                    )
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| {
+                        Ok(MissionUsage {
+                            status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
+                            steps_used: row.try_get("steps_used")?,
+                            max_steps: row.try_get("max_steps")?,
+                            reserved_cents: row.try_get("reserved_cents")?,
+                            spent_cents: row.try_get("spent_cents")?,
+                            budget_cents: row.try_get("budget_cents")?,
+                            ttl_seconds: row.try_get("ttl_seconds")?,
+                            started_at: row.try_get("started_at")?,
+                            expires_at: row.try_get("expires_at")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn approvals(
+                    &self,
+                    pending_only: bool,
+                    limit: u32,
+                ) -> Result<Vec<ApprovalRow>, DbError> {
+                    let sql = format!(
+                        "{APPROVAL_SELECT} WHERE ($1 = 0 OR a.status = 'Pending') \
+                         ORDER BY a.requested_at DESC, a.id DESC LIMIT $2"
+                    );
+                    sqlx::query(&sql)
+                        .bind(i64::from(pending_only))
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(approval_row)
+                        .collect()
+                }
+
+                async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError> {
+                    let limit = query.limit.clamp(1, 1000);
+                    let sql = format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit_log \
+                         WHERE ($1 IS NULL OR mission_id = $1) AND ($2 IS NULL OR sector = $2) \
+                         AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4"
+                    );
+                    let mut entries = sqlx::query(&sql)
+                        .bind(&query.mission_id)
+                        .bind(&query.sector)
+                        .bind(query.before_seq)
+                        .bind(i64::from(limit) + 1)
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|row| entry(row).map(|s| s.entry))
+                        .collect::<Result<Vec<_>, DbError>>()?;
+                    let has_more = entries.len() > limit as usize;
+                    entries.truncate(limit as usize);
+                    Ok(AuditPage { entries, has_more })
+                }
+
+                async fn audit_range(
+                    &self,
+                    after_seq: i64,
+                    limit: u32,
+                ) -> Result<Vec<SignedEntry>, DbError> {
+                    let sql = format!(
+                        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 \
+                         ORDER BY seq LIMIT $2"
+                    );
+                    sqlx::query(&sql)
+                        .bind(after_seq)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(entry)
+                        .collect()
+                }
+
+                async fn audit_head(&self) -> Result<AuditHead, DbError> {
+                    let row = sqlx::query(
+                        "SELECT seq, hash, key_id, signature FROM audit_head WHERE id = 1",
+                    )
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(AuditHead {
+                        seq: row.try_get("seq")?,
+                        hash: row.try_get("hash")?,
+                        key_id: row.try_get("key_id")?,
+                        signature: row.try_get("signature")?,
+                    })
+                }
+
+                async fn audit_keys(&self) -> Result<Vec<ExportedKey>, DbError> {
+                    sqlx::query("SELECT key_id, public_key FROM audit_keys ORDER BY created_at")
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(|row| {
+                            Ok(ExportedKey {
+                                key_id: row.try_get("key_id")?,
+                                public_key: row.try_get("public_key")?,
+                            })
+                        })
+                        .collect()
+                }
+
+                async fn register_key(&self, key: &ExportedKey, now: &str) -> Result<(), DbError> {
+                    sqlx::query(
+                        "INSERT INTO audit_keys (key_id, public_key, created_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(&key.key_id)
+                    .bind(&key.public_key)
+                    .bind(now)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use gateway_store;

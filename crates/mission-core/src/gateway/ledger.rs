@@ -1,0 +1,267 @@
+//! The gateway's writes. Every change the gateway makes — a step counted and a cost reserved,
+//! a reservation settled, an approval opened, used or decided — goes through one writer task
+//! together with its audit record, in one transaction. The writer takes whatever calls are
+//! waiting and commits them together, so concurrent calls share one commit; the chain head's
+//! row lock keeps the log in one order even with several app instances on one Postgres.
+
+use std::sync::Arc;
+
+use tokio::sync::{mpsc, oneshot};
+
+use super::RefusalCode;
+use crate::audit::{AuditDraft, Sealer};
+use crate::db::{DbError, Repository};
+
+/// A call that needs a human before it runs, as the reservation sees it.
+#[derive(Debug, Clone)]
+pub struct Gate {
+    /// Id a new approval request gets.
+    pub approval_id: String,
+    /// Department of the caller.
+    pub dept: i64,
+    /// Job the call belongs to.
+    pub job_id: Option<String>,
+    /// Tool.
+    pub tool_id: String,
+    /// SHA-256 of the canonical arguments.
+    pub args_hash: String,
+    /// Canonical arguments, for the reviewer to read.
+    pub args: String,
+    /// Why the call waits.
+    pub reason: String,
+    /// When a new request expires.
+    pub expires_at: String,
+}
+
+/// Count a step and reserve a call's estimated cost.
+#[derive(Debug, Clone)]
+pub struct Reserve {
+    /// Mission.
+    pub mission_id: String,
+    /// Estimated cost to hold.
+    pub cost_cents: i64,
+    /// Now, for approval expiry.
+    pub now: String,
+    /// Set when the approval mode holds this call for a human.
+    pub gate: Option<Gate>,
+    /// The record to write if the call is refused or waits.
+    pub audit: AuditDraft,
+    /// Id a budget-cap request gets if the budget is reached.
+    pub budget_request_id: String,
+}
+
+/// A reviewer's decision on an approval.
+#[derive(Debug, Clone)]
+pub struct Decide {
+    /// Approval id.
+    pub approval_id: String,
+    /// Reviewer.
+    pub by: String,
+    /// Approve (run the call / raise the budget) or deny (refuse it / stop the mission).
+    pub approve: bool,
+    /// New budget for a budget-cap request.
+    pub budget_cents: Option<i64>,
+    /// Largest budget the global policy allows.
+    pub max_budget_cents: i64,
+    /// Now.
+    pub now: String,
+    /// How long an approved call stays usable.
+    pub approved_until: String,
+}
+
+/// One write the gateway asks for.
+#[derive(Debug)]
+pub enum LedgerOp {
+    /// Record a decision taken before anything was reserved.
+    Audit(AuditDraft),
+    /// Count a step, reserve the cost, and apply the approval gate.
+    Reserve(Reserve),
+    /// Turn a reservation into spending and record the outcome.
+    Settle {
+        /// Mission.
+        mission_id: String,
+        /// What was reserved.
+        reserved_cents: i64,
+        /// What the call cost (at most what was reserved).
+        actual_cents: i64,
+        /// The record.
+        audit: AuditDraft,
+    },
+    /// A reviewer's decision.
+    Decide(Decide),
+}
+
+/// An approval used by a call that goes ahead.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalUse {
+    /// Approval id.
+    pub id: String,
+    /// Who approved.
+    pub decided_by: String,
+}
+
+/// What a reservation came to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReserveResult {
+    /// Step counted and cost held: run the tool.
+    Reserved {
+        /// The step number this call used.
+        step: i64,
+        /// The approval it used, if it needed one.
+        approval: Option<ApprovalUse>,
+    },
+    /// Nothing held; the call waits for a human.
+    Waiting {
+        /// Approval id.
+        approval_id: String,
+        /// When the request expires.
+        expires_at: String,
+        /// Audit seq.
+        seq: i64,
+    },
+    /// Refused; nothing held.
+    Refused {
+        /// Which check.
+        code: RefusalCode,
+        /// Why, in words.
+        message: String,
+        /// Audit seq.
+        seq: i64,
+    },
+}
+
+/// Why a reviewer's decision was not applied.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DecideError {
+    /// No approval has the id.
+    #[error("no approval request has the id {0}")]
+    NotFound(String),
+    /// Someone decided it already.
+    #[error("this request was already {0}; refresh the queue")]
+    AlreadyDecided(String),
+    /// It expired before the decision.
+    #[error("this request expired at {0}; the agent has to ask again")]
+    Expired(String),
+    /// The new budget is not above the current one or beyond the global policy.
+    #[error(
+        "the new budget must be above the current ${current} and at most ${max} (the global \
+         policy's cap); {value} cents was refused", current = .current / 100, max = .max / 100
+    )]
+    BudgetOutOfRange {
+        /// Cents asked for.
+        value: i64,
+        /// Current budget.
+        current: i64,
+        /// Largest allowed.
+        max: i64,
+    },
+    /// A budget decision without a budget, or a budget on a tool call.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// An approvals-queue row as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApprovalRow {
+    /// Id.
+    pub id: String,
+    /// `ToolCall` or `BudgetCap`.
+    pub kind: String,
+    /// Mission.
+    pub mission_id: String,
+    /// The mission's template name.
+    pub mission_name: String,
+    /// The mission's sector.
+    pub sector: String,
+    /// Caller's department.
+    pub dept: Option<i64>,
+    /// Job.
+    pub job_id: Option<String>,
+    /// Tool.
+    pub tool_id: Option<String>,
+    /// Argument hash.
+    pub args_hash: Option<String>,
+    /// Canonical arguments.
+    pub args: Option<String>,
+    /// Estimated cost.
+    pub cost_cents: i64,
+    /// Why it waits.
+    pub reason: String,
+    /// Stored status.
+    pub status: String,
+    /// Requested.
+    pub requested_at: String,
+    /// Expiry.
+    pub expires_at: Option<String>,
+    /// Reviewer.
+    pub decided_by: Option<String>,
+    /// Decision time.
+    pub decided_at: Option<String>,
+    /// For budget caps: the budget asked for or granted; else none.
+    pub budget_cents: Option<i64>,
+    /// The mission's budget now.
+    pub mission_budget_cents: i64,
+}
+
+/// The result of one op.
+#[derive(Debug, Clone)]
+pub enum LedgerResult {
+    /// The record's seq.
+    Audited(i64),
+    /// The reservation's outcome.
+    Reserve(ReserveResult),
+    /// The decision's outcome.
+    Decided(Result<(ApprovalRow, i64), DecideError>),
+}
+
+type Job = (
+    LedgerOp,
+    oneshot::Sender<Result<LedgerResult, Arc<DbError>>>,
+);
+
+/// Handle to the writer task.
+#[derive(Debug, Clone)]
+pub struct Ledger {
+    tx: mpsc::Sender<Job>,
+}
+
+/// Most ops committed together.
+const MAX_BATCH: usize = 256;
+
+impl Ledger {
+    /// Starts the writer over a repository, sealing records with this key.
+    pub fn start(repo: Arc<dyn Repository>, sealer: Sealer) -> Self {
+        let (tx, mut rx) = mpsc::channel::<Job>(4096);
+        tokio::spawn(async move {
+            let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);
+            while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
+                let (ops, replies): (Vec<LedgerOp>, Vec<_>) = jobs.drain(..).unzip();
+                let count = ops.len();
+                match repo.ledger(ops, &sealer).await {
+                    Ok(results) => {
+                        for (reply, result) in replies.into_iter().zip(results) {
+                            // The caller may have gone away; its write is committed anyway.
+                            let _ = reply.send(Ok(result));
+                        }
+                    }
+                    Err(e) => {
+                        tracing::error!(error = %e, ops = count, "gateway write failed");
+                        let e = Arc::new(e);
+                        for reply in replies {
+                            let _ = reply.send(Err(Arc::clone(&e)));
+                        }
+                    }
+                }
+            }
+        });
+        Self { tx }
+    }
+
+    /// Applies one op (committed with whatever else is waiting).
+    pub async fn apply(&self, op: LedgerOp) -> Result<LedgerResult, Arc<DbError>> {
+        let (reply, answer) = oneshot::channel();
+        let closed = || Arc::new(DbError::Corrupt("the gateway writer has stopped".into()));
+        self.tx.send((op, reply)).await.map_err(|_| closed())?;
+        answer.await.map_err(|_| closed())?
+    }
+}

@@ -1,0 +1,233 @@
+//! The agent API over real HTTP on loopback: status codes and JSON errors, the OpenAPI
+//! document, `http` tools limited to the allowlist, and an admin policy overriding a permit.
+
+use std::sync::Arc;
+
+use axum::routing::post;
+use axum::{Json, Router};
+use mission_core::audit::AuditDecision;
+use mission_core::gateway::GatewayConfig;
+use mission_core::registry::ApprovalMode;
+use mission_core::Catalog;
+use serde_json::{json, Value};
+
+use crate::gateway::{rig_with, running, Rig, Spec};
+use crate::helpers::TestDb;
+
+crate::on_both_backends!(the_api_runs_waits_and_refuses_calls_with_json_errors);
+
+const SECTORS: &str = include_str!("../../config/sectors.json");
+const DEPARTMENTS: &str = include_str!("../../config/departments.json");
+const TOOLS: &str = include_str!("../../config/tools.json");
+const POLICY: &str = include_str!("../../config/policy.json");
+
+/// The bundled catalogue plus three `http` tools: one read-only on loopback, one with side
+/// effects on loopback, one on a host the allowlist does not name.
+fn catalog_with_http_tools(port: u16) -> Catalog {
+    let mut tools: Value = serde_json::from_str(TOOLS).expect("tools");
+    let list = tools["tools"].as_array_mut().expect("tools array");
+    for (id, side_effects, endpoint) in [
+        (
+            "intelligence.loopback_fetch",
+            false,
+            format!("http://127.0.0.1:{port}/fetch"),
+        ),
+        (
+            "intelligence.loopback_push",
+            true,
+            format!("http://127.0.0.1:{port}/push"),
+        ),
+        (
+            "intelligence.outside_fetch",
+            false,
+            "http://203.0.113.7/fetch".to_owned(),
+        ),
+    ] {
+        list.push(json!({
+            "id": id, "name": id, "sector": "intelligence", "side_effects": side_effects,
+            "cost": {"model": "flat", "cents": 7}, "risk": "Low", "kind": "http",
+            "endpoint": endpoint
+        }));
+    }
+    Catalog::from_json(SECTORS, DEPARTMENTS, &tools.to_string(), POLICY).expect("catalog")
+}
+
+async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
+    // The endpoint an `http` tool calls: echoes what it got.
+    let tool_server = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let port = tool_server.local_addr().expect("addr").port();
+    tokio::spawn(async move {
+        let app = Router::new().route(
+            "/fetch",
+            post(|Json(body): Json<Value>| async move { Json(json!({"echo": body})) }),
+        );
+        axum::serve(tool_server, app).await.expect("tool server");
+    });
+    let rig: Rig = rig_with(
+        &db,
+        catalog_with_http_tools(port),
+        GatewayConfig::bundled().expect("config"),
+    )
+    .await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let base = format!("http://{}", listener.local_addr().expect("addr"));
+    let gateway = rig.gateway.clone();
+    tokio::spawn(mission_core::api::serve(
+        listener,
+        gateway,
+        std::future::pending(),
+    ));
+    let client = reqwest::Client::new();
+    let post = |tool: &str, token: &str, body: Value| {
+        client
+            .post(format!("{base}/v1/tools/{tool}/invoke"))
+            .bearer_auth(token)
+            .json(&body)
+            .send()
+    };
+
+    let (mission, token) = running(&rig, Spec::auto("intelligence")).await;
+    // A built-in tool runs: 200 with a simulated result.
+    let ok = post(
+        "intelligence.news_scan",
+        &token,
+        json!({"args": {"items": 3}, "job_id": "j1"}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(ok.status(), 200);
+    let body: Value = ok.json().await.expect("json");
+    assert_eq!(body["status"], "executed");
+    assert_eq!(body["simulated"], true);
+    assert_eq!(body["output"]["simulated"], true);
+    assert_eq!(body["cost_cents"], 3);
+
+    // An allowlisted `http` tool is really called; its answer comes back unsimulated.
+    let http = post(
+        "intelligence.loopback_fetch",
+        &token,
+        json!({"args": {"q": "rates"}}),
+    )
+    .await
+    .expect("send");
+    assert_eq!(http.status(), 200);
+    let body: Value = http.json().await.expect("json");
+    assert_eq!(body["simulated"], false);
+    assert_eq!(body["output"]["echo"]["q"], "rates");
+
+    // A host off the allowlist is refused before any request leaves.
+    let outside = post("intelligence.outside_fetch", &token, json!({"args": {}}))
+        .await
+        .expect("send");
+    assert_eq!(outside.status(), 403);
+    let body: Value = outside.json().await.expect("json");
+    assert_eq!(body["code"], "host_not_allowed");
+    assert!(body["message"]
+        .as_str()
+        .expect("message")
+        .contains("203.0.113.7"));
+
+    // The admin policy forbids an Auto mission's outbound side effects, whatever permits it.
+    let pushed = post("intelligence.loopback_push", &token, json!({"args": {}}))
+        .await
+        .expect("send");
+    assert_eq!(pushed.status(), 403);
+    let body: Value = pushed.json().await.expect("json");
+    assert_eq!(body["code"], "sector_denied");
+    let seq = body["audit_seq"].as_i64().expect("seq");
+    let entry = mission_core::audit::AuditLog::new(Arc::clone(rig.registry.repository()))
+        .page(&mission_core::audit::AuditQuery {
+            before_seq: Some(seq + 1),
+            limit: 1,
+            ..Default::default()
+        })
+        .await
+        .expect("page")
+        .entries
+        .remove(0);
+    assert_eq!(entry.decision, AuditDecision::Denied);
+    assert_eq!(
+        entry.policy_ids,
+        ["admin/no-unattended-outbound-side-effects"]
+    );
+
+    // No token, a forged token, another sector: JSON errors with codes.
+    let anonymous = client
+        .post(format!("{base}/v1/tools/intelligence.news_scan/invoke"))
+        .json(&json!({"args": {}}))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(anonymous.status(), 401);
+    let body: Value = anonymous.json().await.expect("json");
+    assert_eq!(body["code"], "unauthenticated");
+    let cross = post("trading.market_data_fetch", &token, json!({"args": {}}))
+        .await
+        .expect("send");
+    assert_eq!(cross.status(), 403);
+    assert_eq!(
+        cross.json::<Value>().await.expect("json")["code"],
+        "sector_denied"
+    );
+    let unknown = post("intelligence.nothing", &token, json!({"args": {}}))
+        .await
+        .expect("send");
+    assert_eq!(unknown.status(), 404);
+    let malformed = client
+        .post(format!("{base}/v1/tools/intelligence.news_scan/invoke"))
+        .bearer_auth(&token)
+        .header("content-type", "application/json")
+        .body("{not json")
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(malformed.status(), 400);
+    assert_eq!(
+        malformed.json::<Value>().await.expect("json")["code"],
+        "invalid_request"
+    );
+
+    // A Strict mission's side-effecting call waits: 202 with the approval to wait for.
+    let (_, strict) = running(
+        &rig,
+        Spec {
+            mode: ApprovalMode::Strict,
+            ..Spec::auto("intelligence")
+        },
+    )
+    .await;
+    let side_effect = rig
+        .catalog
+        .tools()
+        .iter()
+        .find(|t| t.sector == "intelligence" && t.side_effects && t.kind == "builtin")
+        .expect("a side-effecting intelligence tool");
+    let held = post(&side_effect.id, &strict, json!({"args": {}}))
+        .await
+        .expect("send");
+    assert_eq!(held.status(), 202);
+    let body: Value = held.json().await.expect("json");
+    assert_eq!(body["status"], "waiting");
+    assert!(body["approval_id"].as_str().is_some());
+
+    // The OpenAPI document describes the invoke path and the bearer scheme.
+    let doc: Value = client
+        .get(format!("{base}/v1/openapi.json"))
+        .send()
+        .await
+        .expect("send")
+        .json()
+        .await
+        .expect("json");
+    assert!(doc["paths"]["/v1/tools/{tool_id}/invoke"]["post"].is_object());
+    assert_eq!(
+        doc["components"]["securitySchemes"]["bearer"]["scheme"],
+        "bearer"
+    );
+    let usage = rig.gateway.usage(&mission).await.expect("usage");
+    assert_eq!(usage.spent_cents, 3 + 7);
+}
