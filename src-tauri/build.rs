@@ -12,6 +12,10 @@ const COMMANDS: &[&str] = &[
     "pick_manifests",
     "confirm_import",
     "cancel_import",
+    "list_approvals",
+    "decide_approval",
+    "audit_page",
+    "audit_verify",
     "library_rendered",
 ];
 

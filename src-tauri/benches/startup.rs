@@ -88,6 +88,8 @@ fn launch(app: &str, home: &Path) -> (f64, Child) {
         .env("XDG_CONFIG_HOME", home.join("config"))
         .env("XDG_CACHE_HOME", home.join("cache"))
         .env("XDG_RUNTIME_DIR", &runtime)
+        .env("MISSION_CONTROL_KEYSTORE", "ephemeral")
+        .env("MISSION_CONTROL_API_LISTEN", "127.0.0.1:0")
         .env("RUST_LOG", "info")
         .env_remove("DATABASE_URL")
         .stdout(Stdio::null())

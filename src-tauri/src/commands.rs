@@ -1,6 +1,8 @@
 //! The commands the window calls. Each turns its arguments into core values, calls the core
 //! and maps the result; nothing is decided here.
 
+use mission_core::audit::{AuditPage, AuditQuery, VerifyReport};
+use mission_core::gateway::{ApprovalItem, DecideApproval};
 use mission_core::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
 use mission_core::registry::import::ImportReport;
 use mission_core::registry::search::{LibraryPage, LibraryQuery, SectorTree};
@@ -60,7 +62,13 @@ pub async fn save_mission(
     state: State<'_, AppState>,
     request: SaveMissionRequest,
 ) -> Result<SaveOutcome, AppError> {
-    Ok(state.services().await?.missions.save(&request).await?)
+    let operator = mission_core::gateway::operator_name();
+    Ok(state
+        .services()
+        .await?
+        .missions
+        .save(&request, &operator)
+        .await?)
 }
 
 /// Saved missions, newest first.
@@ -122,6 +130,57 @@ pub async fn confirm_import(
 pub async fn cancel_import(state: State<'_, AppState>, import_id: String) -> Result<(), AppError> {
     state.services().await?.imports.cancel(&import_id);
     Ok(())
+}
+
+/// Approvals waiting for a human, or every approval when `pending_only` is false.
+#[tauri::command]
+#[specta::specta]
+pub async fn list_approvals(
+    state: State<'_, AppState>,
+    pending_only: bool,
+) -> Result<Vec<ApprovalItem>, AppError> {
+    let services = state.services().await?;
+    Ok(mission_core::gateway::approvals(
+        services.registry.repository().as_ref(),
+        services.registry.catalog(),
+        chrono::Utc::now(),
+        pending_only,
+    )
+    .await?)
+}
+
+/// Approves or denies one waiting tool call or budget cap request, as the OS user at the
+/// keyboard; the core checks the request is still open and the budget within the policy.
+#[tauri::command]
+#[specta::specta]
+pub async fn decide_approval(
+    app: AppHandle,
+    state: State<'_, AppState>,
+    request: DecideApproval,
+) -> Result<ApprovalItem, AppError> {
+    let gateway = state.gateway().await?;
+    let item = gateway
+        .decide(&request, &mission_core::gateway::operator_name())
+        .await?;
+    crate::approvals_changed(&app).await;
+    Ok(item)
+}
+
+/// One page of the audit log, newest first.
+#[tauri::command]
+#[specta::specta]
+pub async fn audit_page(
+    state: State<'_, AppState>,
+    query: AuditQuery,
+) -> Result<AuditPage, AppError> {
+    Ok(state.services().await?.audit.page(&query).await?)
+}
+
+/// Checks the whole audit log: hash chain and signatures.
+#[tauri::command]
+#[specta::specta]
+pub async fn audit_verify(state: State<'_, AppState>) -> Result<VerifyReport, AppError> {
+    Ok(state.services().await?.audit.verify(None).await?)
 }
 
 /// The window reports the first render of the library (the startup figure in the log).

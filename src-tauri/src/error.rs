@@ -1,6 +1,8 @@
 //! The one error shape that crosses into the UI: `{code, message, details}`. The UI keeps one
 //! table from code to wording; storage details stay in the log, never on screen.
 
+use mission_core::audit::AuditError;
+use mission_core::gateway::{DecideError, GatewayError};
 use mission_core::perimeter::PerimeterError;
 use mission_core::registry::Problem;
 use mission_core::RegistryError;
@@ -38,6 +40,18 @@ pub enum ErrorCode {
     Internal,
     /// The file picker could not be shown.
     Dialog,
+    /// No approval has the id.
+    ApprovalNotFound,
+    /// Someone already decided the approval.
+    ApprovalDecided,
+    /// The approval expired before it was decided.
+    ApprovalExpired,
+    /// A raised budget is not above the current one or is beyond the global policy's cap.
+    BudgetOutOfRange,
+    /// No mission has the id.
+    MissionNotFound,
+    /// The signing key or the audit log cannot be read.
+    AuditUnavailable,
 }
 
 /// Structured facts behind an error, for the UI to point at.
@@ -132,5 +146,50 @@ impl From<PerimeterError> for AppError {
             }
             PerimeterError::Registry(inner) => inner.into(),
         }
+    }
+}
+
+impl From<GatewayError> for AppError {
+    fn from(e: GatewayError) -> Self {
+        let code = match &e {
+            GatewayError::Approval(DecideError::NotFound(_)) => ErrorCode::ApprovalNotFound,
+            GatewayError::Approval(DecideError::AlreadyDecided(_)) => ErrorCode::ApprovalDecided,
+            GatewayError::Approval(DecideError::Expired(_)) => ErrorCode::ApprovalExpired,
+            GatewayError::Approval(DecideError::BudgetOutOfRange { max, .. }) => {
+                return Self {
+                    code: ErrorCode::BudgetOutOfRange,
+                    message: e.to_string(),
+                    details: ErrorDetails {
+                        field: Some("budget_cents".to_owned()),
+                        limit: Some(*max),
+                        problems: Vec::new(),
+                    },
+                }
+            }
+            GatewayError::MissionNotFound(_) => ErrorCode::MissionNotFound,
+            GatewayError::Storage(inner) => {
+                tracing::error!(error = %inner, "storage failed");
+                return Self::new(
+                    ErrorCode::Storage,
+                    "The mission database could not be read or written.",
+                );
+            }
+            GatewayError::Policy(_) => ErrorCode::Config,
+            GatewayError::Approval(DecideError::Invalid(_))
+            | GatewayError::MissionState { .. }
+            | GatewayError::UnknownDepartment { .. }
+            | GatewayError::Refused(_) => ErrorCode::InvalidRequest,
+        };
+        Self::new(code, e.to_string())
+    }
+}
+
+impl From<AuditError> for AppError {
+    fn from(e: AuditError) -> Self {
+        tracing::error!(error = %e, "the audit log could not be read");
+        Self::new(
+            ErrorCode::AuditUnavailable,
+            format!("The audit log could not be read: {e}."),
+        )
     }
 }

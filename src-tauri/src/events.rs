@@ -43,3 +43,10 @@ pub struct ImportFailed {
     /// What went wrong.
     pub error: crate::error::AppError,
 }
+
+/// Approvals were added or decided; lists should reload.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type, tauri_specta::Event)]
+pub struct ApprovalsChanged {
+    /// Approvals waiting now.
+    pub pending: u32,
+}

@@ -4,6 +4,12 @@
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
+use std::sync::Arc;
+
+use mission_core::audit::{AuditLog, KeyVault};
+use mission_core::gateway::{
+    Gateway, GatewayConfig, GatewayParts, SystemClock, BUNDLED_ADMIN_POLICIES,
+};
 use mission_core::perimeter::Missions;
 use mission_core::registry::ImportStage;
 use mission_core::Registry;
@@ -20,6 +26,8 @@ pub struct Services {
     pub missions: Missions,
     /// Imports waiting for Confirm.
     pub imports: ImportStage,
+    /// The audit log, for reading and verifying (needs no signing key).
+    pub audit: AuditLog,
 }
 
 /// State managed by the app.
@@ -27,6 +35,7 @@ pub struct Services {
 pub struct AppState {
     database_url: String,
     services: OnceCell<Result<Services, AppError>>,
+    gateway: OnceCell<Result<Gateway, AppError>>,
     started: Instant,
     rendered: AtomicBool,
 }
@@ -37,6 +46,7 @@ impl AppState {
         Self {
             database_url,
             services: OnceCell::new(),
+            gateway: OnceCell::new(),
             started,
             rendered: AtomicBool::new(false),
         }
@@ -63,10 +73,50 @@ impl AppState {
                     "library database ready"
                 );
                 Ok(Services {
+                    audit: AuditLog::new(Arc::clone(registry.repository())),
                     missions: Missions::new(registry.clone()),
                     imports: ImportStage::new(registry.clone()),
                     registry,
                 })
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The tool gateway, started on first use: it signs audit records with the key from the OS
+    /// keychain, so a locked or missing keychain fails here, and only here, with a message that
+    /// says so; the library and missions keep working.
+    pub async fn gateway(&self) -> Result<&Gateway, AppError> {
+        let services = self.services().await?;
+        self.gateway
+            .get_or_init(|| async {
+                let unavailable = |what: String| {
+                    tracing::error!(error = %what, "the tool gateway cannot start");
+                    AppError::new(ErrorCode::AuditUnavailable, what)
+                };
+                let config = GatewayConfig::bundled()
+                    .map_err(|e| AppError::new(ErrorCode::Config, e.to_string()))?;
+                let vault = KeyVault::default();
+                let sealer = tokio::task::spawn_blocking(move || vault.load_or_create())
+                    .await
+                    .map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?
+                    .map_err(|e| {
+                        unavailable(format!(
+                            "The audit signing key could not be loaded: {e}. Tool calls and \
+                             approval decisions are refused until it can be."
+                        ))
+                    })?;
+                Gateway::start(GatewayParts {
+                    repo: Arc::clone(services.registry.repository()),
+                    catalog: Arc::new(services.registry.catalog().clone()),
+                    config,
+                    admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
+                    sealer,
+                    clock: Arc::new(SystemClock),
+                })
+                .await
+                .map_err(AppError::from)
             })
             .await
             .as_ref()

@@ -48,8 +48,9 @@ fn free_port() -> u16 {
         .expect("a free local port")
 }
 
-/// Starts tauri-driver with the app's environment pointed into `home`.
-fn start_driver(home: &Path) -> Driver {
+/// Starts tauri-driver with the app's environment pointed into `home`; the app's agent API
+/// listens on `api_port`.
+fn start_driver(home: &Path, api_port: u16) -> Driver {
     assert!(
         std::env::var_os("DISPLAY").is_some(),
         "no X display: run this test under xvfb-run (scripts/test does)"
@@ -81,6 +82,13 @@ fn start_driver(home: &Path) -> Driver {
         .env("XDG_CACHE_HOME", home.join("cache"))
         .env("XDG_RUNTIME_DIR", &runtime)
         .env_remove("DATABASE_URL")
+        // The audit signing key goes to a store that dies with the app, never the machine's
+        // keychain; the agent API gets a free port so a running instance cannot clash.
+        .env("MISSION_CONTROL_KEYSTORE", "ephemeral")
+        .env(
+            "MISSION_CONTROL_API_LISTEN",
+            format!("127.0.0.1:{api_port}"),
+        )
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()
@@ -193,11 +201,14 @@ async fn invoke(client: &Client, command: &str, args: Value) -> Result<Value, Va
     }
 }
 
-async fn database(home: &Path) -> sqlx::SqliteConnection {
-    let path = home
-        .join("data")
+fn database_path(home: &Path) -> PathBuf {
+    home.join("data")
         .join("app.missioncontrol.desktop")
-        .join("mission-control.sqlite3");
+        .join("mission-control.sqlite3")
+}
+
+async fn database(home: &Path) -> sqlx::SqliteConnection {
+    let path = database_path(home);
     SqliteConnectOptions::new()
         .filename(&path)
         .read_only(true)
@@ -209,7 +220,8 @@ async fn database(home: &Path) -> sqlx::SqliteConnection {
 #[tokio::test(flavor = "multi_thread")]
 async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
     let home = tempfile::tempdir().expect("temp home");
-    let driver = start_driver(home.path());
+    let api_port = free_port();
+    let driver = start_driver(home.path(), api_port);
     let client = connect(&driver).await;
 
     // The library renders the bundled templates.
@@ -317,6 +329,8 @@ async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
     assert_eq!(refused["details"]["field"], "budget_cents");
     assert_eq!(refused["details"]["limit"], cap);
 
+    approve_a_held_call_and_verify_the_audit_log(&client, home.path(), &mission_id, api_port).await;
+
     client.close().await.expect("close session");
     drop(driver);
 
@@ -347,4 +361,146 @@ async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
         row.get::<String, _>("logic_hash"),
         row.get::<String, _>("version_hash")
     );
+}
+
+/// Starts the saved mission and gives its department 1 a token, straight through the core's
+/// storage (what deploying will do); returns the token.
+async fn start_with_token(home: &Path, mission_id: &str) -> String {
+    let url = database_path(home).to_string_lossy().into_owned();
+    let registry = mission_core::Registry::open(&url)
+        .await
+        .expect("open the app's database");
+    let repo = registry.repository();
+    let now = chrono::Utc::now();
+    let ts = |t: chrono::DateTime<chrono::Utc>| mission_core::gateway::timestamp(t);
+    assert!(
+        repo.start_mission(mission_id, &ts(now), &ts(now + chrono::Duration::hours(1)))
+            .await
+            .expect("start the mission"),
+        "the saved mission was not Ready"
+    );
+    let token = "mct_e2e-agent-token-of-department-1";
+    repo.insert_token(
+        &mission_core::gateway::hash_token(token),
+        mission_id,
+        1,
+        "e2e",
+        &ts(now),
+    )
+    .await
+    .expect("store the token");
+    token.to_owned()
+}
+
+async fn call_tool(api_port: u16, token: &str, tool: &str, args: Value) -> (u16, Value) {
+    let response = reqwest::Client::new()
+        .post(format!(
+            "http://127.0.0.1:{api_port}/v1/tools/{tool}/invoke"
+        ))
+        .bearer_auth(token)
+        .json(&json!({ "args": args }))
+        .send()
+        .await
+        .expect("the app's agent API answers");
+    let status = response.status().as_u16();
+    (status, response.json().await.expect("a JSON answer"))
+}
+
+async fn text_of(client: &Client, css: &str) -> Option<String> {
+    client.find(Locator::Css(css)).await.ok()?.text().await.ok()
+}
+
+async fn click(client: &Client, css: &str) {
+    client
+        .find(Locator::Css(css))
+        .await
+        .unwrap_or_else(|e| panic!("no {css}: {e}"))
+        .click()
+        .await
+        .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
+}
+
+/// The app's own agent API holds a High-risk call of the Threshold mission for a reviewer; the
+/// Approvals tab counts it, Approve lets exactly that call run, and the Audit tab shows the
+/// records and verifies the chain.
+async fn approve_a_held_call_and_verify_the_audit_log(
+    client: &Client,
+    home: &Path,
+    mission_id: &str,
+    api_port: u16,
+) {
+    let token = start_with_token(home, mission_id).await;
+    let args = json!({ "candidate": "c-17", "salary_band": "B3" });
+    let (status, held) = call_tool(api_port, &token, "talent.offer_draft", args.clone()).await;
+    assert_eq!(
+        status, 202,
+        "a High-risk call waits in Threshold mode: {held}"
+    );
+    let approval_id = held["approval_id"]
+        .as_str()
+        .expect("approval id")
+        .to_owned();
+
+    // The pending count reaches the tab through the gateway's event, without a reload.
+    until("the Approvals tab to count one waiting call", || async {
+        (text_of(client, "[data-testid='approvals-badge']")
+            .await
+            .as_deref()
+            == Some("1"))
+        .then_some(())
+    })
+    .await;
+    click(client, "[data-testid='tab-approvals']").await;
+    let card = format!("[data-approval-id='{approval_id}']");
+    until("the held call in the queue", || async {
+        client.find(Locator::Css(&card)).await.ok()
+    })
+    .await;
+    screenshot(client, "approvals.png").await;
+    click(client, &format!("{card} [data-testid='approve']")).await;
+    // Decided, it leaves the queue of waiting calls.
+    until("the approved call to leave the queue", || async {
+        client
+            .find(Locator::Css(&card))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+
+    // A different argument is a different call: it waits again. The approved one runs once.
+    let other = json!({ "candidate": "c-18", "salary_band": "B3" });
+    let (status, _) = call_tool(api_port, &token, "talent.offer_draft", other).await;
+    assert_eq!(
+        status, 202,
+        "an approval must not carry over to other arguments"
+    );
+    let (status, ran) = call_tool(api_port, &token, "talent.offer_draft", args).await;
+    assert_eq!(status, 200, "the approved call runs: {ran}");
+    assert_eq!(ran["simulated"], true);
+
+    // The Audit tab lists the decisions for this mission and verifies the chain.
+    click(client, "[data-testid='tab-audit']").await;
+    let rows = until("the audit rows of the calls", || async {
+        let rows = client
+            .find_all(Locator::Css("[data-testid='audit-row']"))
+            .await
+            .ok()?;
+        (rows.len() >= 4).then_some(rows.len())
+    })
+    .await;
+    assert!(rows >= 4, "waiting, approved, waiting again and allowed");
+    click(client, "[data-testid='verify-log']").await;
+    let ok = until("the verify result", || async {
+        client
+            .find(Locator::Css("[data-testid='verify-result']"))
+            .await
+            .ok()?
+            .attr("data-ok")
+            .await
+            .ok()?
+    })
+    .await;
+    assert_eq!(ok, "true", "the freshly written chain verifies");
+    screenshot(client, "audit.png").await;
 }

@@ -1,5 +1,6 @@
 //! Tests of the desktop shell that need no window: the generated TypeScript bindings match the
-//! Rust types, and the drop-import flow works on real files against a real SQLite database.
+//! Rust types, the drop-import flow works on real files against a real SQLite database, and
+//! reviewers' notifications say what waits.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex};
@@ -187,4 +188,46 @@ fn the_finished_import_is_notified_only_when_the_window_is_in_the_background() {
     let (title, body) = imports::notification(&report, false).expect("notification");
     assert_eq!(title, "Import finished");
     assert_eq!(body, report.summary());
+}
+
+#[test]
+fn reviewers_are_notified_of_held_calls_and_paused_missions_only_in_the_background() {
+    use mission_core::gateway::GatewayEvent;
+    let held = GatewayEvent::ApprovalRequested {
+        approval_id: "a-1".into(),
+        mission_id: "m-1".into(),
+        tool_id: "talent.offer_draft".into(),
+    };
+    let paused = GatewayEvent::BudgetCapReached {
+        mission_id: "m-2".into(),
+    };
+    let decided = GatewayEvent::ApprovalDecided {
+        approval_id: "a-1".into(),
+    };
+    for event in [&held, &paused, &decided] {
+        assert!(mission_control::approval_notification(event, true).is_none());
+    }
+    let (title, body) = mission_control::approval_notification(&held, false).expect("held");
+    assert_eq!(title, "A tool call waits for your approval");
+    assert!(
+        body.contains("talent.offer_draft") && body.contains("m-1"),
+        "{body}"
+    );
+    let (title, body) = mission_control::approval_notification(&paused, false).expect("paused");
+    assert_eq!(title, "A mission reached its budget");
+    assert!(body.contains("m-2") && body.contains("raise"), "{body}");
+    assert!(mission_control::approval_notification(&decided, false).is_none());
+}
+
+#[test]
+fn a_recount_notifies_only_of_a_grown_queue_in_the_background() {
+    use mission_control::queue_grew_notification;
+    assert!(queue_grew_notification(2, 3, true).is_none());
+    assert!(queue_grew_notification(3, 3, false).is_none());
+    assert!(queue_grew_notification(3, 1, false).is_none());
+    let (title, body) = queue_grew_notification(0, 1, false).expect("one new");
+    assert_eq!(title, "A request waits for your approval");
+    assert_eq!(body, "1 in the queue. Open Approvals to decide.");
+    let (title, _) = queue_grew_notification(1, 4, false).expect("three new");
+    assert_eq!(title, "3 requests wait for your approval");
 }

@@ -35,13 +35,15 @@ crate::on_both_backends!(
 
 /// A keychain for tests: keyring's own extension point with an in-memory store, so the
 /// gateway's key handling runs as in the app without touching the user's keychain.
+type Secrets = Arc<Mutex<HashMap<(String, String), Vec<u8>>>>;
+
 #[derive(Debug, Default)]
-struct MemoryKeychain(Arc<Mutex<HashMap<(String, String), Vec<u8>>>>);
+struct MemoryKeychain(Secrets);
 
 #[derive(Debug)]
 struct MemoryCredential {
     key: (String, String),
-    store: Arc<Mutex<HashMap<(String, String), Vec<u8>>>>,
+    store: Secrets,
 }
 
 impl keyring::credential::CredentialApi for MemoryCredential {
@@ -1031,8 +1033,9 @@ async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb)
         .await
         .expect("export");
     let key = mission_core::audit::public_key(&test_sealer().public_key_hex()).expect("key");
-    let report = mission_core::audit::verify_export(out.as_slice(), Some(&[key.clone()]))
-        .expect("verify export");
+    let report =
+        mission_core::audit::verify_export(out.as_slice(), Some(std::slice::from_ref(&key)))
+            .expect("verify export");
     assert!(report.ok, "{report:?}");
     assert_eq!(report.records, n);
     let text = String::from_utf8(out).expect("utf8");

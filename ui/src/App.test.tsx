@@ -2,7 +2,7 @@ import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
 import { App } from "./App";
-import { appError, createFakePlatform, makePreview, makeTemplate, renderWithPlatform } from "./test/fakePlatform";
+import { appError, createFakePlatform, makeApproval, makeAuditEntry, makePreview, makeTemplate, renderWithPlatform } from "./test/fakePlatform";
 
 describe("App", () => {
   it("switches tabs and focuses the search with Ctrl+K", async () => {
@@ -76,5 +76,41 @@ describe("App", () => {
     expect(within(overlay).getByTestId("error-notice")).toHaveAttribute("data-code", "storage");
     await user.click(within(overlay).getByRole("button", { name: "Close" }));
     expect(screen.queryByTestId("import-overlay")).not.toBeInTheDocument();
+  });
+
+  it("shows how many approvals wait on the Approvals tab, after Active Missions", async () => {
+    const platform = createFakePlatform();
+    platform.approvals.push(makeApproval(1), makeApproval(2), makeApproval(3), makeApproval(4, { status: "Approved" }));
+    renderWithPlatform(<App />, platform);
+
+    expect(screen.getAllByRole("tab").map((t) => t.textContent)).toEqual(["Library", "Active Missions", "Approvals", "Audit", "Import"]);
+    expect(await screen.findByRole("tab", { name: "Approvals (3)" })).toBeInTheDocument();
+    expect(platform.listApprovals).toHaveBeenCalledWith(true);
+
+    act(() => platform.emit.approvalsChanged({ pending: 1 }));
+    expect(screen.getByRole("tab", { name: "Approvals (1)" })).toBeInTheDocument();
+    act(() => platform.emit.approvalsChanged({ pending: 0 }));
+    expect(screen.getByRole("tab", { name: "Approvals" })).toBeInTheDocument();
+    expect(screen.queryByTestId("approvals-badge")).not.toBeInTheDocument();
+  });
+
+  it("opens the approvals and the audit log", async () => {
+    const platform = createFakePlatform();
+    platform.approvals.push(makeApproval(1));
+    platform.audit.push(makeAuditEntry(1, { simulated: true }));
+    const user = userEvent.setup();
+    renderWithPlatform(<App />, platform);
+
+    await user.click(await screen.findByRole("tab", { name: "Approvals (1)" }));
+    const approvals = screen.getByRole("tabpanel", { name: /Approvals/ });
+    expect(await within(approvals).findByTestId("approval")).toHaveTextContent("Pay Invoice 1");
+
+    // The arrow keys move along the tabs.
+    await user.keyboard("{ArrowLeft}");
+    expect(screen.getByRole("tab", { name: "Active Missions" })).toHaveFocus();
+    await user.keyboard("{ArrowRight}{ArrowRight}");
+    expect(screen.getByRole("tab", { name: "Audit" })).toHaveFocus();
+    expect(screen.getByRole("tab", { name: "Audit" })).toHaveAttribute("aria-selected", "true");
+    expect(await within(screen.getByRole("tabpanel", { name: "Audit" })).findByTestId("simulated")).toBeInTheDocument();
   });
 });

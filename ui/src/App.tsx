@@ -1,17 +1,22 @@
 import { useCallback, useEffect, useRef, useState, type KeyboardEvent } from "react";
 import type { TemplateSummary } from "./bindings";
 import { ActiveMissions } from "./components/ActiveMissions";
+import { ApprovalsView } from "./components/ApprovalsView";
+import { AuditView } from "./components/AuditView";
 import { ImportPanel } from "./components/ImportPanel";
 import { MissionConfigModal } from "./components/MissionConfigModal";
 import { MissionLibrary } from "./components/MissionLibrary";
 import { Modal } from "./components/Modal";
 import { useImportSession } from "./components/useImportSession";
+import { usePlatform } from "./platform/context";
 
-type Tab = "library" | "missions" | "import";
+type Tab = "library" | "missions" | "approvals" | "audit" | "import";
 
 const TABS: { id: Tab; label: string }[] = [
   { id: "library", label: "Library" },
   { id: "missions", label: "Active Missions" },
+  { id: "approvals", label: "Approvals" },
+  { id: "audit", label: "Audit" },
   { id: "import", label: "Import" },
 ];
 
@@ -24,6 +29,7 @@ export function App() {
   const tabRefs = useRef(new Map<Tab, HTMLButtonElement>());
   const openings = useRef(0);
   const importSession = useImportSession();
+  const pendingApprovals = usePendingApprovals();
 
   // Ctrl/Cmd+K: to the search box, from anywhere but an open dialog.
   useEffect(() => {
@@ -96,6 +102,15 @@ export function App() {
                 onClick={() => setTab(t.id)}
               >
                 {t.label}
+                {t.id === "approvals" && pendingApprovals > 0 && (
+                  <>
+                    {" "}
+                    <span className="tab-badge" aria-hidden="true" data-testid="approvals-badge">
+                      {pendingApprovals}
+                    </span>
+                    <span className="visually-hidden">({pendingApprovals})</span>
+                  </>
+                )}
                 {t.id === "import" && stage.kind !== "idle" && stage.kind !== "done" && (
                   <>
                     <span className="tab-dot" aria-hidden="true" />
@@ -115,6 +130,12 @@ export function App() {
           </div>
           <div role="tabpanel" id="panel-missions" aria-labelledby="tab-missions" hidden={tab !== "missions"} className="panel">
             <ActiveMissions visible={tab === "missions"} refreshToken={missionsToken} />
+          </div>
+          <div role="tabpanel" id="panel-approvals" aria-labelledby="tab-approvals" hidden={tab !== "approvals"} className="panel">
+            <ApprovalsView visible={tab === "approvals"} />
+          </div>
+          <div role="tabpanel" id="panel-audit" aria-labelledby="tab-audit" hidden={tab !== "audit"} className="panel">
+            <AuditView visible={tab === "audit"} />
           </div>
           <div role="tabpanel" id="panel-import" aria-labelledby="tab-import" hidden={tab !== "import"} className="panel">
             {tab === "import" && <ImportPanel session={importSession} />}
@@ -154,4 +175,33 @@ export function App() {
       )}
     </div>
   );
+}
+
+/**
+ * How many approvals wait, for the tab's badge: counted once at start, then taken from every
+ * approvals-changed event. A failed count shows no badge; the Approvals view shows the error.
+ */
+function usePendingApprovals(): number {
+  const platform = usePlatform();
+  const [pending, setPending] = useState(0);
+  useEffect(() => {
+    let current = true;
+    // An event carries a newer count than a first load still on its way.
+    let heard = false;
+    const off = platform.onApprovalsChanged((p) => {
+      heard = true;
+      setPending(p.pending);
+    });
+    platform.listApprovals(true).then(
+      (list) => {
+        if (current && !heard) setPending(list.length);
+      },
+      () => undefined,
+    );
+    return () => {
+      current = false;
+      off();
+    };
+  }, [platform]);
+  return pending;
 }

@@ -23,12 +23,24 @@ export const commands = {
 	confirmImport: (importId: string) => typedError<ImportReport, AppError>(__TAURI_INVOKE("confirm_import", { importId })),
 	/**  Forgets a previewed import without writing anything. */
 	cancelImport: (importId: string) => typedError<null, AppError>(__TAURI_INVOKE("cancel_import", { importId })),
+	/**  Approvals waiting for a human, or every approval when `pending_only` is false. */
+	listApprovals: (pendingOnly: boolean) => typedError<ApprovalItem[], AppError>(__TAURI_INVOKE("list_approvals", { pendingOnly })),
+	/**
+	 *  Approves or denies one waiting tool call or budget cap request, as the OS user at the
+	 *  keyboard; the core checks the request is still open and the budget within the policy.
+	 */
+	decideApproval: (request: DecideApproval) => typedError<ApprovalItem, AppError>(__TAURI_INVOKE("decide_approval", { request })),
+	/**  One page of the audit log, newest first. */
+	auditPage: (query: AuditQuery) => typedError<AuditPage, AppError>(__TAURI_INVOKE("audit_page", { query })),
+	/**  Checks the whole audit log: hash chain and signatures. */
+	auditVerify: () => typedError<VerifyReport, AppError>(__TAURI_INVOKE("audit_verify")),
 	/**  The window reports the first render of the library (the startup figure in the log). */
 	libraryRendered: (count: number) => __TAURI_INVOKE<void>("library_rendered", { count }),
 };
 
 /** Events */
 export const events = {
+	approvalsChanged: makeEvent<ApprovalsChanged, ApprovalsChanged>("approvals-changed"),
 	importFailed: makeEvent<ImportFailed, ImportFailed>("import-failed"),
 	importPreviewReady: makeEvent<ImportPreviewReady, ImportPreviewReady>("import-preview-ready"),
 	importProgress: makeEvent<ImportProgress, ImportProgress>("import-progress"),
@@ -71,6 +83,64 @@ export type AppError = {
 	details: ErrorDetails,
 };
 
+/**  A reviewer's answer. */
+export type ApprovalDecision = 
+/**  Run the call / raise the budget. */
+"Approve" | 
+/**  Refuse the call / stop the mission. */
+"Deny";
+
+/**  An approvals-queue entry as reviewers see it. */
+export type ApprovalItem = {
+	/**  Id. */
+	id: string,
+	/**  Kind. */
+	kind: ApprovalKind,
+	/**  Status (a pending request past its expiry shows as Expired). */
+	status: ApprovalStatus,
+	/**  Mission. */
+	mission_id: string,
+	/**  The mission's template name. */
+	mission_name: string,
+	/**  The mission's sector. */
+	sector: string,
+	/**  Calling department. */
+	dept: number | null,
+	/**  Tool id. */
+	tool_id: string | null,
+	/**  Tool name. */
+	tool_name: string | null,
+	/**  SHA-256 of the exact arguments. */
+	args_hash: string | null,
+	/**  The exact arguments (canonical JSON). */
+	args: string | null,
+	/**  Estimated cost of the call (for a budget cap: of the call that hit it). */
+	cost_cents: number,
+	/**  The tool's risk. */
+	risk: RiskLevel | null,
+	/**  Why it waits. */
+	reason: string,
+	/**  Requested at. */
+	requested_at: string,
+	/**  Expires at. */
+	expires_at: string | null,
+	/**  Reviewer. */
+	decided_by: string | null,
+	/**  Decided at. */
+	decided_at: string | null,
+	/**  For a budget cap: the mission's budget now (or the budget granted). */
+	budget_cents: number | null,
+	/**  For a budget cap: the largest budget the global policy allows. */
+	max_budget_cents: number | null,
+};
+
+/**  Kind of an approvals-queue entry. */
+export type ApprovalKind = 
+/**  A tool call held by the approval mode. */
+"ToolCall" | 
+/**  A mission paused at its budget cap. */
+"BudgetCap";
+
 /**  How tool calls of a mission wait for a human. */
 export type ApprovalMode = 
 /**  Every side-effecting call waits for a human. */
@@ -86,6 +156,108 @@ export type ApprovalModeInfo = {
 	mode: ApprovalMode,
 	/**  Exactly which tool calls wait for a human in this mode. */
 	waits: string,
+};
+
+/**  Where an approval request stands. */
+export type ApprovalStatus = 
+/**  Waiting for a reviewer. */
+"Pending" | 
+/**  Approved (a call: usable once, until it expires). */
+"Approved" | 
+/**  Denied. */
+"Denied" | 
+/**  Expired before a decision or before use. */
+"Expired" | 
+/**  The approved call ran. */
+"Used";
+
+/**  Approvals were added or decided; lists should reload. */
+export type ApprovalsChanged = {
+	/**  Approvals waiting now. */
+	pending: number,
+};
+
+/**  What happened to a call or a request. */
+export type AuditDecision = 
+/**  The tool ran. */
+"Allowed" | 
+/**  The gateway refused the call; the reason says which check. */
+"Denied" | 
+/**  The call waits for a human in the approvals queue. */
+"Waiting" | 
+/**  A human approved a waiting call or raised a budget. */
+"Approved" | 
+/**  A human denied a waiting call or stopped a mission at its budget. */
+"Rejected" | 
+/**  The tool was called and failed; nothing was charged. */
+"Failed";
+
+/**  One record of the log, as stored and shown. */
+export type AuditEntry = {
+	/**  Position in the chain, from 1. */
+	seq: number,
+	/**  When it happened (RFC 3339 UTC). */
+	ts: string,
+	/**  Mission id. */
+	mission_id: string | null,
+	/**  Job id. */
+	job_id: string | null,
+	/**  Department. */
+	dept: number | null,
+	/**  Who acted. */
+	caller: string,
+	/**  Tool id. */
+	tool_id: string | null,
+	/**  Argument hash. */
+	args_hash: string | null,
+	/**  Decision. */
+	decision: AuditDecision,
+	/**  Reason. */
+	reason: string,
+	/**  Authorizing sector, or the one that would have had to authorize. */
+	sector: string | null,
+	/**  Connection grant that authorized a cross-sector call. */
+	grant: string | null,
+	/**  Deciding policy ids. */
+	policy_ids: string[],
+	/**  Cents charged. */
+	cost_cents: number,
+	/**  Result came from a simulated executor. */
+	simulated: boolean,
+	/**  Hash of the previous record. */
+	prev_hash: string,
+	/**  SHA-256 over this record's canonical form. */
+	hash: string,
+	/**  Which signing key signed it. */
+	key_id: string,
+};
+
+/**  A page of the log. */
+export type AuditPage = {
+	/**  Records, newest first. */
+	entries: AuditEntry[],
+	/**  Whether older records match too. */
+	has_more: boolean,
+};
+
+/**  Filters for reading the log, newest first. */
+export type AuditQuery = {
+	/**  Only this mission's records. */
+	mission_id: string | null,
+	/**  Only records naming this sector. */
+	sector: string | null,
+	/**  Only records older than this seq (paging). */
+	before_seq: number | null,
+	/**  Most records to return. */
+	limit: number,
+};
+
+/**  The first record that does not check out. */
+export type BadRecord = {
+	/**  Its seq (for a missing tail, the seq the head names). */
+	seq: number,
+	/**  What is wrong with it. */
+	problem: string,
 };
 
 /**  Budget, time to live and step count, as caps or as lower bounds. */
@@ -114,6 +286,16 @@ export type ConnectionOption = {
 	sector_name: string,
 	/**  The ruleset's tools that need this connection. */
 	tools: string[],
+};
+
+/**  A decision as a shell sends it. */
+export type DecideApproval = {
+	/**  Approval id. */
+	approval_id: string,
+	/**  The decision. */
+	decision: ApprovalDecision,
+	/**  New budget in cents, when approving a budget cap. */
+	budget_cents: number | null,
 };
 
 /**  The closed list of error codes the UI knows how to word. */
@@ -145,7 +327,19 @@ export type ErrorCode =
 /**  A fault inside the app. */
 "internal" | 
 /**  The file picker could not be shown. */
-"dialog";
+"dialog" | 
+/**  No approval has the id. */
+"approval_not_found" | 
+/**  Someone already decided the approval. */
+"approval_decided" | 
+/**  The approval expired before it was decided. */
+"approval_expired" | 
+/**  A raised budget is not above the current one or is beyond the global policy's cap. */
+"budget_out_of_range" | 
+/**  No mission has the id. */
+"mission_not_found" | 
+/**  The signing key or the audit log cannot be read. */
+"audit_unavailable";
 
 /**  Structured facts behind an error, for the UI to point at. */
 export type ErrorDetails = {
@@ -316,6 +510,8 @@ export type MissionStatus =
 "Ready" | 
 /**  Its squad is working. */
 "Running" | 
+/**  Held at its budget cap until a human raises the budget or stops it. */
+"Paused" | 
 /**  Finished its plan. */
 "Completed" | 
 /**  Stopped by an error. */
@@ -488,6 +684,18 @@ export type TemplateSummary = {
 	top_performance: boolean,
 	/**  Why figures are missing, when they are. */
 	history_note: string | null,
+};
+
+/**  The outcome of checking the whole log. */
+export type VerifyReport = {
+	/**  Records checked. */
+	records: number,
+	/**  Whether the chain, every signature and the head check out. */
+	ok: boolean,
+	/**  The first problem, if any. */
+	first_bad: BadRecord | null,
+	/**  Fingerprints of the public keys the records were checked against. */
+	keys: string[],
 };
 
 /* Tauri Specta runtime */

@@ -85,6 +85,36 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
     whatToDo: "Try again, or drag the manifest files onto this window instead.",
     severity: "warning",
   },
+  approval_not_found: {
+    title: "This approval no longer exists",
+    whatToDo: "Refresh the list; its mission may have ended or been removed. Nothing was decided.",
+    severity: "warning",
+  },
+  approval_decided: {
+    title: "Someone already decided this approval",
+    whatToDo: "Refresh the list to see the decision that stands. Yours was not recorded.",
+    severity: "warning",
+  },
+  approval_expired: {
+    title: "This approval has expired",
+    whatToDo: "The call will not run. If it is still needed, the agent must make it again to ask for a fresh approval. Nothing was decided.",
+    severity: "warning",
+  },
+  budget_out_of_range: {
+    title: "The new budget is outside the allowed range",
+    whatToDo: "Enter a budget above the current one and no higher than the global policy's cap, then press Raise budget again. Nothing was changed.",
+    severity: "warning",
+  },
+  mission_not_found: {
+    title: "Mission not found",
+    whatToDo: "The mission may have been removed. Refresh the list and choose another mission.",
+    severity: "warning",
+  },
+  audit_unavailable: {
+    title: "The audit log cannot be read",
+    whatToDo: "Check that the audit signing key is in the system keychain and that the app's data folder is readable, then retry. Until then the log cannot be shown or verified.",
+    severity: "error",
+  },
 };
 
 export function wordingFor(code: string): ErrorWording {

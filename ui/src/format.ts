@@ -81,3 +81,85 @@ export function localTime(rfc3339: string): string {
     minute: "2-digit",
   });
 }
+
+/** Like `localTime`, with seconds: audit records a second apart must read apart. */
+export function localTimeWithSeconds(rfc3339: string): string {
+  const date = new Date(rfc3339);
+  if (Number.isNaN(date.getTime())) return rfc3339;
+  return date.toLocaleString(undefined, {
+    year: "numeric",
+    month: "short",
+    day: "numeric",
+    hour: "2-digit",
+    minute: "2-digit",
+    second: "2-digit",
+  });
+}
+
+/** Time left, coarse to fine: "2 d 3 h", "1 h 05 min", "4 min 05 s", "42 s". */
+export function formatCountdown(ms: number): string {
+  const total = Math.max(0, Math.ceil(ms / 1000));
+  const days = Math.floor(total / 86_400);
+  const hours = Math.floor((total % 86_400) / 3600);
+  const minutes = Math.floor((total % 3600) / 60);
+  const seconds = total % 60;
+  const two = (n: number) => String(n).padStart(2, "0");
+  if (days > 0) return `${days} d ${hours} h`;
+  if (hours > 0) return `${hours} h ${two(minutes)} min`;
+  if (minutes > 0) return `${minutes} min ${two(seconds)} s`;
+  return `${seconds} s`;
+}
+
+/** The first characters of a hash, for a column; the full hash belongs in a title. */
+export function shortHash(hash: string, length = 12): string {
+  return hash.length > length ? `${hash.slice(0, length)}…` : hash;
+}
+
+/**
+ * Indents JSON text for reading without parsing it: every literal stays exactly as sent
+ * (`JSON.parse` would round integers beyond 2^53, and a reviewer must see what was hashed).
+ * Text that is not JSON comes back unchanged in substance, merely re-spaced.
+ */
+export function indentJson(text: string, indent = "  "): string {
+  let out = "";
+  let depth = 0;
+  let inString = false;
+  let escaped = false;
+  const newline = () => `\n${indent.repeat(depth)}`;
+  for (let i = 0; i < text.length; i += 1) {
+    const c = text.charAt(i);
+    if (inString) {
+      out += c;
+      if (escaped) escaped = false;
+      else if (c === "\\") escaped = true;
+      else if (c === '"') inString = false;
+      continue;
+    }
+    if (c === '"') {
+      inString = true;
+      out += c;
+    } else if (c === "{" || c === "[") {
+      const close = c === "{" ? "}" : "]";
+      let j = i + 1;
+      while (j < text.length && /\s/.test(text.charAt(j))) j += 1;
+      if (text.charAt(j) === close) {
+        // Empty object or array: keep it on one line.
+        out += c + close;
+        i = j;
+      } else {
+        depth += 1;
+        out += c + newline();
+      }
+    } else if (c === "}" || c === "]") {
+      depth = Math.max(0, depth - 1);
+      out += newline() + c;
+    } else if (c === ",") {
+      out += c + newline();
+    } else if (c === ":") {
+      out += ": ";
+    } else if (!/\s/.test(c)) {
+      out += c;
+    }
+  }
+  return out;
+}

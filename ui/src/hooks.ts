@@ -16,3 +16,18 @@ export function useLatest<T>(value: T) {
   ref.current = value;
   return ref;
 }
+
+/**
+ * `Date.now()`, refreshed every `intervalMs` while that is not null (for countdowns); when
+ * ticking stops, the last value stays.
+ */
+export function useNow(intervalMs: number | null): number {
+  const [now, setNow] = useState(() => Date.now());
+  useEffect(() => {
+    if (intervalMs === null) return;
+    setNow(Date.now());
+    const timer = setInterval(() => setNow(Date.now()), intervalMs);
+    return () => clearInterval(timer);
+  }, [intervalMs]);
+  return now;
+}

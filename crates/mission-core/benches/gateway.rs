@@ -11,21 +11,25 @@
 //! database is created and dropped. The signing key is generated in memory: a benchmark never
 //! touches the keychain.
 
+mod support;
+
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use ed25519_dalek::SigningKey;
 use mission_core::audit::{AuditLog, Sealer};
-use mission_core::db::gateway::GatewayStore;
 use mission_core::db::Repository;
 use mission_core::gateway::{
     Gateway, GatewayConfig, GatewayParts, SystemClock, BUNDLED_ADMIN_POLICIES,
 };
 use mission_core::perimeter::{Missions, SaveMissionRequest};
+use mission_core::registry::hash::logic_hash;
+use mission_core::registry::manifest::ManifestInput;
 use mission_core::registry::ApprovalMode;
 use mission_core::{Catalog, Registry};
 use serde_json::json;
+use support::{percentile, ThrowawayPostgres};
 
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -41,21 +45,17 @@ fn sealer() -> Sealer {
     Sealer::new(SigningKey::from_bytes(&seed))
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
 fn micros(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-/// A running Auto mission of `template_id` at its caps, with every declared connection
-/// granted; returns (mission id, department-1 token, the tool to call).
+/// A running Auto mission of `template_id` at its caps, with the first `grants` of its declared
+/// connections granted; returns (mission id, department-1 token, the tool to call).
 async fn running_mission(
     registry: &Registry,
     gateway: &Gateway,
     template_id: &str,
+    grants: usize,
 ) -> (String, String, String) {
     let missions = Missions::new(registry.clone());
     let draft = missions.draft(template_id).await.expect("draft");
@@ -70,7 +70,12 @@ async fn running_mission(
                 max_steps: draft.hard_caps.max_steps,
                 approval_mode: ApprovalMode::Auto,
                 threshold_cents: None,
-                connections: draft.connections.iter().map(|c| c.sector.clone()).collect(),
+                connections: draft
+                    .connections
+                    .iter()
+                    .take(grants)
+                    .map(|c| c.sector.clone())
+                    .collect(),
             },
             "bench",
         )
@@ -94,7 +99,6 @@ async fn running_mission(
 async fn gateway_over(repo: Arc<dyn Repository>) -> (Registry, Gateway) {
     let catalog = Arc::new(Catalog::bundled().expect("catalog"));
     let registry = Registry::new(Arc::clone(&repo), Arc::clone(&catalog));
-    registry.ensure_bundled_library().await.expect("library");
     let gateway = Gateway::start(GatewayParts {
         repo,
         catalog,
@@ -108,35 +112,71 @@ async fn gateway_over(repo: Arc<dyn Repository>) -> (Registry, Gateway) {
     (registry, gateway)
 }
 
-/// Templates whose caps leave room for many calls, one per sector where possible.
-async fn roomy_templates(registry: &Registry, want: usize) -> Vec<String> {
-    let missions = Missions::new(registry.clone());
-    let mut chosen = Vec::new();
-    let mut sectors = std::collections::HashSet::new();
-    let page = registry
-        .library_page(Default::default(), 0, 500)
+/// One template per sector whose perimeter allows the global caps (so a handful of missions
+/// hold every measured call), connectable to every other sector; returns their ids.
+async fn bench_templates(registry: &Registry) -> Vec<String> {
+    let catalog = registry.catalog();
+    let templates: Vec<serde_json::Value> = catalog
+        .sectors()
+        .iter()
+        .map(|sector| {
+            let others: Vec<&str> = catalog
+                .sectors()
+                .iter()
+                .filter(|s| s.id != sector.id)
+                .map(|s| s.id.as_str())
+                .collect();
+            let tool = catalog
+                .tools()
+                .iter()
+                .find(|t| t.sector == sector.id)
+                .expect("every sector has a tool");
+            let ruleset = json!({
+                "allowed_tools": [tool.id],
+                "plan": [{"dept": 1, "action": "Call the sector's tool.", "tool": tool.id}],
+                "forbidden_actions": ["Anything outside the perimeter"]
+            });
+            json!({
+                "id": format!("{}.gateway-bench", sector.id),
+                "name": format!("{} gateway benchmark", sector.name),
+                "sector": sector.id,
+                "category": sector.categories[0],
+                "goal": format!("Drive the gateway from the {} sector.", sector.name),
+                "required_depts": [1],
+                "connected_sectors": others,
+                "logic_hash": logic_hash(&ruleset).expect("hash"),
+                "ruleset": ruleset,
+                "default_perimeter": {
+                    "budget_cents": catalog.policy().hard_caps.budget_cents,
+                    "ttl_seconds": 86400,
+                    "max_steps": catalog.policy().hard_caps.max_steps,
+                    "approval_mode": "Auto"
+                },
+                "risk_level": "Low"
+            })
+        })
+        .collect();
+    let ids = templates
+        .iter()
+        .map(|t| t["id"].as_str().expect("id").to_owned())
+        .collect();
+    let manifest = json!({"manifest_version": 1, "templates": templates});
+    registry
+        .import(&[ManifestInput::new(
+            "gateway-bench.json",
+            serde_json::to_vec(&manifest).expect("json"),
+        )])
         .await
-        .expect("library");
-    for t in page.templates {
-        let draft = missions.draft(&t.id).await.expect("draft");
-        if draft.hard_caps.max_steps >= 500
-            && draft.hard_caps.budget_cents >= 50_000
-            && sectors.insert(t.sector.clone())
-        {
-            chosen.push(t.id);
-        }
-        if chosen.len() == want {
-            break;
-        }
-    }
-    chosen
+        .expect("import the benchmark's templates");
+    ids
 }
 
 async fn bench_authorization(registry: &Registry, gateway: &Gateway) {
-    let templates = roomy_templates(registry, 8).await;
+    let templates = bench_templates(registry).await;
     let mut rows = Vec::new();
-    for t in &templates {
-        let (id, _, _) = running_mission(registry, gateway, t).await;
+    // Missions with none, some and all of their connections granted.
+    for (n, t) in templates.iter().enumerate() {
+        let (id, _, _) = running_mission(registry, gateway, t, [0, 3, usize::MAX][n % 3]).await;
         rows.push(
             registry
                 .repository()
@@ -184,11 +224,11 @@ async fn bench_authorization(registry: &Registry, gateway: &Gateway) {
 /// Calls per second through the agent API on loopback; every call is audited and signed.
 async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
     let (registry, gateway) = gateway_over(Arc::clone(&repo)).await;
-    let templates = roomy_templates(&registry, 12).await;
+    let templates = bench_templates(&registry).await;
     let mut agents = Vec::new();
     let mut capacity = 0i64;
     for t in &templates {
-        let (id, token, tool) = running_mission(&registry, &gateway, t).await;
+        let (id, token, tool) = running_mission(&registry, &gateway, t, 0).await;
         capacity += gateway.usage(&id).await.expect("usage").max_steps;
         agents.push((token, tool));
     }
@@ -296,24 +336,7 @@ async fn main() {
     bench_http("SQLite", Arc::clone(&repo)).await;
     repo.close().await;
 
-    let admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("mc_bench_{}", uuid::Uuid::now_v7().simple());
-    let admin_pool = sqlx::PgPool::connect(&admin)
-        .await
-        .expect("postgres reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin_pool)
-        .await
-        .expect("create");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let pg = mission_core::db::open(&format!("{base}/{name}"))
-        .await
-        .expect("pg");
-    bench_http("Postgres", Arc::clone(&pg)).await;
-    pg.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin_pool)
-        .await
-        .expect("drop");
+    let pg = ThrowawayPostgres::create().await;
+    bench_http("Postgres", Arc::clone(&pg.repo)).await;
+    pg.drop_db().await;
 }

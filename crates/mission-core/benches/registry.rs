@@ -10,11 +10,14 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+mod support;
+
 use mission_core::registry::manifest::ManifestInput;
 use mission_core::registry::service::BUNDLED_LIBRARY;
 use mission_core::registry::SearchRequest;
 use mission_core::{Catalog, Registry};
 use serde_json::Value;
+use support::{percentile, ThrowawayPostgres};
 
 // Imports allocate and free millions of small JSON values; mimalloc does that at a fraction
 // of the system allocator's cost.
@@ -103,11 +106,6 @@ async fn bench_import(
     count as f64 / total.as_secs_f64()
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> Duration {
-    let idx = ((sorted.len() as f64 - 1.0) * p).round() as usize;
-    sorted[idx]
-}
-
 #[tokio::main(flavor = "multi_thread", worker_threads = 2)]
 async fn main() {
     // Cargo passes `--bench`; no filtering is offered.
@@ -135,26 +133,15 @@ async fn main() {
     );
 
     // Import: 10,000 into Postgres.
-    let admin = std::env::var("TEST_POSTGRES_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
-    let name = format!("mc_bench_{}", uuid::Uuid::now_v7().simple());
-    let admin_pool = sqlx::PgPool::connect(&admin)
-        .await
-        .expect("postgres reachable");
-    sqlx::query(&format!("CREATE DATABASE {name}"))
-        .execute(&admin_pool)
-        .await
-        .expect("create");
-    let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
-    let pg = mission_core::db::open(&format!("{base}/{name}"))
-        .await
-        .expect("pg");
-    bench_import("Postgres", &empty_registry(pg.clone()), &inputs, 10_000).await;
-    pg.close().await;
-    sqlx::query(&format!("DROP DATABASE {name} WITH (FORCE)"))
-        .execute(&admin_pool)
-        .await
-        .expect("drop");
+    let pg = ThrowawayPostgres::create().await;
+    bench_import(
+        "Postgres",
+        &empty_registry(pg.repo.clone()),
+        &inputs,
+        10_000,
+    )
+    .await;
+    pg.drop_db().await;
 
     // Search: 100,000 templates on SQLite.
     let url = format!("sqlite://{}", dir.path().join("search.sqlite3").display());

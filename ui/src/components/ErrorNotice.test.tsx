@@ -51,6 +51,12 @@ describe("the error table", () => {
       config: true,
       internal: true,
       dialog: true,
+      approval_not_found: true,
+      approval_decided: true,
+      approval_expired: true,
+      budget_out_of_range: true,
+      mission_not_found: true,
+      audit_unavailable: true,
     };
     const codes = Object.keys(ERROR_WORDING);
     expect(codes.sort()).toEqual(Object.keys(every).sort());

@@ -50,6 +50,10 @@ const mocks = vi.hoisted(() => {
       confirmImport: vi.fn(),
       cancelImport: vi.fn(),
       libraryRendered: vi.fn(),
+      listApprovals: vi.fn(),
+      decideApproval: vi.fn(),
+      auditPage: vi.fn(),
+      auditVerify: vi.fn(),
     },
     events: {
       importStarted: event("importStarted"),
@@ -57,6 +61,7 @@ const mocks = vi.hoisted(() => {
       importPreviewReady: event("importPreviewReady"),
       importFailed: event("importFailed"),
       libraryChanged: event("libraryChanged"),
+      approvalsChanged: event("approvalsChanged"),
     },
   };
 });
@@ -183,6 +188,43 @@ describe("the Tauri platform", () => {
     mocks.emit("importPreviewReady", { import_id: "imp-1" });
     expect(preview).not.toHaveBeenCalled();
     expect(mocks.unlistened).toEqual(["importPreviewReady"]);
+  });
+
+  it("maps the approval and audit commands", async () => {
+    const item = { id: "a-1", status: "Approved" };
+    const page = { entries: [], has_more: false };
+    const report = { records: 3, ok: true, first_bad: null, keys: ["k"] };
+    mocks.commands.listApprovals.mockResolvedValueOnce({ status: "ok", data: [item] });
+    mocks.commands.decideApproval.mockResolvedValueOnce({ status: "ok", data: item });
+    mocks.commands.auditPage.mockResolvedValueOnce({ status: "ok", data: page });
+    mocks.commands.auditVerify.mockResolvedValueOnce({ status: "ok", data: report });
+    const platform = createTauriPlatform();
+    const request = { approval_id: "a-1", decision: "Approve" as const, budget_cents: null };
+    const query = { mission_id: "m-1", sector: "finance", before_seq: 40, limit: 100 };
+
+    await expect(platform.listApprovals(false)).resolves.toEqual([item]);
+    expect(mocks.commands.listApprovals).toHaveBeenCalledWith(false);
+    await expect(platform.decideApproval(request)).resolves.toBe(item);
+    expect(mocks.commands.decideApproval).toHaveBeenCalledWith(request);
+    await expect(platform.auditPage(query)).resolves.toBe(page);
+    expect(mocks.commands.auditPage).toHaveBeenCalledWith(query);
+    await expect(platform.auditVerify()).resolves.toBe(report);
+  });
+
+  it("rejects a refused decision with its AppError", async () => {
+    const error = { code: "approval_expired", message: "expired", details: { field: null, limit: null, problems: [] } };
+    mocks.commands.decideApproval.mockResolvedValueOnce({ status: "error", error });
+    await expect(createTauriPlatform().decideApproval({ approval_id: "a-1", decision: "Deny", budget_cents: null })).rejects.toEqual(error);
+  });
+
+  it("delivers approvals-changed payloads", async () => {
+    const changed = vi.fn();
+    const off = createTauriPlatform().onApprovalsChanged(changed);
+    await Promise.resolve();
+    mocks.emit("approvalsChanged", { pending: 4 });
+    expect(changed).toHaveBeenCalledWith({ pending: 4 });
+    off();
+    expect(mocks.unlistened).toEqual(["approvalsChanged"]);
   });
 
   it("makes fresh request ids", () => {

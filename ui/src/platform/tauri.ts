@@ -69,11 +69,16 @@ export function createTauriPlatform(): Platform {
     cancelImport: async (importId) => {
       await unwrap(commands.cancelImport(importId));
     },
+    listApprovals: (pendingOnly) => unwrap(commands.listApprovals(pendingOnly)),
+    decideApproval: (request) => unwrap(commands.decideApproval(request)),
+    auditPage: (query) => unwrap(commands.auditPage(query)),
+    auditVerify: () => unwrap(commands.auditVerify()),
     onImportStarted: (cb) => subscribe(events.importStarted.listen, (p) => cb(p.files)),
     onImportProgress: (cb) => subscribe(events.importProgress.listen, cb),
     onImportPreview: (cb) => subscribe(events.importPreviewReady.listen, cb),
     onImportFailed: (cb) => subscribe(events.importFailed.listen, (p) => cb(toAppError(p.error))),
     onLibraryChanged: (cb) => subscribe(events.libraryChanged.listen, () => cb()),
+    onApprovalsChanged: (cb) => subscribe(events.approvalsChanged.listen, cb),
     libraryRendered: (count) => {
       // A startup metric: losing it must never disturb the library.
       // (It returns the bare invoke promise, not a `{status}` result; a synchronous throw counts too.)

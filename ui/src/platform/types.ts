@@ -1,6 +1,11 @@
 import type {
   ActiveMission,
   AppError,
+  ApprovalItem,
+  ApprovalsChanged,
+  AuditPage,
+  AuditQuery,
+  DecideApproval,
   ImportPreview,
   ImportProgress,
   ImportReport,
@@ -11,6 +16,7 @@ import type {
   SaveMissionRequest,
   SaveOutcome,
   SectorTree,
+  VerifyReport,
 } from "../bindings";
 
 /**
@@ -47,6 +53,16 @@ export interface Platform {
   onImportFailed(cb: (error: AppError) => void): () => void;
   /** An import changed the library. */
   onLibraryChanged(cb: () => void): () => void;
+  /** Approvals waiting for a human (`pendingOnly`), or every approval, decided ones included. */
+  listApprovals(pendingOnly: boolean): Promise<ApprovalItem[]>;
+  /** Approves or denies one approval; resolves with it as decided. */
+  decideApproval(request: DecideApproval): Promise<ApprovalItem>;
+  /** One page of the audit log, newest first. */
+  auditPage(query: AuditQuery): Promise<AuditPage>;
+  /** Checks the whole audit log's hash chain and signatures. */
+  auditVerify(): Promise<VerifyReport>;
+  /** Approvals were added, decided or expired; `pending` is how many wait now. */
+  onApprovalsChanged(cb: (p: ApprovalsChanged) => void): () => void;
   /** Called once when the first library page is on screen (startup metric). */
   libraryRendered(count: number): void;
   /** A fresh UUID. */

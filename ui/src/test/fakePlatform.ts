@@ -4,7 +4,13 @@ import { vi, type Mock } from "vitest";
 import type {
   ActiveMission,
   AppError,
+  ApprovalItem,
+  ApprovalsChanged,
+  AuditEntry,
+  AuditQuery,
+  DecideApproval,
   ErrorCode,
+  ErrorDetails,
   ImportPreview,
   ImportProgress,
   LibraryQuery,
@@ -29,11 +35,16 @@ export type FakePlatform = Mocked<Platform> & {
     importPreview: (p: ImportPreview) => void;
     importFailed: (error: AppError) => void;
     libraryChanged: () => void;
+    approvalsChanged: (p: ApprovalsChanged) => void;
   };
   /** How many listeners each event has now (to check that components unsubscribe). */
   listenerCount: () => number;
   templates: TemplateSummary[];
   missions: ActiveMission[];
+  /** The approval store `listApprovals` reads and `decideApproval` changes, in list order. */
+  approvals: ApprovalItem[];
+  /** The audit log `auditPage` reads, in any order. */
+  audit: AuditEntry[];
 };
 
 const SECTORS: Record<string, string> = { finance: "Finance", wealth: "Wealth", security: "Security" };
@@ -108,8 +119,84 @@ export function makePreview(overrides: Partial<ImportPreview> = {}): ImportPrevi
   };
 }
 
-export function appError(code: ErrorCode, message: string, problems: Problem[] = []): AppError {
-  return { code, message, details: { field: null, limit: null, problems } };
+export function appError(code: ErrorCode, message: string, problems: Problem[] = [], details: Partial<ErrorDetails> = {}): AppError {
+  return { code, message, details: { field: null, limit: null, problems, ...details } };
+}
+
+/** RFC 3339 for `ms` milliseconds from now (negative: in the past). */
+export function fromNow(ms: number): string {
+  return new Date(Date.now() + ms).toISOString();
+}
+
+/** A waiting tool call; `i` makes the id, tool and hash distinct. */
+export function makeApproval(i: number, overrides: Partial<ApprovalItem> = {}): ApprovalItem {
+  return {
+    id: `0190f0c5-0000-7000-8000-${String(i).padStart(12, "0")}`,
+    kind: "ToolCall",
+    status: "Pending",
+    mission_id: "0190f0c4-0000-7000-8000-000000000001",
+    mission_name: "Burn Rate Watch",
+    sector: "finance",
+    dept: 2,
+    tool_id: `finance.pay_invoice_${i}`,
+    tool_name: `Pay Invoice ${i}`,
+    args_hash: `${String(i).padStart(2, "0")}${"c3".repeat(31)}`,
+    args: `{"amount_cents":125000,"invoice":"INV-${i}","vendor":"Acme"}`,
+    cost_cents: 1_250,
+    risk: "High",
+    reason: "Strict mode: every side-effecting call waits for a human",
+    requested_at: fromNow(-60_000),
+    expires_at: fromNow(15 * 60_000),
+    decided_by: null,
+    decided_at: null,
+    budget_cents: null,
+    max_budget_cents: null,
+    ...overrides,
+  };
+}
+
+/** A mission paused at its budget: $100.00 now, the policy allows up to $500.00; a $25.00 call hit the cap. */
+export function makeBudgetCap(i: number, overrides: Partial<ApprovalItem> = {}): ApprovalItem {
+  return makeApproval(i, {
+    kind: "BudgetCap",
+    dept: null,
+    tool_id: null,
+    tool_name: null,
+    args_hash: null,
+    args: null,
+    cost_cents: 2_500,
+    risk: null,
+    reason: "the mission spent 9000 of its 10000 cents and a call costing 2500 would pass the cap; raise the budget or stop the mission",
+    expires_at: null,
+    budget_cents: 10_000,
+    max_budget_cents: 50_000,
+    ...overrides,
+  });
+}
+
+export function makeAuditEntry(seq: number, overrides: Partial<AuditEntry> = {}): AuditEntry {
+  const hash = (n: number) => n.toString(16).padStart(64, "0");
+  return {
+    seq,
+    ts: new Date(Date.UTC(2026, 10, 25, 8, 0, seq)).toISOString(),
+    mission_id: "0190f0c4-0000-7000-8000-000000000001",
+    job_id: "0190f0c6-0000-7000-8000-000000000001",
+    dept: 2,
+    caller: "dept-2@burn-rate-watch",
+    tool_id: "finance.read_ledger",
+    args_hash: "d4".repeat(32),
+    decision: "Allowed",
+    reason: "read-only call within the perimeter",
+    sector: "finance",
+    grant: null,
+    policy_ids: ["global.default"],
+    cost_cents: 5,
+    simulated: false,
+    prev_hash: hash(seq - 1),
+    hash: hash(seq),
+    key_id: "ed25519:7f3a9c",
+    ...overrides,
+  };
 }
 
 /** A promise whose settlement the test controls, to deliver answers out of order. */
@@ -153,6 +240,45 @@ function facets(templates: TemplateSummary[]): SectorTree {
   };
 }
 
+/** What the core would do with a decision, on the in-memory store. */
+function decide(approvals: ApprovalItem[], request: DecideApproval): ApprovalItem {
+  const index = approvals.findIndex((a) => a.id === request.approval_id);
+  const item = approvals[index];
+  if (!item) throw appError("approval_not_found", `no approval has the id ${request.approval_id}`);
+  if (item.status !== "Pending") throw appError("approval_decided", `the approval was already ${item.status.toLowerCase()}`);
+  if (item.expires_at !== null && Date.parse(item.expires_at) <= Date.now()) {
+    throw appError("approval_expired", "the approval expired before it was decided");
+  }
+  if (item.kind === "BudgetCap" && request.decision === "Approve") {
+    const budget = request.budget_cents;
+    const max = item.max_budget_cents ?? Number.MAX_SAFE_INTEGER;
+    if (budget === null || budget <= (item.budget_cents ?? 0) || budget > max) {
+      throw appError("budget_out_of_range", "the new budget must be above the current one and within the policy's cap", [], {
+        field: "budget_cents",
+        limit: max,
+      });
+    }
+  }
+  const decided: ApprovalItem = {
+    ...item,
+    status: request.decision === "Approve" ? "Approved" : "Denied",
+    decided_by: "operator",
+    decided_at: new Date().toISOString(),
+    budget_cents: item.kind === "BudgetCap" && request.decision === "Approve" ? request.budget_cents : item.budget_cents,
+  };
+  approvals[index] = decided;
+  return { ...decided };
+}
+
+function auditPage(entries: AuditEntry[], query: AuditQuery) {
+  const hits = entries
+    .filter((e) => query.mission_id === null || e.mission_id === query.mission_id)
+    .filter((e) => query.sector === null || e.sector === query.sector)
+    .filter((e) => query.before_seq === null || e.seq < query.before_seq)
+    .sort((a, b) => b.seq - a.seq);
+  return { entries: hits.slice(0, query.limit), has_more: hits.length > query.limit };
+}
+
 /** An in-memory platform: a searchable template list, a mission store and hand-fired events. */
 export function createFakePlatform(templates: TemplateSummary[] = Array.from({ length: 30 }, (_, i) => makeTemplate(i))): FakePlatform {
   const listeners = {
@@ -161,6 +287,7 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     importPreview: new Set<(p: ImportPreview) => void>(),
     importFailed: new Set<(error: AppError) => void>(),
     libraryChanged: new Set<() => void>(),
+    approvalsChanged: new Set<(p: ApprovalsChanged) => void>(),
   };
   function on<T>(set: Set<T>, cb: T): () => void {
     set.add(cb);
@@ -169,6 +296,8 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     };
   }
   const missions: ActiveMission[] = [];
+  const approvals: ApprovalItem[] = [];
+  const audit: AuditEntry[] = [];
   const byRequest = new Map<string, ActiveMission>();
   let ids = 0;
   let requestIds = 0;
@@ -176,6 +305,8 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
   const fake: FakePlatform = {
     templates,
     missions,
+    approvals,
+    audit,
     searchLibrary: vi.fn(async (query: LibraryQuery, offset: number, limit: number) => {
       const hits = templates.filter((t) => matches(t, query));
       return { total: hits.length, offset, templates: hits.slice(offset, offset + limit) };
@@ -219,11 +350,16 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     pickManifests: vi.fn(async () => null),
     confirmImport: vi.fn(async () => ({ dry_run: false, new: 0, updated: 0, unchanged: 0, items: [] })),
     cancelImport: vi.fn(async () => undefined),
+    listApprovals: vi.fn(async (pendingOnly: boolean) => approvals.filter((a) => !pendingOnly || a.status === "Pending").map((a) => ({ ...a }))),
+    decideApproval: vi.fn(async (request: DecideApproval) => decide(approvals, request)),
+    auditPage: vi.fn(async (query: AuditQuery) => auditPage(audit, query)),
+    auditVerify: vi.fn(async () => ({ records: audit.length, ok: true, first_bad: null, keys: ["ed25519:7f3a9c"] })),
     onImportStarted: vi.fn((cb: (files: string[]) => void) => on(listeners.importStarted, cb)),
     onImportProgress: vi.fn((cb: (p: ImportProgress) => void) => on(listeners.importProgress, cb)),
     onImportPreview: vi.fn((cb: (p: ImportPreview) => void) => on(listeners.importPreview, cb)),
     onImportFailed: vi.fn((cb: (error: AppError) => void) => on(listeners.importFailed, cb)),
     onLibraryChanged: vi.fn((cb: () => void) => on(listeners.libraryChanged, cb)),
+    onApprovalsChanged: vi.fn((cb: (p: ApprovalsChanged) => void) => on(listeners.approvalsChanged, cb)),
     libraryRendered: vi.fn(() => undefined),
     newRequestId: vi.fn(() => `00000000-0000-4000-8000-${String(++requestIds).padStart(12, "0")}`),
     emit: {
@@ -232,6 +368,7 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
       importPreview: (p) => listeners.importPreview.forEach((cb) => cb(p)),
       importFailed: (error) => listeners.importFailed.forEach((cb) => cb(error)),
       libraryChanged: () => listeners.libraryChanged.forEach((cb) => cb()),
+      approvalsChanged: (p) => listeners.approvalsChanged.forEach((cb) => cb(p)),
     },
     listenerCount: () => Object.values(listeners).reduce((n, set) => n + set.size, 0),
   };

@@ -694,7 +694,7 @@ macro_rules! gateway_store {
                                 LedgerResult::Audited(append(&mut tx, &mut head, sealer, draft).await?)
                             }
                             LedgerOp::Reserve(r) => {
-                                LedgerResult::Reserve(reserve(&mut tx, &mut head, sealer, r).await?)
+                                LedgerResult::Reserve(reserve(&mut tx, &mut head, sealer, *r).await?)
                             }
                             LedgerOp::Settle {
                                 mission_id,
@@ -715,7 +715,7 @@ macro_rules! gateway_store {
                                 LedgerResult::Audited(append(&mut tx, &mut head, sealer, audit).await?)
                             }
                             LedgerOp::Decide(d) => {
-                                LedgerResult::Decided(decide(&mut tx, &mut head, sealer, d).await?)
+                                LedgerResult::Decided(Box::new(decide(&mut tx, &mut head, sealer, d).await?))
                             }
                         });
                     }

@@ -74,8 +74,8 @@ pub struct Decide {
 pub enum LedgerOp {
     /// Record a decision taken before anything was reserved.
     Audit(AuditDraft),
-    /// Count a step, reserve the cost, and apply the approval gate.
-    Reserve(Reserve),
+    /// Count a step, reserve the cost, and apply the approval gate (boxed: it is the largest).
+    Reserve(Box<Reserve>),
     /// Turn a reservation into spending and record the outcome.
     Settle {
         /// Mission.
@@ -210,8 +210,8 @@ pub enum LedgerResult {
     Audited(i64),
     /// The reservation's outcome.
     Reserve(ReserveResult),
-    /// The decision's outcome.
-    Decided(Result<(ApprovalRow, i64), DecideError>),
+    /// The decision's outcome (boxed: it is the largest).
+    Decided(Box<Result<(ApprovalRow, i64), DecideError>>),
 }
 
 type Job = (

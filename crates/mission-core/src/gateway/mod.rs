@@ -769,14 +769,14 @@ impl Gateway {
         });
         let reserved = inner
             .ledger
-            .apply(LedgerOp::Reserve(Reserve {
+            .apply(LedgerOp::Reserve(Box::new(Reserve {
                 mission_id: mission.id.clone(),
                 cost_cents: estimate,
                 now: draft.ts.clone(),
                 gate,
                 audit: draft.clone(),
                 budget_request_id: Uuid::now_v7().to_string(),
-            }))
+            })))
             .await?;
         let (step, approval) = match reserved {
             LedgerResult::Reserve(ReserveResult::Reserved { step, approval }) => (step, approval),
@@ -930,13 +930,15 @@ impl Gateway {
             }))
             .await?;
         match result {
-            LedgerResult::Decided(Ok((row, _))) => {
-                self.emit(GatewayEvent::ApprovalDecided {
-                    approval_id: row.id.clone(),
-                });
-                Ok(self.item(row))
-            }
-            LedgerResult::Decided(Err(e)) => Err(e.into()),
+            LedgerResult::Decided(decided) => match *decided {
+                Ok((row, _)) => {
+                    self.emit(GatewayEvent::ApprovalDecided {
+                        approval_id: row.id.clone(),
+                    });
+                    Ok(self.item(row))
+                }
+                Err(e) => Err(e.into()),
+            },
             other => Err(DbError::Corrupt(format!("unexpected ledger answer {other:?}")).into()),
         }
     }

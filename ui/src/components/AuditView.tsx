@@ -1,0 +1,347 @@
+import { useEffect, useId, useMemo, useRef, useState } from "react";
+import type { ActiveMission, AppError, AuditDecision, AuditEntry, SectorCount, VerifyReport } from "../bindings";
+import { toAppError } from "../errors";
+import { formatCents, formatCount, localTimeWithSeconds, plural, shortHash, shortId } from "../format";
+import { usePlatform } from "../platform/context";
+import { ErrorNotice } from "./ErrorNotice";
+
+interface Props {
+  /** The tab is on screen: the first time it is, the log and the filter choices load. */
+  visible: boolean;
+}
+
+export const AUDIT_PAGE_SIZE = 100;
+
+const DECISION_CLASS: Record<AuditDecision, string> = {
+  Allowed: "decision-allowed",
+  Approved: "decision-allowed",
+  Waiting: "decision-waiting",
+  Denied: "decision-denied",
+  Rejected: "decision-denied",
+  // The call was allowed and ran, but the tool failed: a refusal-coloured outcome.
+  Failed: "decision-denied",
+};
+
+type Verify =
+  | { kind: "idle" }
+  | { kind: "running" }
+  | { kind: "done"; report: VerifyReport }
+  | { kind: "error"; error: AppError };
+
+/**
+ * The audit log, newest first, filtered by mission and sector, paged backwards with
+ * "Load older"; and a check of the whole chain and its signatures.
+ */
+export function AuditView({ visible }: Props) {
+  const platform = usePlatform();
+  const uid = useId();
+  const [activated, setActivated] = useState(visible);
+  const [missionId, setMissionId] = useState<string | null>(null);
+  const [sector, setSector] = useState<string | null>(null);
+  const [missions, setMissions] = useState<ActiveMission[]>([]);
+  const [sectors, setSectors] = useState<SectorCount[]>([]);
+  const [choicesError, setChoicesError] = useState<AppError | null>(null);
+  const [choicesToken, setChoicesToken] = useState(0);
+  const [entries, setEntries] = useState<AuditEntry[] | null>(null);
+  const [hasMore, setHasMore] = useState(false);
+  const [loading, setLoading] = useState<"first" | "older" | null>(null);
+  const [error, setError] = useState<AppError | null>(null);
+  const [olderError, setOlderError] = useState<AppError | null>(null);
+  const [reloadToken, setReloadToken] = useState(0);
+  const [fullHashes, setFullHashes] = useState(false);
+  const [verify, setVerify] = useState<Verify>({ kind: "idle" });
+  // Bumped by every first-page load, so that an older page asked for under other filters is dropped.
+  const generation = useRef(0);
+
+  useEffect(() => {
+    if (visible) setActivated(true);
+  }, [visible]);
+
+  useEffect(() => {
+    if (!activated) return;
+    let current = true;
+    setChoicesError(null);
+    Promise.all([platform.listMissions(), platform.libraryFacets(null, null)]).then(
+      ([m, tree]) => {
+        if (!current) return;
+        setMissions(m);
+        setSectors(tree.sectors);
+      },
+      (e: unknown) => {
+        if (current) setChoicesError(toAppError(e));
+      },
+    );
+    return () => {
+      current = false;
+    };
+  }, [platform, activated, choicesToken]);
+
+  useEffect(() => {
+    if (!activated) return;
+    const mine = ++generation.current;
+    setLoading("first");
+    platform.auditPage({ mission_id: missionId, sector, before_seq: null, limit: AUDIT_PAGE_SIZE }).then(
+      (page) => {
+        if (mine !== generation.current) return;
+        setEntries(page.entries);
+        setHasMore(page.has_more);
+        setError(null);
+        setOlderError(null);
+        setLoading(null);
+      },
+      (e: unknown) => {
+        if (mine !== generation.current) return;
+        // Rows of other filters must not stand under these.
+        setEntries(null);
+        setHasMore(false);
+        setError(toAppError(e));
+        setLoading(null);
+      },
+    );
+  }, [platform, activated, missionId, sector, reloadToken]);
+
+  function loadOlder() {
+    if (!entries || entries.length === 0 || loading) return;
+    const mine = generation.current;
+    const oldest = Math.min(...entries.map((e) => e.seq));
+    setLoading("older");
+    setOlderError(null);
+    platform.auditPage({ mission_id: missionId, sector, before_seq: oldest, limit: AUDIT_PAGE_SIZE }).then(
+      (page) => {
+        if (mine !== generation.current) return;
+        setEntries((prev) => {
+          const seen = new Set((prev ?? []).map((e) => e.seq));
+          return [...(prev ?? []), ...page.entries.filter((e) => !seen.has(e.seq))];
+        });
+        setHasMore(page.has_more);
+        setLoading(null);
+      },
+      (e: unknown) => {
+        if (mine !== generation.current) return;
+        setOlderError(toAppError(e));
+        setLoading(null);
+      },
+    );
+  }
+
+  async function runVerify() {
+    if (verify.kind === "running") return;
+    setVerify({ kind: "running" });
+    try {
+      setVerify({ kind: "done", report: await platform.auditVerify() });
+    } catch (e) {
+      setVerify({ kind: "error", error: toAppError(e) });
+    }
+  }
+
+  const missionNames = useMemo(() => new Map(missions.map((m) => [m.id, m.template_name])), [missions]);
+  const sectorNames = useMemo(() => new Map(sectors.map((s) => [s.id, s.name])), [sectors]);
+  const badSeq = verify.kind === "done" && !verify.report.ok ? (verify.report.first_bad?.seq ?? null) : null;
+
+  return (
+    <section className="audit" aria-labelledby="audit-title">
+      <div className="section-head">
+        <h2 id="audit-title">Audit log</h2>
+        <span className="muted" aria-live="polite">
+          {loading === "first" ? "Loading…" : entries ? `${plural(entries.length, "record", "records")} shown${hasMore ? ", older ones exist" : ""}` : ""}
+        </span>
+        <button type="button" className="btn" onClick={() => setReloadToken((n) => n + 1)} disabled={loading !== null}>
+          Refresh
+        </button>
+        <button type="button" className="btn btn-primary" data-testid="verify-log" onClick={runVerify} disabled={verify.kind === "running"}>
+          {verify.kind === "running" ? "Verifying…" : "Verify log"}
+        </button>
+      </div>
+
+      <VerifyResult verify={verify} onRetry={runVerify} />
+
+      <div className="audit-toolbar">
+        <label htmlFor={`${uid}-mission`}>Mission</label>
+        <select
+          id={`${uid}-mission`}
+          className="select"
+          data-testid="audit-mission"
+          value={missionId ?? ""}
+          onChange={(e) => setMissionId(e.target.value === "" ? null : e.target.value)}
+        >
+          <option value="">All missions</option>
+          {missions.map((m) => (
+            <option key={m.id} value={m.id}>
+              {m.template_name} · {shortId(m.id)}
+            </option>
+          ))}
+        </select>
+        <label htmlFor={`${uid}-sector`}>Sector</label>
+        <select
+          id={`${uid}-sector`}
+          className="select"
+          data-testid="audit-sector"
+          value={sector ?? ""}
+          onChange={(e) => setSector(e.target.value === "" ? null : e.target.value)}
+        >
+          <option value="">All sectors</option>
+          {sectors.map((s) => (
+            <option key={s.id} value={s.id}>
+              {s.name}
+            </option>
+          ))}
+        </select>
+        <button
+          type="button"
+          className="btn"
+          aria-pressed={fullHashes}
+          data-testid="full-hashes"
+          onClick={() => setFullHashes((on) => !on)}
+        >
+          Full hashes
+        </button>
+      </div>
+      {choicesError && <ErrorNotice error={choicesError} onRetry={() => setChoicesToken((n) => n + 1)} retryLabel="Reload filters" />}
+      {error && <ErrorNotice error={error} onRetry={() => setReloadToken((n) => n + 1)} />}
+
+      {entries && entries.length === 0 && !error && (
+        <p className="empty" data-testid="audit-empty">
+          {missionId !== null || sector !== null ? "No audit record matches these filters." : "The audit log is empty: no tool call has been made yet."}
+        </p>
+      )}
+      {entries && entries.length > 0 && (
+        <div className="table-scroll">
+          <table className="table audit-table" data-testid="audit-table">
+            <thead>
+              <tr>
+                <th scope="col" className="num">
+                  #
+                </th>
+                <th scope="col">Time</th>
+                <th scope="col">Mission</th>
+                <th scope="col" className="num">
+                  Dept
+                </th>
+                <th scope="col">Caller</th>
+                <th scope="col">Tool</th>
+                <th scope="col">Decision</th>
+                <th scope="col">Reason</th>
+                <th scope="col">Authorized by</th>
+                <th scope="col">Policies</th>
+                <th scope="col" className="num">
+                  Cost
+                </th>
+                <th scope="col">Executor</th>
+                <th scope="col">Hash</th>
+              </tr>
+            </thead>
+            <tbody>
+              {entries.map((e) => (
+                <tr
+                  key={e.seq}
+                  data-testid="audit-row"
+                  data-seq={e.seq}
+                  className={e.seq === badSeq ? "audit-bad" : undefined}
+                  aria-invalid={e.seq === badSeq || undefined}
+                >
+                  <td className="num mono">{e.seq}</td>
+                  <td title={e.ts}>{localTimeWithSeconds(e.ts)}</td>
+                  <td className="mono" title={e.mission_id ? `${missionNames.get(e.mission_id) ?? "Mission"} ${e.mission_id}` : undefined}>
+                    {e.mission_id ? shortId(e.mission_id) : <span className="muted">—</span>}
+                  </td>
+                  <td className="num">{e.dept ?? <span className="muted">—</span>}</td>
+                  <td>{e.caller}</td>
+                  <td className="mono" title={e.args_hash ? `arguments SHA-256 ${e.args_hash}` : undefined}>
+                    {e.tool_id ?? <span className="muted">—</span>}
+                  </td>
+                  <td>
+                    <span className={`decision ${DECISION_CLASS[e.decision]}`} data-testid="audit-decision">
+                      {e.decision}
+                    </span>
+                  </td>
+                  <td className="audit-reason">{e.reason}</td>
+                  <td data-testid="audit-authorized">
+                    <AuthorizedBy entry={e} sectorName={e.sector ? sectorNames.get(e.sector) : undefined} />
+                  </td>
+                  <td className="mono small">{e.policy_ids.length > 0 ? e.policy_ids.join(", ") : <span className="muted">—</span>}</td>
+                  <td className="num">{formatCents(e.cost_cents)}</td>
+                  <td>
+                    {e.simulated ? (
+                      <span className="badge badge-simulated" title="The result came from the built-in simulated executor" data-testid="simulated">
+                        simulated
+                      </span>
+                    ) : (
+                      <span className="muted small">live</span>
+                    )}
+                  </td>
+                  <td className="mono small audit-hash" title={`hash ${e.hash}\nprevious ${e.prev_hash}\nsigned by ${e.key_id}`}>
+                    {fullHashes ? e.hash : shortHash(e.hash)}
+                  </td>
+                </tr>
+              ))}
+            </tbody>
+          </table>
+        </div>
+      )}
+      {olderError && <ErrorNotice error={olderError} />}
+      {entries && hasMore && (
+        <div className="audit-more">
+          <button type="button" className="btn" data-testid="load-older" onClick={loadOlder} disabled={loading !== null}>
+            {loading === "older" ? "Loading…" : `Load older (before #${Math.min(...entries.map((e) => e.seq))})`}
+          </button>
+        </div>
+      )}
+    </section>
+  );
+}
+
+function AuthorizedBy({ entry, sectorName }: { entry: AuditEntry; sectorName: string | undefined }) {
+  if (entry.sector === null && entry.grant === null) return <span className="muted">—</span>;
+  return (
+    <>
+      {entry.sector !== null && (
+        <span title={`sector ${entry.sector}`}>
+          Sector {sectorName ?? entry.sector}
+        </span>
+      )}
+      {entry.sector !== null && entry.grant !== null && <br />}
+      {entry.grant !== null && <span>{entry.grant}</span>}
+    </>
+  );
+}
+
+function VerifyResult({ verify, onRetry }: { verify: Verify; onRetry: () => void }) {
+  if (verify.kind === "error") return <ErrorNotice error={verify.error} onRetry={onRetry} />;
+  if (verify.kind !== "done") return null;
+  const { report } = verify;
+  const keys =
+    report.keys.length > 0 ? (
+      <p className="small">
+        {report.keys.length === 1 ? "Signing key: " : "Signing keys: "}
+        {report.keys.map((k, i) => (
+          <span key={k}>
+            {i > 0 && ", "}
+            <code>{k}</code>
+          </span>
+        ))}
+      </p>
+    ) : null;
+  if (report.ok) {
+    return (
+      <div className="notice notice-success verify-result" role="status" data-testid="verify-result" data-ok="true">
+        <p className="notice-title">Verified {formatCount(report.records)} records, chain and signatures intact</p>
+        {keys}
+      </div>
+    );
+  }
+  return (
+    <div className="notice notice-error verify-result" role="alert" data-testid="verify-result" data-ok="false">
+      <p className="notice-title">
+        {report.first_bad
+          ? `Record #${report.first_bad.seq} is bad: ${report.first_bad.problem}`
+          : `The audit log failed verification (${plural(report.records, "record", "records")} checked)`}
+      </p>
+      <p className="notice-next">
+        <span className="notice-next-label">What to do: </span>
+        Records were changed, deleted or reordered outside Mission Control. Keep a copy of the database as evidence and tell an admin; do not
+        trust the log from the bad record on.
+      </p>
+      {keys}
+    </div>
+  );
+}
