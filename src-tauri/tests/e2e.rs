@@ -429,6 +429,16 @@ async fn approve_a_held_call_and_verify_the_audit_log(
     mission_id: &str,
     api_port: u16,
 ) {
+    // The saved mission's confirmation closes; the tabs are reachable again.
+    click(client, "[data-testid='close-mission']").await;
+    until("the configurator to close", || async {
+        client
+            .find(Locator::Css("[data-testid='mission-config-modal']"))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
     let token = start_with_token(home, mission_id).await;
     let args = json!({ "candidate": "c-17", "salary_band": "B3" });
     let (status, held) = call_tool(api_port, &token, "talent.offer_draft", args.clone()).await;

@@ -79,9 +79,31 @@ describe("AuditView", () => {
     expect(within(denied).getByTestId("audit-authorized")).toHaveTextContent("—");
     expect(within(denied).queryByTestId("simulated")).not.toBeInTheDocument();
 
+    // Nothing ran for a refused call: no executor is shown.
+    expect(denied).not.toHaveTextContent("live");
+    expect(row(1)).toHaveTextContent("live");
+
     // The sector is named as the library names it.
     await waitFor(() => expect(within(row(1)).getByTestId("audit-authorized")).toHaveTextContent("Sector Finance"));
     expect(within(row(1)).getByTestId("audit-decision")).toHaveClass("decision-allowed");
+  });
+
+  it("names the sector a refused call would have needed, not as its authority", async () => {
+    const platform = platformWith([
+      makeAuditEntry(1, {
+        decision: "Denied",
+        reason: "trading.place_order belongs to sector trading; only a connection to trading could authorize it",
+        sector: "trading",
+        grant: null,
+        tool_id: "trading.place_order",
+        policy_ids: [],
+        cost_cents: 0,
+      }),
+    ]);
+    setup(platform);
+    await waitFor(() => expect(rowSeqs()).toEqual([1]));
+    const cell = within(row(1)).getByTestId("audit-authorized");
+    expect(within(cell).getByTestId("would-need")).toHaveTextContent(/^would need Sector (Trading|trading)$/);
   });
 
   it("sends the mission and sector filters", async () => {

@@ -22,6 +22,11 @@ const DECISION_CLASS: Record<AuditDecision, string> = {
   Failed: "decision-denied",
 };
 
+/** Only these records stand for a tool that actually executed. */
+function ran(decision: AuditDecision): boolean {
+  return decision === "Allowed" || decision === "Failed";
+}
+
 type Verify =
   | { kind: "idle" }
   | { kind: "running" }
@@ -265,8 +270,10 @@ export function AuditView({ visible }: Props) {
                       <span className="badge badge-simulated" title="The result came from the built-in simulated executor" data-testid="simulated">
                         simulated
                       </span>
-                    ) : (
+                    ) : ran(e.decision) ? (
                       <span className="muted small">live</span>
+                    ) : (
+                      <span className="muted" title="Nothing ran for this record">—</span>
                     )}
                   </td>
                   <td className="mono small audit-hash" title={`hash ${e.hash}\nprevious ${e.prev_hash}\nsigned by ${e.key_id}`}>
@@ -292,6 +299,14 @@ export function AuditView({ visible }: Props) {
 
 function AuthorizedBy({ entry, sectorName }: { entry: AuditEntry; sectorName: string | undefined }) {
   if (entry.sector === null && entry.grant === null) return <span className="muted">—</span>;
+  // A refused call was authorized by nothing; its record names the sector that would have had to.
+  if ((entry.decision === "Denied" || entry.decision === "Rejected") && entry.grant === null && entry.sector !== null) {
+    return (
+      <span className="muted" title={`sector ${entry.sector}`} data-testid="would-need">
+        would need Sector {sectorName ?? entry.sector}
+      </span>
+    );
+  }
   return (
     <>
       {entry.sector !== null && (

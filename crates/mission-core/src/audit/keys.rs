@@ -66,7 +66,7 @@ impl KeyVault {
                 let mut seed = [0u8; 32];
                 rand::rngs::OsRng.fill_bytes(&mut seed);
                 entry.set_password(&hex::encode(seed))?;
-                tracing::info!("created the audit signing key in the OS keychain");
+                tracing::info!("created a new audit signing key in the key store");
                 SigningKey::from_bytes(&seed)
             }
             Err(e) => return Err(e.into()),
