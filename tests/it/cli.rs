@@ -182,3 +182,90 @@ fn the_default_database_lives_in_the_app_data_folder() {
         .join("mission-control.sqlite3");
     assert!(file.exists(), "expected {}", file.display());
 }
+
+/// The approvals queue and the audit log from the command line, on the database a gateway
+/// wrote: list, approve as a named reviewer, verify, export, and catch an edited export.
+#[tokio::test(flavor = "multi_thread")]
+async fn approvals_and_audit_commands_decide_verify_and_export() {
+    use crate::gateway::{call, executed, rig, running, waiting, Spec};
+    use mission_core::registry::ApprovalMode;
+
+    let home = tempfile::tempdir().expect("dir");
+    let db = crate::helpers::TestDb::new(crate::helpers::Kind::Sqlite).await;
+    let rig = rig(&db).await;
+    // missionctl reads the system clock; the gateway here must agree with it.
+    rig.clock
+        .advance(chrono::Utc::now() - mission_core::gateway::Clock::now(rig.clock.as_ref()));
+    let (_, token) = running(
+        &rig,
+        Spec {
+            mode: ApprovalMode::Strict,
+            ..Spec::auto("wealth")
+        },
+    )
+    .await;
+    let tool = "wealth.estate_document_draft";
+    let args = json!({"estate": "E-7"});
+    let held = waiting(rig.gateway.invoke(call(&token, tool, args.clone())).await);
+
+    // Each missionctl process signs with its own throwaway key: never the real keychain.
+    let run = |args: &[&str]| {
+        let mut all = vec!["--database-url", db.url.as_str()];
+        all.extend_from_slice(args);
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_missionctl"));
+        cmd.args(&all)
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("MISSION_CONTROL_KEYSTORE", "ephemeral");
+        cmd.output().expect("run missionctl")
+    };
+
+    let listed = run(&["approvals", "list", "--json"]);
+    assert!(listed.status.success(), "{}", text(&listed));
+    let items: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json list");
+    assert_eq!(items.as_array().map(Vec::len), Some(1), "{items}");
+    assert_eq!(items[0]["id"], held.approval_id.as_str());
+    assert_eq!(items[0]["tool_id"], tool);
+    assert_eq!(items[0]["status"], "Pending");
+
+    let approved = run(&["approvals", "approve", &held.approval_id, "--as", "carol"]);
+    assert!(approved.status.success(), "{}", text(&approved));
+    assert!(text(&approved).contains("Approved") && text(&approved).contains("carol"));
+    let again = run(&["approvals", "deny", &held.approval_id, "--as", "dave"]);
+    assert!(
+        !again.status.success(),
+        "a decided request cannot be decided again"
+    );
+    assert!(text(&again).contains("already"), "{}", text(&again));
+    executed(rig.gateway.invoke(call(&token, tool, args)).await);
+
+    let verified = run(&["audit", "verify"]);
+    assert!(verified.status.success(), "{}", text(&verified));
+    assert!(
+        text(&verified).contains("3 record(s)"),
+        "{}",
+        text(&verified)
+    );
+
+    let file = home.path().join("audit.jsonl");
+    let exported = run(&["audit", "export", "-o", file.to_str().expect("path")]);
+    assert!(exported.status.success(), "{}", text(&exported));
+    let from_file = run(&["audit", "verify", "--file", file.to_str().expect("path")]);
+    assert!(from_file.status.success(), "{}", text(&from_file));
+
+    // Someone rewrites who approved the call in the exported copy: verify names that record.
+    let original = std::fs::read_to_string(&file).expect("read export");
+    assert!(original.contains("carol"));
+    std::fs::write(&file, original.replacen("carol", "mallory", 1)).expect("write");
+    let tampered = run(&[
+        "audit",
+        "verify",
+        "--file",
+        file.to_str().expect("path"),
+        "--json",
+    ]);
+    assert_eq!(tampered.status.code(), Some(1), "{}", text(&tampered));
+    let report: serde_json::Value = serde_json::from_slice(&tampered.stdout).expect("json report");
+    assert_eq!(report["ok"], false);
+    assert_eq!(report["first_bad"]["seq"], 2, "{report}");
+}

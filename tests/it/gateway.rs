@@ -197,7 +197,7 @@ pub async fn rig_with(db: &TestDb, catalog: Catalog, config: GatewayConfig) -> R
     }
 }
 
-async fn rig(db: &TestDb) -> Rig {
+pub async fn rig(db: &TestDb) -> Rig {
     rig_with(
         db,
         Catalog::bundled().expect("catalog"),
@@ -278,14 +278,14 @@ fn refusal(result: Result<CallOutcome, GatewayError>) -> (RefusalCode, String, i
     }
 }
 
-fn executed(result: Result<CallOutcome, GatewayError>) -> mission_core::gateway::Executed {
+pub fn executed(result: Result<CallOutcome, GatewayError>) -> mission_core::gateway::Executed {
     match result {
         Ok(CallOutcome::Executed(e)) => e,
         other => panic!("expected the tool to run, got {other:?}"),
     }
 }
 
-fn waiting(result: Result<CallOutcome, GatewayError>) -> mission_core::gateway::Waiting {
+pub fn waiting(result: Result<CallOutcome, GatewayError>) -> mission_core::gateway::Waiting {
     match result {
         Ok(CallOutcome::Waiting(w)) => w,
         other => panic!("expected the call to wait, got {other:?}"),

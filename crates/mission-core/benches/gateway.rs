@@ -233,7 +233,7 @@ async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
         agents.push((token, tool));
     }
     assert!(
-        capacity >= HTTP_CALLS as i64 + CONCURRENCY as i64,
+        capacity >= (HTTP_CALLS + HTTP_CALLS / 4 + CONCURRENCY * 4) as i64,
         "the chosen missions allow only {capacity} steps"
     );
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -297,6 +297,42 @@ async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
             (started.elapsed(), latencies)
         }
     };
+    // The same calls straight into the gateway, without HTTP: what the transport costs.
+    let direct = {
+        let started = Instant::now();
+        let next = Arc::new(AtomicUsize::new(0));
+        let workers: Vec<_> = (0..CONCURRENCY)
+            .map(|_| {
+                let next = Arc::clone(&next);
+                let agents = Arc::clone(&agents);
+                let gateway = gateway.clone();
+                tokio::spawn(async move {
+                    loop {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        if n >= HTTP_CALLS / 4 {
+                            return;
+                        }
+                        let (token, tool) = &agents[n % agents.len()];
+                        gateway
+                            .invoke(mission_core::gateway::ToolCall {
+                                token: token.clone(),
+                                tool_id: tool.clone(),
+                                args: json!({ "n": n }),
+                                job_id: Some("bench".to_owned()),
+                                mission_id: None,
+                            })
+                            .await
+                            .expect("direct call");
+                    }
+                })
+            })
+            .collect();
+        for w in workers {
+            w.await.expect("worker");
+        }
+        (HTTP_CALLS / 4) as f64 / started.elapsed().as_secs_f64()
+    };
+    println!("audited tool calls in-process (no HTTP), {label}: {direct:.0} calls/s");
     // Warm connections and caches, then measure.
     run(CONCURRENCY * 4).await;
     let (elapsed, mut latencies) = run(HTTP_CALLS).await;

@@ -176,49 +176,63 @@ macro_rules! gateway_store {
                 seq: i64,
                 hash: String,
                 moved: bool,
+                /// Sealed records not yet written: the chain is built in memory and written
+                /// with a few multi-row inserts at the end of the batch (same transaction).
+                pending: Vec<SignedEntry>,
             }
 
-            async fn append(
-                tx: &mut Tx<'_>,
-                head: &mut Head,
-                sealer: &Sealer,
-                draft: crate::audit::AuditDraft,
-            ) -> Result<i64, DbError> {
+            /// Rows per insert: 19 parameters each stays under both backends' limits.
+            const INSERT_CHUNK: usize = 500;
+
+            /// Seals a record onto the chain; it is written by [`flush`] with the batch.
+            fn append(head: &mut Head, sealer: &Sealer, draft: crate::audit::AuditDraft) -> i64 {
                 let signed = sealer.seal(draft, head.seq + 1, &head.hash);
-                let e = &signed.entry;
-                let policy_ids = serde_json::to_string(&e.policy_ids)
-                    .map_err(|err| DbError::Corrupt(err.to_string()))?;
-                sqlx::query(
-                    "INSERT INTO audit_log (seq, ts, mission_id, job_id, dept, caller, tool_id, \
-                     args_hash, decision, reason, sector, grant_text, policy_ids, cost_cents, \
-                     simulated, prev_hash, hash, key_id, signature) VALUES ($1, $2, $3, $4, $5, \
-                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19)",
-                )
-                .bind(e.seq)
-                .bind(&e.ts)
-                .bind(&e.mission_id)
-                .bind(&e.job_id)
-                .bind(e.dept)
-                .bind(&e.caller)
-                .bind(&e.tool_id)
-                .bind(&e.args_hash)
-                .bind(e.decision.as_str())
-                .bind(&e.reason)
-                .bind(&e.sector)
-                .bind(&e.grant)
-                .bind(policy_ids)
-                .bind(e.cost_cents)
-                .bind(e.simulated)
-                .bind(&e.prev_hash)
-                .bind(&e.hash)
-                .bind(&e.key_id)
-                .bind(&signed.signature)
-                .execute(&mut **tx)
-                .await?;
-                head.seq = e.seq;
-                head.hash.clone_from(&e.hash);
+                head.seq = signed.entry.seq;
+                head.hash.clone_from(&signed.entry.hash);
                 head.moved = true;
-                Ok(e.seq)
+                head.pending.push(signed);
+                head.seq
+            }
+
+            async fn flush(tx: &mut Tx<'_>, head: &mut Head) -> Result<(), DbError> {
+                for chunk in head.pending.chunks(INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO audit_log ({AUDIT_COLUMNS}) "
+                    ));
+                    let mut failed = None;
+                    insert.push_values(chunk, |mut row, signed| {
+                        let e = &signed.entry;
+                        let policy_ids = serde_json::to_string(&e.policy_ids).unwrap_or_else(|err| {
+                            failed = Some(err.to_string());
+                            String::new()
+                        });
+                        row.push_bind(e.seq)
+                            .push_bind(e.ts.clone())
+                            .push_bind(e.mission_id.clone())
+                            .push_bind(e.job_id.clone())
+                            .push_bind(e.dept)
+                            .push_bind(e.caller.clone())
+                            .push_bind(e.tool_id.clone())
+                            .push_bind(e.args_hash.clone())
+                            .push_bind(e.decision.as_str())
+                            .push_bind(e.reason.clone())
+                            .push_bind(e.sector.clone())
+                            .push_bind(e.grant.clone())
+                            .push_bind(policy_ids)
+                            .push_bind(e.cost_cents)
+                            .push_bind(e.simulated)
+                            .push_bind(e.prev_hash.clone())
+                            .push_bind(e.hash.clone())
+                            .push_bind(e.key_id.clone())
+                            .push_bind(signed.signature.clone());
+                    });
+                    if let Some(err) = failed {
+                        return Err(DbError::Corrupt(format!("policy ids: {err}")));
+                    }
+                    insert.build().execute(&mut **tx).await?;
+                }
+                head.pending.clear();
+                Ok(())
             }
 
             async fn release(tx: &mut Tx<'_>, mission: &str, cents: i64) -> Result<(), DbError> {
@@ -362,8 +376,7 @@ macro_rules! gateway_store {
                             gate.reason
                         );
                         let seq =
-                            append(tx, head, sealer, r.audit.decided(AuditDecision::Waiting, reason))
-                                .await?;
+                            append(head, sealer, r.audit.decided(AuditDecision::Waiting, reason));
                         ReserveResult::Waiting {
                             approval_id,
                             expires_at,
@@ -372,12 +385,10 @@ macro_rules! gateway_store {
                     }
                     Err((code, message)) => {
                         let seq = append(
-                            tx,
                             head,
                             sealer,
                             r.audit.decided(AuditDecision::Denied, message.clone()),
-                        )
-                        .await?;
+                        );
                         ReserveResult::Refused { code, message, seq }
                     }
                 })
@@ -459,12 +470,10 @@ macro_rules! gateway_store {
                     )
                 };
                 let seq = append(
-                    tx,
                     head,
                     sealer,
                     r.audit.decided(AuditDecision::Denied, message.clone()),
-                )
-                .await?;
+                );
                 Ok(ReserveResult::Refused { code, message, seq })
             }
 
@@ -630,7 +639,7 @@ macro_rules! gateway_store {
                     ..Default::default()
                 }
                 .decided(decision, reason);
-                let seq = append(tx, head, sealer, draft).await?;
+                let seq = append(head, sealer, draft);
                 let row = sqlx::query(&select)
                     .bind(approval)
                     .fetch_one(&mut **tx)
@@ -686,12 +695,13 @@ macro_rules! gateway_store {
                         seq: row.try_get("seq")?,
                         hash: row.try_get("hash")?,
                         moved: false,
+                        pending: Vec::with_capacity(ops.len()),
                     };
                     let mut results = Vec::with_capacity(ops.len());
                     for op in ops {
                         results.push(match op {
                             LedgerOp::Audit(draft) => {
-                                LedgerResult::Audited(append(&mut tx, &mut head, sealer, draft).await?)
+                                LedgerResult::Audited(append(&mut head, sealer, draft))
                             }
                             LedgerOp::Reserve(r) => {
                                 LedgerResult::Reserve(reserve(&mut tx, &mut head, sealer, *r).await?)
@@ -712,13 +722,14 @@ macro_rules! gateway_store {
                                 .bind(actual_cents.min(reserved_cents))
                                 .execute(&mut *tx)
                                 .await?;
-                                LedgerResult::Audited(append(&mut tx, &mut head, sealer, audit).await?)
+                                LedgerResult::Audited(append(&mut head, sealer, audit))
                             }
                             LedgerOp::Decide(d) => {
                                 LedgerResult::Decided(Box::new(decide(&mut tx, &mut head, sealer, d).await?))
                             }
                         });
                     }
+                    flush(&mut tx, &mut head).await?;
                     if head.moved {
                         sqlx::query(
                             "UPDATE audit_head SET seq = $1, hash = $2, key_id = $3, \

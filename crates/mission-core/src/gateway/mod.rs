@@ -5,7 +5,8 @@
 
 pub mod authz;
 pub mod ledger;
-pub mod tools;
+// Private: the executors are reachable only through `Gateway::invoke`, the one path to a tool.
+mod tools;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -20,7 +21,7 @@ use uuid::Uuid;
 
 use crate::audit::{AuditDecision, AuditDraft, ExportedKey, Sealer};
 use crate::catalog::{Catalog, Tool};
-use crate::db::gateway::{MissionRow, MissionUsage};
+use crate::db::gateway::{MissionRow, MissionUsage, TokenRow};
 use crate::db::{DbError, Repository};
 use crate::perimeter::MissionStatus;
 use crate::registry::{ApprovalMode, RiskLevel, Template};
@@ -374,8 +375,14 @@ struct Inner {
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
     missions: Mutex<HashMap<String, Arc<MissionRow>>>,
+    tokens: Mutex<HashMap<String, (TokenRow, std::time::Instant)>>,
     events: broadcast::Sender<GatewayEvent>,
 }
+
+/// How long a token of a Running mission is trusted without reading it again. A mission this
+/// process pauses or stops drops its tokens at once; one stopped by another process on the
+/// same database is still refused by the budget reservation, which checks Running atomically.
+const TOKEN_FRESHNESS: Duration = Duration::from_secs(1);
 
 /// The gateway. Cheap to clone; all clones share one writer.
 #[derive(Clone)]
@@ -444,6 +451,7 @@ impl Gateway {
                 clock: parts.clock,
                 http,
                 missions: Mutex::new(HashMap::new()),
+                tokens: Mutex::new(HashMap::new()),
                 events,
             }),
         })
@@ -489,6 +497,38 @@ impl Gateway {
             }
         }
         Ok(row)
+    }
+
+    /// The token's mission and department, from memory while fresh.
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, GatewayError> {
+        if let Some(row) = self.inner.tokens.lock().ok().and_then(|cache| {
+            cache
+                .get(token_hash)
+                .filter(|(_, read)| read.elapsed() < TOKEN_FRESHNESS)
+                .map(|(row, _)| row.clone())
+        }) {
+            return Ok(Some(row));
+        }
+        let row = self.inner.repo.token(token_hash).await?;
+        if let Some(row) = row.as_ref().filter(|r| r.status == MissionStatus::Running) {
+            if let Ok(mut cache) = self.inner.tokens.lock() {
+                if cache.len() > 10_000 {
+                    cache.clear();
+                }
+                cache.insert(
+                    token_hash.to_owned(),
+                    (row.clone(), std::time::Instant::now()),
+                );
+            }
+        }
+        Ok(row)
+    }
+
+    /// Forgets cached tokens after a mission's status changed here.
+    fn forget_tokens(&self) {
+        if let Ok(mut cache) = self.inner.tokens.lock() {
+            cache.clear();
+        }
     }
 
     async fn audit(&self, draft: AuditDraft) -> Result<i64, GatewayError> {
@@ -647,7 +687,7 @@ impl Gateway {
         };
 
         // 1. Who is calling: a token bound to one mission and one department.
-        let Some(token) = inner.repo.token(&token_hash).await? else {
+        let Some(token) = self.token(&token_hash).await? else {
             return self
                 .refuse(
                     draft,
@@ -798,6 +838,12 @@ impl Gateway {
                 }));
             }
             LedgerResult::Reserve(ReserveResult::Refused { code, message, seq }) => {
+                if matches!(
+                    code,
+                    RefusalCode::BudgetExhausted | RefusalCode::MissionNotActive
+                ) {
+                    self.forget_tokens();
+                }
                 if code == RefusalCode::BudgetExhausted {
                     self.emit(GatewayEvent::BudgetCapReached {
                         mission_id: mission.id.clone(),
@@ -932,6 +978,7 @@ impl Gateway {
         match result {
             LedgerResult::Decided(decided) => match *decided {
                 Ok((row, _)) => {
+                    self.forget_tokens();
                     self.emit(GatewayEvent::ApprovalDecided {
                         approval_id: row.id.clone(),
                     });
