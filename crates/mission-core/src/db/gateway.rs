@@ -247,25 +247,58 @@ macro_rules! gateway_store {
                 Ok(())
             }
 
+            /// Settlements of this batch not yet written, per mission: (reserved cents to
+            /// release, cents spent). They are written with the mission's next reservation in
+            /// the batch, or at its end: one statement instead of two.
+            type Unsettled = std::collections::HashMap<String, (i64, i64)>;
+
+            async fn settle(tx: &mut Tx<'_>, mission: &str, (release, spend): (i64, i64)) -> Result<(), DbError> {
+                sqlx::query(
+                    "UPDATE active_missions SET reserved_cents = reserved_cents - $2, \
+                     spent_cents = spent_cents + $3 WHERE id = $1",
+                )
+                .bind(id(mission)?)
+                .bind(release)
+                .bind(spend)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn settle_all(tx: &mut Tx<'_>, unsettled: &mut Unsettled) -> Result<(), DbError> {
+                for (mission, delta) in unsettled.drain() {
+                    settle(tx, &mission, delta).await?;
+                }
+                Ok(())
+            }
+
             async fn reserve(
                 tx: &mut Tx<'_>,
                 head: &mut Head,
                 sealer: &Sealer,
                 r: Reserve,
+                unsettled: &mut Unsettled,
             ) -> Result<ReserveResult, DbError> {
                 let mission = id(&r.mission_id)?;
+                let (freed, spent) = unsettled.remove(&r.mission_id).unwrap_or((0, 0));
                 let step: Option<i64> = sqlx::query_scalar(
                     "UPDATE active_missions SET steps_used = steps_used + 1, \
-                     reserved_cents = reserved_cents + $2 \
+                     reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
                      WHERE id = $1 AND status = 'Running' AND steps_used < max_steps \
-                     AND spent_cents + reserved_cents + $2 <= budget_cents \
+                     AND (spent_cents + $4) + (reserved_cents - $3) + $2 <= budget_cents \
                      RETURNING steps_used",
                 )
                 .bind(mission.clone())
                 .bind(r.cost_cents)
+                .bind(freed)
+                .bind(spent)
                 .fetch_optional(&mut **tx)
                 .await?;
                 let Some(step) = step else {
+                    // Nothing was written: settle first, so the refusal reads the true state.
+                    if (freed, spent) != (0, 0) {
+                        settle(tx, &r.mission_id, (freed, spent)).await?;
+                    }
                     return refuse_reservation(tx, head, sealer, r).await;
                 };
                 let Some(gate) = r.gate else {
@@ -697,6 +730,7 @@ macro_rules! gateway_store {
                         moved: false,
                         pending: Vec::with_capacity(ops.len()),
                     };
+                    let mut unsettled = Unsettled::new();
                     let mut results = Vec::with_capacity(ops.len());
                     for op in ops {
                         results.push(match op {
@@ -704,7 +738,9 @@ macro_rules! gateway_store {
                                 LedgerResult::Audited(append(&mut head, sealer, draft))
                             }
                             LedgerOp::Reserve(r) => {
-                                LedgerResult::Reserve(reserve(&mut tx, &mut head, sealer, *r).await?)
+                                LedgerResult::Reserve(
+                                    reserve(&mut tx, &mut head, sealer, *r, &mut unsettled).await?,
+                                )
                             }
                             LedgerOp::Settle {
                                 mission_id,
@@ -712,23 +748,19 @@ macro_rules! gateway_store {
                                 actual_cents,
                                 audit,
                             } => {
-                                sqlx::query(
-                                    "UPDATE active_missions SET \
-                                     reserved_cents = reserved_cents - $2, \
-                                     spent_cents = spent_cents + $3 WHERE id = $1",
-                                )
-                                .bind(id(&mission_id)?)
-                                .bind(reserved_cents)
-                                .bind(actual_cents.min(reserved_cents))
-                                .execute(&mut *tx)
-                                .await?;
+                                let delta = unsettled.entry(mission_id).or_default();
+                                delta.0 += reserved_cents;
+                                delta.1 += actual_cents.min(reserved_cents);
                                 LedgerResult::Audited(append(&mut head, sealer, audit))
                             }
                             LedgerOp::Decide(d) => {
+                                // A decision reads and changes budgets and states: settle first.
+                                settle_all(&mut tx, &mut unsettled).await?;
                                 LedgerResult::Decided(Box::new(decide(&mut tx, &mut head, sealer, d).await?))
                             }
                         });
                     }
+                    settle_all(&mut tx, &mut unsettled).await?;
                     flush(&mut tx, &mut head).await?;
                     if head.moved {
                         sqlx::query(
