@@ -517,9 +517,13 @@ async fn two_hundred_concurrent_calls_never_overspend_a_budget_for_one_hundred(d
     });
     let mut ran = 0;
     let mut refused = 0;
+    let mut steps = Vec::new();
     for handle in calls.collect::<Vec<_>>() {
         match handle.await.expect("task") {
-            Ok(CallOutcome::Executed(_)) => ran += 1,
+            Ok(CallOutcome::Executed(e)) => {
+                ran += 1;
+                steps.push(e.step);
+            }
             Err(GatewayError::Refused(r)) => {
                 assert!(
                     matches!(
@@ -537,6 +541,12 @@ async fn two_hundred_concurrent_calls_never_overspend_a_budget_for_one_hundred(d
     }
     let usage = rig.gateway.usage(&mission).await.expect("usage");
     assert_eq!(ran, 100, "every call that fits runs");
+    steps.sort_unstable();
+    assert_eq!(
+        steps,
+        (1..=100).collect::<Vec<i64>>(),
+        "each call has its own step"
+    );
     assert_eq!(refused, 100);
     assert_eq!(usage.spent_cents, 500);
     assert!(usage.spent_cents <= usage.budget_cents);

@@ -272,6 +272,58 @@ macro_rules! gateway_store {
                 Ok(())
             }
 
+            /// Ops of a batch handled after the plain reservations, in arrival order.
+            enum Pending {
+                Reserve(Box<Reserve>),
+                Decide(Decide),
+            }
+
+            /// Reserves a mission's gate-less calls of one batch with one statement when they
+            /// all fit; otherwise one by one, so each call near a cap gets its exact answer.
+            async fn reserve_group(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                mission: &str,
+                group: Vec<(usize, Reserve)>,
+                unsettled: &mut Unsettled,
+                results: &mut [Option<LedgerResult>],
+            ) -> Result<(), DbError> {
+                if group.len() > 1 {
+                    let (freed, spent) = unsettled.get(mission).copied().unwrap_or((0, 0));
+                    let count = i64::try_from(group.len()).unwrap_or(i64::MAX);
+                    let total: i64 = group.iter().map(|(_, r)| r.cost_cents).sum();
+                    let last: Option<i64> = sqlx::query_scalar(
+                        "UPDATE active_missions SET steps_used = steps_used + $5, \
+                         reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
+                         WHERE id = $1 AND status = 'Running' AND steps_used + $5 <= max_steps \
+                         AND (spent_cents + $4) + (reserved_cents - $3) + $2 <= budget_cents \
+                         RETURNING steps_used",
+                    )
+                    .bind(id(mission)?)
+                    .bind(total)
+                    .bind(freed)
+                    .bind(spent)
+                    .bind(count)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(last) = last {
+                        unsettled.remove(mission);
+                        for (n, (i, _)) in (0i64..).zip(group) {
+                            results[i] = Some(LedgerResult::Reserve(ReserveResult::Reserved {
+                                step: last - count + 1 + n,
+                                approval: None,
+                            }));
+                        }
+                        return Ok(());
+                    }
+                }
+                for (i, r) in group {
+                    results[i] = Some(LedgerResult::Reserve(reserve(tx, head, sealer, r, unsettled).await?));
+                }
+                Ok(())
+            }
+
             async fn reserve(
                 tx: &mut Tx<'_>,
                 head: &mut Head,
@@ -730,17 +782,19 @@ macro_rules! gateway_store {
                         moved: false,
                         pending: Vec::with_capacity(ops.len()),
                     };
+                    // The ops of a batch arrived concurrently, so any order is a valid one:
+                    // settlements and records first (they depend on nothing in the batch), then
+                    // plain reservations, one statement per mission, then the rest in order.
                     let mut unsettled = Unsettled::new();
-                    let mut results = Vec::with_capacity(ops.len());
-                    for op in ops {
-                        results.push(match op {
+                    let mut results: Vec<Option<LedgerResult>> = Vec::new();
+                    results.resize_with(ops.len(), || None);
+                    let mut plain: Vec<(String, Vec<(usize, Reserve)>)> = Vec::new();
+                    let mut plain_index = std::collections::HashMap::<String, usize>::new();
+                    let mut rest = Vec::new();
+                    for (i, op) in ops.into_iter().enumerate() {
+                        match op {
                             LedgerOp::Audit(draft) => {
-                                LedgerResult::Audited(append(&mut head, sealer, draft))
-                            }
-                            LedgerOp::Reserve(r) => {
-                                LedgerResult::Reserve(
-                                    reserve(&mut tx, &mut head, sealer, *r, &mut unsettled).await?,
-                                )
+                                results[i] = Some(LedgerResult::Audited(append(&mut head, sealer, draft)));
                             }
                             LedgerOp::Settle {
                                 mission_id,
@@ -751,15 +805,38 @@ macro_rules! gateway_store {
                                 let delta = unsettled.entry(mission_id).or_default();
                                 delta.0 += reserved_cents;
                                 delta.1 += actual_cents.min(reserved_cents);
-                                LedgerResult::Audited(append(&mut head, sealer, audit))
+                                results[i] = Some(LedgerResult::Audited(append(&mut head, sealer, audit)));
                             }
-                            LedgerOp::Decide(d) => {
+                            LedgerOp::Reserve(r) if r.gate.is_none() => {
+                                let at = *plain_index.entry(r.mission_id.clone()).or_insert_with(|| {
+                                    plain.push((r.mission_id.clone(), Vec::new()));
+                                    plain.len() - 1
+                                });
+                                plain[at].1.push((i, *r));
+                            }
+                            LedgerOp::Reserve(r) => rest.push((i, Pending::Reserve(r))),
+                            LedgerOp::Decide(d) => rest.push((i, Pending::Decide(d))),
+                        }
+                    }
+                    for (mission, group) in plain {
+                        reserve_group(&mut tx, &mut head, sealer, &mission, group, &mut unsettled, &mut results).await?;
+                    }
+                    for (i, op) in rest {
+                        results[i] = Some(match op {
+                            Pending::Reserve(r) => LedgerResult::Reserve(
+                                reserve(&mut tx, &mut head, sealer, *r, &mut unsettled).await?,
+                            ),
+                            Pending::Decide(d) => {
                                 // A decision reads and changes budgets and states: settle first.
                                 settle_all(&mut tx, &mut unsettled).await?;
                                 LedgerResult::Decided(Box::new(decide(&mut tx, &mut head, sealer, d).await?))
                             }
                         });
                     }
+                    let results = results
+                        .into_iter()
+                        .map(|r| r.ok_or_else(|| DbError::Corrupt("a gateway write got no answer".into())))
+                        .collect::<Result<Vec<_>, _>>()?;
                     settle_all(&mut tx, &mut unsettled).await?;
                     flush(&mut tx, &mut head).await?;
                     if head.moved {

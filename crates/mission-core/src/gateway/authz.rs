@@ -71,7 +71,13 @@ struct MissionPolicies {
 /// Decides whether a mission may call a tool.
 #[derive(Debug)]
 pub struct SectorAuthorizer {
+    /// Admin policies and the connection template: part of every mission's set.
     base: PolicySet,
+    /// Each sector's generated permit. A mission's set holds only its own sector's: a mission
+    /// is in exactly one sector, so no other sector's permit can ever match it.
+    sector_permits: HashMap<String, Policy>,
+    /// Tool ids as Cedar entity ids, parsed once.
+    tool_uids: HashMap<String, EntityUid>,
     tool_entities: Vec<Entity>,
     sector_entities: Vec<Entity>,
     action: EntityUid,
@@ -84,6 +90,7 @@ impl SectorAuthorizer {
     /// every policy needs an `@id` annotation, which becomes its id in decisions and audit).
     pub fn new(catalog: &Catalog, admin_policies: &str) -> Result<Self, PolicyError> {
         let mut base = PolicySet::new();
+        let mut sector_permits = HashMap::new();
         for sector in catalog.sectors() {
             let text = format!(
                 "permit (principal in Sector::\"{s}\", action == Action::\"invoke\", \
@@ -91,8 +98,10 @@ impl SectorAuthorizer {
                 s = sector.id
             );
             let id = PolicyId::new(format!("sector/{}", sector.id));
-            base.add(Policy::parse(Some(id), text).map_err(policy_error)?)
-                .map_err(policy_error)?;
+            sector_permits.insert(
+                sector.id.clone(),
+                Policy::parse(Some(id), text).map_err(policy_error)?,
+            );
         }
         let admin = PolicySet::from_str(admin_policies).map_err(policy_error)?;
         for policy in admin.policies() {
@@ -132,11 +141,15 @@ impl SectorAuthorizer {
             ));
         }
         let mut tool_entities = Vec::new();
+        let mut tool_uids = HashMap::new();
         for tool in catalog.tools() {
             tool_entities.push(tool_entity(tool)?);
+            tool_uids.insert(tool.id.clone(), uid("Tool", &tool.id)?);
         }
         Ok(Self {
             base,
+            sector_permits,
+            tool_uids,
             tool_entities,
             sector_entities,
             action: uid("Action", "invoke")?,
@@ -154,6 +167,9 @@ impl SectorAuthorizer {
         }
         let principal = uid("Mission", &mission.id)?;
         let mut policies = self.base.clone();
+        if let Some(own) = self.sector_permits.get(&mission.sector) {
+            policies.add(own.clone()).map_err(policy_error)?;
+        }
         for grant in &mission.grants {
             policies
                 .link(
@@ -205,10 +221,14 @@ impl SectorAuthorizer {
     /// policies.
     pub fn decide(&self, mission: &MissionRow, tool: &Tool) -> Result<AuthzDecision, PolicyError> {
         let m = self.mission_policies(mission)?;
+        let resource = match self.tool_uids.get(&tool.id) {
+            Some(found) => found.clone(),
+            None => uid("Tool", &tool.id)?,
+        };
         let request = Request::new(
             m.principal.clone(),
             self.action.clone(),
-            uid("Tool", &tool.id)?,
+            resource,
             Context::empty(),
             None,
         )
