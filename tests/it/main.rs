@@ -1,4 +1,5 @@
-//! The core's integration tests: one binary, real SQLite files and a real Postgres server.
+//! The core's integration tests: one binary, real SQLite files and a real Postgres server, and
+//! Kafka through librdkafka's in-process mock cluster (or real brokers when configured).
 
 mod api;
 mod backends;
@@ -9,4 +10,5 @@ mod helpers;
 mod library;
 mod malformed;
 mod missions;
+mod squad;
 mod validation;

@@ -8,6 +8,7 @@ pub mod db;
 pub mod gateway;
 pub mod perimeter;
 pub mod registry;
+pub mod squad;
 
 pub use catalog::Catalog;
 pub use registry::{Registry, RegistryError};

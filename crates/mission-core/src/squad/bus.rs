@@ -1,0 +1,359 @@
+//! Kafka through librdkafka. With no brokers configured the bus starts librdkafka's own
+//! in-process mock cluster, so the same producers and consumers run on a desktop with nothing
+//! else installed; with `bootstrap_servers` set it talks to real brokers.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::config::ClientConfig;
+use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
+use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+/// How long a publish may wait for the broker before it is reported as failed.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Which Kafka the bus talks to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KafkaMode {
+    /// librdkafka's in-process mock cluster (the default: nothing to install).
+    Embedded,
+    /// Real brokers.
+    Brokers {
+        /// `host:port,…`.
+        bootstrap_servers: String,
+    },
+}
+
+impl KafkaMode {
+    /// In words, for the UI and `missionctl`.
+    pub fn describe(&self) -> String {
+        match self {
+            Self::Embedded => "embedded (librdkafka's in-process mock cluster)".to_owned(),
+            Self::Brokers { bootstrap_servers } => format!("brokers at {bootstrap_servers}"),
+        }
+    }
+}
+
+/// The bus could not do what was asked.
+#[derive(Debug, thiserror::Error)]
+pub enum BusError {
+    /// Kafka refused or failed.
+    #[error("Kafka ({mode}): {source}")]
+    Kafka {
+        /// Which Kafka.
+        mode: String,
+        /// What librdkafka said.
+        source: KafkaError,
+    },
+    /// An event that is not an envelope, or whose headers disagree with it.
+    #[error("malformed event on {topic} at offset {offset}: {problem}")]
+    Malformed {
+        /// Topic.
+        topic: String,
+        /// Offset.
+        offset: i64,
+        /// What is wrong.
+        problem: String,
+    },
+}
+
+/// Every event on the bus: who it belongs to, what it is, and its content.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    /// UUID v7: unique, and ordered by creation time; consumers drop duplicates by it.
+    pub event_id: String,
+    /// The mission.
+    pub mission_id: String,
+    /// The job (one per department task, assigned by the orchestrator).
+    pub job_id: String,
+    /// The department that sent it.
+    pub dept: i64,
+    /// What happened, e.g. `context`, `step.result`.
+    pub kind: String,
+    /// When (RFC 3339, UTC).
+    pub ts: String,
+    /// The content.
+    pub payload: Value,
+}
+
+impl Envelope {
+    /// A new event, stamped now with a fresh id.
+    pub fn new(mission_id: &str, job_id: &str, dept: i64, kind: &str, payload: Value) -> Self {
+        Self {
+            event_id: uuid::Uuid::now_v7().to_string(),
+            mission_id: mission_id.to_owned(),
+            job_id: job_id.to_owned(),
+            dept,
+            kind: kind.to_owned(),
+            ts: crate::gateway::timestamp(chrono::Utc::now()),
+            payload,
+        }
+    }
+}
+
+/// The topic that carries one mission's events, and nothing else.
+pub fn mission_topic(mission_id: &str) -> String {
+    format!("mission.{mission_id}")
+}
+
+/// An event as consumed, with what its Kafka headers and key said.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Received {
+    /// The envelope.
+    pub envelope: Envelope,
+    /// The `mission_id` header.
+    pub header_mission_id: String,
+    /// The `job_id` header.
+    pub header_job_id: String,
+    /// The message key.
+    pub key: String,
+    /// Offset in the mission's topic.
+    pub offset: i64,
+}
+
+/// Producer and admin over one Kafka; owns the mock cluster in embedded mode.
+pub struct Bus {
+    mode: KafkaMode,
+    bootstrap_servers: String,
+    producer: FutureProducer,
+    // Dropped last: the clients above talk to it.
+    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+}
+
+impl std::fmt::Debug for Bus {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Bus")
+            .field("mode", &self.mode)
+            .field("bootstrap_servers", &self.bootstrap_servers)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Bus {
+    /// Starts the bus: the mock cluster in embedded mode, and an idempotent producer.
+    pub fn start(mode: KafkaMode) -> Result<Self, BusError> {
+        let kafka = |source| BusError::Kafka {
+            mode: mode.describe(),
+            source,
+        };
+        let (mock, bootstrap_servers) = match &mode {
+            KafkaMode::Embedded => {
+                let mock = MockCluster::new(1).map_err(kafka)?;
+                let servers = mock.bootstrap_servers();
+                (Some(mock), servers)
+            }
+            KafkaMode::Brokers { bootstrap_servers } => (None, bootstrap_servers.clone()),
+        };
+        let producer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap_servers)
+            // Exactly-once per partition from this producer: retries never duplicate.
+            .set("enable.idempotence", "true")
+            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
+            .create()
+            .map_err(kafka)?;
+        Ok(Self {
+            mode,
+            bootstrap_servers,
+            producer,
+            mock,
+        })
+    }
+
+    /// Which Kafka this is.
+    pub fn mode(&self) -> &KafkaMode {
+        &self.mode
+    }
+
+    /// The bootstrap servers (the mock cluster's listeners in embedded mode).
+    pub fn bootstrap_servers(&self) -> &str {
+        &self.bootstrap_servers
+    }
+
+    /// The mock cluster, in embedded mode (fault tests take its brokers down and up).
+    pub fn mock_cluster(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+        self.mock.as_ref()
+    }
+
+    fn error(&self, source: KafkaError) -> BusError {
+        BusError::Kafka {
+            mode: self.mode.describe(),
+            source,
+        }
+    }
+
+    /// Creates the mission's topic (one partition keeps its events in order); an existing one
+    /// is fine.
+    pub async fn ensure_mission_topic(&self, mission_id: &str) -> Result<String, BusError> {
+        let topic = mission_topic(mission_id);
+        if let Some(mock) = &self.mock {
+            // The mock cluster has no CreateTopics; it creates topics through its own API.
+            mock.create_topic(&topic, 1, 1).map_err(|e| self.error(e))?;
+            return Ok(topic);
+        }
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .create()
+            .map_err(|e| self.error(e))?;
+        let results = admin
+            .create_topics(
+                [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
+                &AdminOptions::new(),
+            )
+            .await
+            .map_err(|e| self.error(e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+                Err((_, code)) => return Err(self.error(KafkaError::AdminOp(code))),
+            }
+        }
+        Ok(topic)
+    }
+
+    /// Publishes an event to its mission's topic: keyed by the mission id, with `mission_id`,
+    /// `job_id` and `event_id` headers as well as the envelope.
+    pub async fn publish(&self, envelope: &Envelope) -> Result<i64, BusError> {
+        let topic = mission_topic(&envelope.mission_id);
+        let payload = serde_json::to_vec(envelope).map_err(|e| BusError::Malformed {
+            topic: topic.clone(),
+            offset: -1,
+            problem: e.to_string(),
+        })?;
+        let headers = OwnedHeaders::new()
+            .insert(Header {
+                key: "mission_id",
+                value: Some(envelope.mission_id.as_str()),
+            })
+            .insert(Header {
+                key: "job_id",
+                value: Some(envelope.job_id.as_str()),
+            })
+            .insert(Header {
+                key: "event_id",
+                value: Some(envelope.event_id.as_str()),
+            });
+        let record = FutureRecord::to(&topic)
+            .key(envelope.mission_id.as_str())
+            .payload(&payload)
+            .headers(headers);
+        let delivery = self
+            .producer
+            .send(record, SEND_TIMEOUT)
+            .await
+            .map_err(|(e, _)| self.error(e))?;
+        Ok(delivery.offset)
+    }
+
+    /// A consumer of one mission's topic, from its first event. It reads that topic only: no
+    /// other mission's events can reach it.
+    pub fn mission_stream(&self, mission_id: &str, dept: i64) -> Result<MissionStream, BusError> {
+        let topic = mission_topic(mission_id);
+        let consumer: StreamConsumer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap_servers)
+            .set("group.id", format!("squad.{mission_id}.dept-{dept}"))
+            .set("enable.auto.commit", "false")
+            .set("enable.partition.eof", "false")
+            .create()
+            .map_err(|e| self.error(e))?;
+        let mut assignment = TopicPartitionList::new();
+        assignment
+            .add_partition_offset(&topic, 0, Offset::Beginning)
+            .map_err(|e| self.error(e))?;
+        consumer.assign(&assignment).map_err(|e| self.error(e))?;
+        Ok(MissionStream {
+            consumer,
+            topic,
+            mode: self.mode.describe(),
+        })
+    }
+}
+
+/// One department's view of its mission's events.
+pub struct MissionStream {
+    consumer: StreamConsumer,
+    topic: String,
+    mode: String,
+}
+
+impl std::fmt::Debug for MissionStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("MissionStream")
+            .field("topic", &self.topic)
+            .finish_non_exhaustive()
+    }
+}
+
+impl MissionStream {
+    /// The next event, checked: its envelope parses and its headers and key agree with it.
+    pub async fn next(&self) -> Result<Received, BusError> {
+        let message = self
+            .consumer
+            .recv()
+            .await
+            .map_err(|source| BusError::Kafka {
+                mode: self.mode.clone(),
+                source,
+            })?;
+        received(&message)
+    }
+
+    /// The topic it reads.
+    pub fn topic(&self) -> &str {
+        &self.topic
+    }
+}
+
+fn received(message: &BorrowedMessage<'_>) -> Result<Received, BusError> {
+    let malformed = |problem: String| BusError::Malformed {
+        topic: message.topic().to_owned(),
+        offset: message.offset(),
+        problem,
+    };
+    let envelope: Envelope = serde_json::from_slice(message.payload().unwrap_or_default())
+        .map_err(|e| malformed(format!("not an envelope: {e}")))?;
+    let header = |name: &str| -> Result<String, BusError> {
+        let headers = message
+            .headers()
+            .ok_or_else(|| malformed("no headers".to_owned()))?;
+        headers
+            .iter()
+            .find(|h| h.key == name)
+            .and_then(|h| h.value)
+            .map(|v| String::from_utf8_lossy(v).into_owned())
+            .ok_or_else(|| malformed(format!("no {name} header")))
+    };
+    let header_mission_id = header("mission_id")?;
+    let header_job_id = header("job_id")?;
+    let key = message
+        .key()
+        .map(|k| String::from_utf8_lossy(k).into_owned())
+        .unwrap_or_default();
+    if header_mission_id != envelope.mission_id || key != envelope.mission_id {
+        return Err(malformed(format!(
+            "the envelope names mission {} but the header says {header_mission_id} and the \
+             key {key}",
+            envelope.mission_id
+        )));
+    }
+    if header_job_id != envelope.job_id {
+        return Err(malformed(format!(
+            "the envelope names job {} but the header says {header_job_id}",
+            envelope.job_id
+        )));
+    }
+    Ok(Received {
+        envelope,
+        header_mission_id,
+        header_job_id,
+        key,
+        offset: message.offset(),
+    })
+}

@@ -1,0 +1,6 @@
+//! The squad's wiring: each active mission's departments talk over that mission's own Kafka
+//! topic, every event in one envelope that names its mission and job.
+
+pub mod bus;
+
+pub use bus::{Bus, BusError, Envelope, KafkaMode, MissionStream, Received};

@@ -1,0 +1,90 @@
+//! The squad bus on librdkafka's in-process mock cluster (the embedded default), or on real
+//! brokers when `KAFKA_BOOTSTRAP_SERVERS` is set: every consumed event carries its mission and
+//! job in both the headers and the envelope, and one mission never sees another's events.
+
+use std::time::Duration;
+
+use mission_core::squad::{Bus, Envelope, KafkaMode, MissionStream, Received};
+use serde_json::json;
+
+fn bus() -> Bus {
+    let mode = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+        Ok(servers) if !servers.trim().is_empty() => KafkaMode::Brokers {
+            bootstrap_servers: servers,
+        },
+        _ => KafkaMode::Embedded,
+    };
+    Bus::start(mode).expect("start the bus")
+}
+
+async fn take(stream: &MissionStream, count: usize) -> Vec<Received> {
+    let mut got = Vec::with_capacity(count);
+    while got.len() < count {
+        let next = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("only {} of {count} events arrived", got.len()));
+        got.push(next.expect("a well-formed event"));
+    }
+    got
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn each_mission_reads_only_its_own_events_with_mission_and_job_in_headers_and_envelope() {
+    let bus = bus();
+    if std::env::var_os("KAFKA_BOOTSTRAP_SERVERS").is_none() {
+        assert_eq!(bus.mode(), &KafkaMode::Embedded);
+        assert!(bus.mock_cluster().is_some());
+    }
+    let (a, b) = (
+        uuid::Uuid::now_v7().to_string(),
+        uuid::Uuid::now_v7().to_string(),
+    );
+    bus.ensure_mission_topic(&a).await.expect("topic a");
+    bus.ensure_mission_topic(&b).await.expect("topic b");
+
+    let mut sent_a = Vec::new();
+    let mut sent_b = Vec::new();
+    for n in 0..6 {
+        let (mission, sent) = if n % 3 == 0 {
+            (&b, &mut sent_b)
+        } else {
+            (&a, &mut sent_a)
+        };
+        let job = format!("job-{}-{n}", &mission[..8]);
+        let event = Envelope::new(mission, &job, 1 + n % 3, "step.result", json!({ "n": n }));
+        bus.publish(&event).await.expect("publish");
+        sent.push(event);
+    }
+
+    let stream_a = bus.mission_stream(&a, 3).expect("consumer a");
+    let stream_b = bus.mission_stream(&b, 3).expect("consumer b");
+    let got_a = take(&stream_a, sent_a.len()).await;
+    let got_b = take(&stream_b, sent_b.len()).await;
+    for (got, sent, mission) in [(&got_a, &sent_a, &a), (&got_b, &sent_b, &b)] {
+        let envelopes: Vec<&Envelope> = got.iter().map(|r| &r.envelope).collect();
+        assert_eq!(
+            envelopes,
+            sent.iter().collect::<Vec<_>>(),
+            "in order, complete"
+        );
+        for r in got {
+            assert_eq!(&r.header_mission_id, mission);
+            assert_eq!(&r.envelope.mission_id, mission);
+            assert_eq!(&r.key, mission);
+            assert_eq!(r.header_job_id, r.envelope.job_id);
+            assert!(r
+                .envelope
+                .job_id
+                .starts_with(&format!("job-{}", &mission[..8])));
+        }
+    }
+    // Nothing else is on either topic: the other mission's events never arrive.
+    for stream in [&stream_a, &stream_b] {
+        let extra = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+        assert!(
+            extra.is_err(),
+            "unexpected event on {}: {extra:?}",
+            stream.topic()
+        );
+    }
+}
