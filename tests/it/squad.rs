@@ -88,3 +88,56 @@ async fn each_mission_reads_only_its_own_events_with_mission_and_job_in_headers_
         );
     }
 }
+
+/// The mock cluster's broker goes down while events are being published: they wait in the
+/// idempotent producer and all arrive once it is back, each exactly once and in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn events_published_while_the_broker_is_down_arrive_once_it_is_back() {
+    let bus = std::sync::Arc::new(Bus::start(KafkaMode::Embedded).expect("start the bus"));
+    let mission = uuid::Uuid::now_v7().to_string();
+    bus.ensure_mission_topic(&mission).await.expect("topic");
+    let before = Envelope::new(&mission, "job-1", 1, "step.result", json!({"n": 0}));
+    bus.publish(&before)
+        .await
+        .expect("publish before the outage");
+
+    bus.mock_cluster()
+        .expect("embedded")
+        .broker_down(1)
+        .expect("broker down");
+    let during: Vec<Envelope> = (1..=5)
+        .map(|n| Envelope::new(&mission, "job-2", 2, "step.result", json!({ "n": n })))
+        .collect();
+    let mut sends = Vec::new();
+    for event in &during {
+        let (bus, event) = (std::sync::Arc::clone(&bus), event.clone());
+        sends.push(tokio::spawn(async move { bus.publish(&event).await }));
+        // In order: each is queued before the next.
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    tokio::time::sleep(Duration::from_millis(800)).await;
+    assert!(
+        sends.iter().all(|s| !s.is_finished()),
+        "an event was settled while the broker was down"
+    );
+    bus.mock_cluster()
+        .expect("embedded")
+        .broker_up(1)
+        .expect("broker up");
+    for send in sends {
+        tokio::time::timeout(Duration::from_secs(30), send)
+            .await
+            .expect("delivered after recovery")
+            .expect("task")
+            .expect("each event delivered");
+    }
+
+    let stream = bus.mission_stream(&mission, 1).expect("consumer");
+    let got = take(&stream, 1 + during.len()).await;
+    let mut expected = vec![before];
+    expected.extend(during);
+    let envelopes: Vec<Envelope> = got.into_iter().map(|r| r.envelope).collect();
+    assert_eq!(envelopes, expected, "every event once, in order");
+    let extra = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+    assert!(extra.is_err(), "a duplicate arrived: {extra:?}");
+}

@@ -11,7 +11,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{DefaultProducerContext, FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -119,13 +119,94 @@ pub struct Received {
     pub offset: i64,
 }
 
+/// What the embedded cluster's thread is asked to do.
+enum MockCommand {
+    CreateTopic(String, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    BrokerDown(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    BrokerUp(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+}
+
+/// librdkafka's mock cluster, on a thread of its own: the cluster handle may not move between
+/// threads, and the bus is shared by every task. Dropping this stops the cluster.
+pub struct EmbeddedCluster {
+    commands: std::sync::mpsc::Sender<MockCommand>,
+    bootstrap_servers: String,
+}
+
+impl EmbeddedCluster {
+    /// Starts a one-broker cluster (broker id 1).
+    fn start() -> Result<Self, KafkaError> {
+        let (commands, inbox) = std::sync::mpsc::channel::<MockCommand>();
+        let (ready, started) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kafka-mock-cluster".to_owned())
+            .spawn(move || {
+                let mock = match MockCluster::new(1) {
+                    Ok(mock) => mock,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(mock.bootstrap_servers()));
+                // Until the bus (the only sender) is dropped.
+                while let Ok(command) = inbox.recv() {
+                    match command {
+                        MockCommand::CreateTopic(topic, reply) => {
+                            let _ = reply.send(mock.create_topic(&topic, 1, 1));
+                        }
+                        MockCommand::BrokerDown(id, reply) => {
+                            let _ = reply.send(mock.broker_down(id));
+                        }
+                        MockCommand::BrokerUp(id, reply) => {
+                            let _ = reply.send(mock.broker_up(id));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| KafkaError::ClientCreation(format!("mock cluster thread: {e}")))?;
+        let bootstrap_servers = started
+            .recv()
+            .map_err(|_| KafkaError::ClientCreation("the mock cluster did not start".into()))??;
+        Ok(Self {
+            commands,
+            bootstrap_servers,
+        })
+    }
+
+    fn ask(
+        &self,
+        command: impl FnOnce(std::sync::mpsc::Sender<Result<(), KafkaError>>) -> MockCommand,
+    ) -> Result<(), KafkaError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let gone = || KafkaError::ClientCreation("the mock cluster has stopped".into());
+        self.commands.send(command(reply)).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+
+    /// Creates a topic with one partition.
+    pub fn create_topic(&self, topic: &str) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::CreateTopic(topic.to_owned(), reply))
+    }
+
+    /// Takes a broker down (fault tests): clients see it as unreachable.
+    pub fn broker_down(&self, broker_id: i32) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::BrokerDown(broker_id, reply))
+    }
+
+    /// Brings a broker back.
+    pub fn broker_up(&self, broker_id: i32) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::BrokerUp(broker_id, reply))
+    }
+}
+
 /// Producer and admin over one Kafka; owns the mock cluster in embedded mode.
 pub struct Bus {
     mode: KafkaMode,
     bootstrap_servers: String,
     producer: FutureProducer,
     // Dropped last: the clients above talk to it.
-    mock: Option<MockCluster<'static, DefaultProducerContext>>,
+    mock: Option<EmbeddedCluster>,
 }
 
 impl std::fmt::Debug for Bus {
@@ -146,8 +227,8 @@ impl Bus {
         };
         let (mock, bootstrap_servers) = match &mode {
             KafkaMode::Embedded => {
-                let mock = MockCluster::new(1).map_err(kafka)?;
-                let servers = mock.bootstrap_servers();
+                let mock = EmbeddedCluster::start().map_err(kafka)?;
+                let servers = mock.bootstrap_servers.clone();
                 (Some(mock), servers)
             }
             KafkaMode::Brokers { bootstrap_servers } => (None, bootstrap_servers.clone()),
@@ -178,7 +259,7 @@ impl Bus {
     }
 
     /// The mock cluster, in embedded mode (fault tests take its brokers down and up).
-    pub fn mock_cluster(&self) -> Option<&MockCluster<'static, DefaultProducerContext>> {
+    pub fn mock_cluster(&self) -> Option<&EmbeddedCluster> {
         self.mock.as_ref()
     }
 
@@ -195,7 +276,7 @@ impl Bus {
         let topic = mission_topic(mission_id);
         if let Some(mock) = &self.mock {
             // The mock cluster has no CreateTopics; it creates topics through its own API.
-            mock.create_topic(&topic, 1, 1).map_err(|e| self.error(e))?;
+            mock.create_topic(&topic).map_err(|e| self.error(e))?;
             return Ok(topic);
         }
         let admin: AdminClient<DefaultClientContext> = ClientConfig::new()

@@ -3,4 +3,4 @@
 
 pub mod bus;
 
-pub use bus::{Bus, BusError, Envelope, KafkaMode, MissionStream, Received};
+pub use bus::{Bus, BusError, EmbeddedCluster, Envelope, KafkaMode, MissionStream, Received};
