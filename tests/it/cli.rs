@@ -269,3 +269,33 @@ async fn approvals_and_audit_commands_decide_verify_and_export() {
     assert_eq!(report["ok"], false);
     assert_eq!(report["first_bad"]["seq"], 2, "{report}");
 }
+
+/// `missionctl kafka status` names the mode and proves it answers; an unreachable broker is
+/// reported as such, with a failing exit code.
+#[test]
+fn kafka_status_names_the_mode_and_checks_it_answers() {
+    let home = tempfile::tempdir().expect("dir");
+    let run = |servers: Option<&str>| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_missionctl"));
+        cmd.args(["kafka", "status"]).env("HOME", home.path());
+        match servers {
+            Some(s) => cmd.env("KAFKA_BOOTSTRAP_SERVERS", s),
+            None => cmd.env_remove("KAFKA_BOOTSTRAP_SERVERS"),
+        };
+        cmd.output().expect("run missionctl")
+    };
+    let embedded = run(None);
+    assert!(embedded.status.success(), "{}", text(&embedded));
+    let said = text(&embedded);
+    assert!(said.contains("Kafka: embedded"), "{said}");
+    assert!(said.contains("Answers at"), "{said}");
+
+    // Nothing listens on port 1.
+    let unreachable = run(Some("127.0.0.1:1"));
+    assert!(!unreachable.status.success(), "{}", text(&unreachable));
+    assert!(
+        text(&unreachable).contains("Kafka: brokers at 127.0.0.1:1"),
+        "{}",
+        text(&unreachable)
+    );
+}

@@ -141,3 +141,15 @@ async fn events_published_while_the_broker_is_down_arrive_once_it_is_back() {
     let extra = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
     assert!(extra.is_err(), "a duplicate arrived: {extra:?}");
 }
+
+#[test]
+fn no_bootstrap_servers_means_the_embedded_cluster() {
+    assert_eq!(KafkaMode::from_bootstrap_servers(""), KafkaMode::Embedded);
+    assert_eq!(KafkaMode::from_bootstrap_servers("  "), KafkaMode::Embedded);
+    assert_eq!(
+        KafkaMode::from_bootstrap_servers(" k1:9092,k2:9092 "),
+        KafkaMode::Brokers {
+            bootstrap_servers: "k1:9092,k2:9092".to_owned()
+        }
+    );
+}

@@ -64,6 +64,9 @@ enum Command {
     /// Tools for manifest authors.
     #[command(subcommand)]
     Manifest(ManifestCommand),
+    /// Which Kafka the squads use, and whether it answers.
+    #[command(subcommand)]
+    Kafka(KafkaCommand),
     /// Run the agent API (the tool gateway over HTTP) without the desktop app.
     Serve {
         /// Address to listen on (default from config/gateway.json: loopback only).
@@ -207,6 +210,31 @@ enum ManifestCommand {
     },
 }
 
+#[derive(Debug, Subcommand)]
+enum KafkaCommand {
+    /// Say which Kafka is configured (embedded mock cluster or brokers) and check it answers.
+    Status,
+}
+
+/// Starts the configured bus and round-trips one topic through it.
+async fn kafka_status() -> anyhow::Result<ExitCode> {
+    let mode = mission_core::squad::KafkaMode::configured()?;
+    println!("Kafka: {}", mode.describe());
+    let bus = mission_core::squad::Bus::start(mode)?;
+    let probe = format!("status-{}", uuid::Uuid::now_v7());
+    let topic = tokio::time::timeout(
+        std::time::Duration::from_secs(15),
+        bus.ensure_mission_topic(&probe),
+    )
+    .await
+    .context("Kafka did not answer within 15 s; check the bootstrap servers")??;
+    println!(
+        "Answers at {}: created topic {topic}.",
+        bus.bootstrap_servers()
+    );
+    Ok(ExitCode::SUCCESS)
+}
+
 #[tokio::main]
 async fn main() -> ExitCode {
     tracing_subscriber::fmt()
@@ -303,6 +331,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         }
         Command::Templates(cmd) => templates(cmd, cli.database_url.as_deref()).await,
         Command::Manifest(ManifestCommand::Rehash { file }) => rehash(&file),
+        Command::Kafka(KafkaCommand::Status) => kafka_status().await,
         Command::Serve { listen } => serve(cli.database_url.as_deref(), listen).await,
         Command::Missions(cmd) => missions(cmd, cli.database_url.as_deref()).await,
         Command::Approvals(cmd) => approvals(cmd, cli.database_url.as_deref()).await,

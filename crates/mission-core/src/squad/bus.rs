@@ -31,7 +31,43 @@ pub enum KafkaMode {
     },
 }
 
+/// The bundled Kafka settings (`config/kafka.json`).
+const KAFKA_JSON: &str = include_str!("../../../../config/kafka.json");
+
+/// Environment variable naming real brokers; it wins over `config/kafka.json`.
+pub const BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KafkaSettings {
+    bootstrap_servers: String,
+}
+
 impl KafkaMode {
+    /// The mode the settings ask for: brokers when `bootstrap_servers` names any, else
+    /// embedded.
+    pub fn from_bootstrap_servers(servers: &str) -> Self {
+        let servers = servers.trim();
+        if servers.is_empty() {
+            Self::Embedded
+        } else {
+            Self::Brokers {
+                bootstrap_servers: servers.to_owned(),
+            }
+        }
+    }
+
+    /// The configured mode: `KAFKA_BOOTSTRAP_SERVERS` if set, else `config/kafka.json`.
+    pub fn configured() -> Result<Self, serde_json::Error> {
+        if let Ok(servers) = std::env::var(BOOTSTRAP_ENV) {
+            if !servers.trim().is_empty() {
+                return Ok(Self::from_bootstrap_servers(&servers));
+            }
+        }
+        let settings: KafkaSettings = serde_json::from_str(KAFKA_JSON)?;
+        Ok(Self::from_bootstrap_servers(&settings.bootstrap_servers))
+    }
+
     /// In words, for the UI and `missionctl`.
     pub fn describe(&self) -> String {
         match self {

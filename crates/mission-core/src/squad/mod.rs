@@ -3,4 +3,7 @@
 
 pub mod bus;
 
-pub use bus::{Bus, BusError, EmbeddedCluster, Envelope, KafkaMode, MissionStream, Received};
+pub use bus::{
+    mission_topic, Bus, BusError, EmbeddedCluster, Envelope, KafkaMode, MissionStream, Received,
+    BOOTSTRAP_ENV,
+};
