@@ -153,3 +153,24 @@ fn no_bootstrap_servers_means_the_embedded_cluster() {
         }
     );
 }
+
+/// A department's consumer joins before anything is published (as a squad starts) and still
+/// gets every later event, in order.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_consumer_waiting_at_the_end_sees_new_events() {
+    let bus = Bus::start(KafkaMode::Embedded).expect("start the bus");
+    let mission = uuid::Uuid::now_v7().to_string();
+    bus.ensure_mission_topic(&mission).await.expect("topic");
+    let stream = bus.mission_stream(&mission, 1).expect("consumer");
+    let events: Vec<Envelope> = (0..3)
+        .map(|n| Envelope::new(&mission, "job-1", 1, "step.result", json!({ "n": n })))
+        .collect();
+    for e in &events {
+        bus.publish(e).await.expect("publish");
+    }
+    let got = take(&stream, 3).await;
+    assert_eq!(
+        got.into_iter().map(|r| r.envelope).collect::<Vec<_>>(),
+        events
+    );
+}
