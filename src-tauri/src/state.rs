@@ -7,9 +7,7 @@ use std::time::Instant;
 use std::sync::Arc;
 
 use mission_core::audit::{AuditLog, KeyVault};
-use mission_core::gateway::{
-    Gateway, GatewayConfig, GatewayParts, SystemClock, BUNDLED_ADMIN_POLICIES,
-};
+use mission_core::gateway::Gateway;
 use mission_core::perimeter::Missions;
 use mission_core::registry::ImportStage;
 use mission_core::Registry;
@@ -95,8 +93,6 @@ impl AppState {
                     tracing::error!(error = %what, "the tool gateway cannot start");
                     AppError::new(ErrorCode::AuditUnavailable, what)
                 };
-                let config = GatewayConfig::bundled()
-                    .map_err(|e| AppError::new(ErrorCode::Config, e.to_string()))?;
                 let vault = KeyVault::default();
                 let sealer = tokio::task::spawn_blocking(move || vault.load_or_create())
                     .await
@@ -107,16 +103,9 @@ impl AppState {
                              approval decisions are refused until it can be."
                         ))
                     })?;
-                Gateway::start(GatewayParts {
-                    repo: Arc::clone(services.registry.repository()),
-                    catalog: Arc::new(services.registry.catalog().clone()),
-                    config,
-                    admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
-                    sealer,
-                    clock: Arc::new(SystemClock),
-                })
-                .await
-                .map_err(AppError::from)
+                Gateway::start_bundled(&services.registry, sealer)
+                    .await
+                    .map_err(AppError::from)
             })
             .await
             .as_ref()

@@ -71,19 +71,15 @@ export function shortId(id: string): string {
 }
 
 export function localTime(rfc3339: string): string {
-  const date = new Date(rfc3339);
-  if (Number.isNaN(date.getTime())) return rfc3339;
-  return date.toLocaleString(undefined, {
-    year: "numeric",
-    month: "short",
-    day: "numeric",
-    hour: "2-digit",
-    minute: "2-digit",
-  });
+  return localDateTime(rfc3339, false);
 }
 
 /** Like `localTime`, with seconds: audit records a second apart must read apart. */
 export function localTimeWithSeconds(rfc3339: string): string {
+  return localDateTime(rfc3339, true);
+}
+
+function localDateTime(rfc3339: string, seconds: boolean): string {
   const date = new Date(rfc3339);
   if (Number.isNaN(date.getTime())) return rfc3339;
   return date.toLocaleString(undefined, {
@@ -92,7 +88,7 @@ export function localTimeWithSeconds(rfc3339: string): string {
     day: "numeric",
     hour: "2-digit",
     minute: "2-digit",
-    second: "2-digit",
+    ...(seconds ? { second: "2-digit" } : {}),
   });
 }
 

@@ -7,8 +7,7 @@ use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mission_core::audit::{self as audit_log, AuditLog, KeyVault};
 use mission_core::gateway::{
-    operator_name, ApprovalDecision, DecideApproval, Gateway, GatewayConfig, GatewayParts,
-    SystemClock, BUNDLED_ADMIN_POLICIES,
+    operator_name, ApprovalDecision, DecideApproval, Gateway, GatewayConfig,
 };
 use mission_core::registry::search::TemplateSummary;
 use mission_core::registry::service::read_manifests;
@@ -342,15 +341,7 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
 /// The gateway over the database, signing with this machine's key from the OS keychain.
 async fn gateway(registry: &Registry) -> anyhow::Result<Gateway> {
     let sealer = KeyVault::default().load_or_create()?;
-    Ok(Gateway::start(GatewayParts {
-        repo: std::sync::Arc::clone(registry.repository()),
-        catalog: std::sync::Arc::new(registry.catalog().clone()),
-        config: GatewayConfig::bundled()?,
-        admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
-        sealer,
-        clock: std::sync::Arc::new(SystemClock),
-    })
-    .await?)
+    Ok(Gateway::start_bundled(registry, sealer).await?)
 }
 
 async fn serve(url: Option<&str>, listen: Option<String>) -> anyhow::Result<ExitCode> {

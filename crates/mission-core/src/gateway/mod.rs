@@ -25,6 +25,7 @@ use crate::db::gateway::{MissionRow, MissionUsage, TokenRow};
 use crate::db::{DbError, Repository};
 use crate::perimeter::MissionStatus;
 use crate::registry::{ApprovalMode, RiskLevel, Template};
+use crate::Registry;
 
 pub use authz::{Authority, AuthzDecision, PolicyError, SectorAuthorizer, BUNDLED_ADMIN_POLICIES};
 pub use ledger::DecideError;
@@ -455,6 +456,22 @@ impl Gateway {
                 events,
             }),
         })
+    }
+
+    /// The gateway as the app and `missionctl` run it: over a registry's storage and catalogue,
+    /// with the bundled `config/gateway.json` and admin policies, on the system clock.
+    pub async fn start_bundled(registry: &Registry, sealer: Sealer) -> Result<Self, GatewayError> {
+        let config = GatewayConfig::bundled()
+            .map_err(|e| PolicyError(format!("config/gateway.json: {e}")))?;
+        Self::start(GatewayParts {
+            repo: Arc::clone(registry.repository()),
+            catalog: Arc::new(registry.catalog().clone()),
+            config,
+            admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
+            sealer,
+            clock: Arc::new(SystemClock),
+        })
+        .await
     }
 
     /// The sector authorizer (also used on its own by the benchmark).
