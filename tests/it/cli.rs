@@ -299,3 +299,127 @@ fn kafka_status_names_the_mode_and_checks_it_answers() {
         text(&unreachable)
     );
 }
+
+/// A mission deployed from the command line runs its squad in that process; killed while a
+/// call waits for a reviewer, it is picked up by the next `missions follow` once the dead
+/// process's claim runs out, finishes, and its run record, jobs and events read back.
+#[test]
+fn deploy_killed_mid_mission_is_finished_by_the_next_process_and_reads_back() {
+    let home = tempfile::tempdir().expect("dir");
+    let db = home.path().join("missions.sqlite3");
+    let db_url = db.to_str().expect("path").to_owned();
+    let base = |args: &[&str]| {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_missionctl"));
+        cmd.arg("--database-url")
+            .arg(&db_url)
+            .args(args)
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("MISSION_CONTROL_KEYSTORE", "ephemeral")
+            .env("MISSION_CONTROL_SQUAD_LEASE_SECONDS", "2");
+        cmd
+    };
+    let run = |args: &[&str]| base(args).output().expect("run missionctl");
+
+    let file = home.path().join("squad.json");
+    std::fs::write(
+        &file,
+        serde_json::to_vec(&manifest(vec![crate::engine::squad_template()])).expect("json"),
+    )
+    .expect("write");
+    let imported = run(&["import", file.to_str().expect("path")]);
+    assert!(imported.status.success(), "{}", text(&imported));
+
+    // Beyond the template's cap: refused, nothing saved.
+    let refused = run(&[
+        "deploy",
+        "finance.squad-close",
+        "--budget-cents",
+        "99999999",
+    ]);
+    assert!(!refused.status.success());
+    assert!(
+        text(&refused).contains("budget must be between"),
+        "{}",
+        text(&refused)
+    );
+    let none = run(&["missions", "list", "--json"]);
+    assert_eq!(
+        serde_json::from_slice::<serde_json::Value>(&none.stdout).expect("json"),
+        json!([])
+    );
+
+    let mut deployed = base(&["deploy", "finance.squad-close", "--approval", "strict"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("deploy");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    let approval = loop {
+        let listed = run(&["approvals", "list", "--json"]);
+        let items: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
+        if let Some(id) = items.get(0).and_then(|i| i["id"].as_str()) {
+            break id.to_owned();
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no call waited for approval"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    };
+    deployed.kill().expect("kill -9 the deploying process");
+    let _ = deployed.wait();
+
+    let listed = run(&["missions", "list", "--json"]);
+    let missions: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let id = missions[0]["mission"]["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    assert_eq!(missions[0]["usage"]["status"], "Running");
+
+    let approved = run(&["approvals", "approve", &approval, "--as", "carol"]);
+    assert!(approved.status.success(), "{}", text(&approved));
+    let followed = run(&["missions", "follow", &id]);
+    let said = text(&followed);
+    assert!(followed.status.success(), "{said}");
+    assert!(said.contains("Run: Completed"), "{said}");
+    assert!(said.contains("job.result"), "{said}");
+
+    let shown = run(&["missions", "show", &id, "--json"]);
+    let view: serde_json::Value = serde_json::from_slice(&shown.stdout).expect("json");
+    assert_eq!(view["mission"]["run"]["status"], "Completed", "{view}");
+    assert_eq!(view["mission"]["run"]["steps"], 3);
+    assert_eq!(view["mission"]["steps_done"], 5);
+    assert_eq!(view["jobs"].as_array().map(Vec::len), Some(6));
+
+    let events = run(&["missions", "events", &id, "--json"]);
+    assert!(events.status.success(), "{}", text(&events));
+    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&events.stdout)
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json line"))
+        .collect();
+    assert!(lines.iter().all(|e| e["mission_id"] == id.as_str()));
+    assert!(lines
+        .iter()
+        .all(|e| e["job_id"].as_str().is_some_and(|j| !j.is_empty())));
+    assert!(
+        lines.iter().all(|e| e["published"] == true),
+        "the outbox drained"
+    );
+    assert_eq!(
+        lines
+            .iter()
+            .filter(|e| e["kind"] == "mission.started")
+            .count(),
+        1
+    );
+
+    let stopped = run(&["missions", "stop", &id]);
+    assert!(!stopped.status.success());
+    assert!(
+        text(&stopped).contains("has not ended"),
+        "{}",
+        text(&stopped)
+    );
+}

@@ -4,6 +4,7 @@
 mod api;
 mod backends;
 mod cli;
+mod engine;
 mod fuzz;
 mod gateway;
 mod helpers;

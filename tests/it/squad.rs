@@ -7,7 +7,7 @@ use std::time::Duration;
 use mission_core::squad::{Bus, Envelope, KafkaMode, MissionStream, Received};
 use serde_json::json;
 
-fn bus() -> Bus {
+pub(crate) fn bus() -> Bus {
     let mode = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
         Ok(servers) if !servers.trim().is_empty() => KafkaMode::Brokers {
             bootstrap_servers: servers,
@@ -173,4 +173,64 @@ async fn a_consumer_waiting_at_the_end_sees_new_events() {
         got.into_iter().map(|r| r.envelope).collect::<Vec<_>>(),
         events
     );
+}
+
+/// Real brokers with SASL: the password comes from the OS keychain (an isolated one here),
+/// never from a file; a missing one is named with the command that stores it, and librdkafka
+/// accepts the resulting TLS and SASL settings.
+#[test]
+fn sasl_credentials_come_from_the_keychain() {
+    use mission_core::squad::{store_sasl_password, BusError, CredentialError, KafkaSecurity};
+
+    crate::gateway::isolated_keychain();
+    let user = format!("svc-{}", uuid::Uuid::now_v7().simple());
+    let security = KafkaSecurity {
+        protocol: "sasl_ssl".to_owned(),
+        sasl_mechanism: Some("SCRAM-SHA-512".to_owned()),
+        sasl_username: Some(user.clone()),
+        ssl_ca_location: None,
+    };
+    let missing = security.client_settings().expect_err("no password yet");
+    assert!(matches!(missing, CredentialError::NoPassword(ref u) if u == &user));
+    assert!(missing
+        .to_string()
+        .contains("missionctl kafka set-password"));
+
+    store_sasl_password(&user, "s3cret-from-keychain").expect("store");
+    let settings = security.client_settings().expect("settings");
+    let get = |key: &str| {
+        settings
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    };
+    assert_eq!(get("security.protocol"), Some("sasl_ssl"));
+    assert_eq!(get("sasl.mechanism"), Some("SCRAM-SHA-512"));
+    assert_eq!(get("sasl.username"), Some(user.as_str()));
+    assert_eq!(get("sasl.password"), Some("s3cret-from-keychain"));
+
+    // The clients are created with them (nothing listens on port 1; nothing is sent yet).
+    let bus = Bus::start_secured(KafkaMode::from_bootstrap_servers("127.0.0.1:1"), &security)
+        .expect("librdkafka takes TLS and SASL settings");
+    assert!(bus.mock_cluster().is_none());
+
+    let wrong = KafkaSecurity {
+        protocol: "carrier_pigeon".to_owned(),
+        ..KafkaSecurity::default()
+    };
+    let refused = Bus::start_secured(KafkaMode::from_bootstrap_servers("127.0.0.1:1"), &wrong)
+        .expect_err("unknown protocol");
+    assert!(matches!(
+        refused,
+        BusError::Credentials(CredentialError::Settings(_))
+    ));
+    let nameless = KafkaSecurity {
+        protocol: "sasl_plaintext".to_owned(),
+        ..KafkaSecurity::default()
+    };
+    assert!(nameless
+        .client_settings()
+        .expect_err("SASL needs a user")
+        .to_string()
+        .contains("sasl_username"));
 }

@@ -6,12 +6,15 @@ use std::process::ExitCode;
 use anyhow::Context;
 use clap::{Args, Parser, Subcommand};
 use mission_core::audit::{self as audit_log, AuditLog, KeyVault};
+use mission_core::db::squad::RunRecord;
 use mission_core::gateway::{
     operator_name, ApprovalDecision, DecideApproval, Gateway, GatewayConfig,
 };
+use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::search::TemplateSummary;
 use mission_core::registry::service::read_manifests;
-use mission_core::registry::{hash, Problem, RiskLevel, SearchRequest};
+use mission_core::registry::{hash, ApprovalMode, Problem, RiskLevel, SearchRequest};
+use mission_core::squad::{self, Bus, EngineOptions, SquadEngine};
 use mission_core::{Catalog, Registry, RegistryError};
 use serde_json::Value;
 
@@ -72,7 +75,9 @@ enum Command {
         #[arg(long)]
         listen: Option<String>,
     },
-    /// Start saved missions and issue agent tokens.
+    /// Deploy a template as a running mission and follow its squad until the mission ends.
+    Deploy(DeployArgs),
+    /// Active missions: list, show, follow, events, stop; start saved ones, issue agent tokens.
     #[command(subcommand)]
     Missions(MissionsCommand),
     /// The approvals queue: calls and budget caps waiting for a human.
@@ -83,8 +88,88 @@ enum Command {
     Audit(AuditCommand),
 }
 
+/// The perimeter of a deployment; anything left out takes the template's default (within the
+/// global policy's caps).
+#[derive(Args)]
+struct DeployArgs {
+    /// Template id.
+    template_id: String,
+    /// Budget cap in cents.
+    #[arg(long)]
+    budget_cents: Option<i64>,
+    /// Time to live in seconds.
+    #[arg(long)]
+    ttl_seconds: Option<i64>,
+    /// Maximum tool-call steps.
+    #[arg(long)]
+    max_steps: Option<i64>,
+    /// Approval mode: strict, threshold or auto.
+    #[arg(long, value_parser = parse_mode)]
+    approval: Option<ApprovalMode>,
+    /// Threshold in cents (Threshold mode).
+    #[arg(long)]
+    threshold_cents: Option<i64>,
+    /// Grant a connection to another sector the template declares (repeatable).
+    #[arg(long = "connect")]
+    connections: Vec<String>,
+    /// Only save and start the mission; the desktop app (or `missionctl missions follow`)
+    /// runs its squad.
+    #[arg(long)]
+    detach: bool,
+}
+
+fn parse_mode(value: &str) -> Result<ApprovalMode, String> {
+    match value.to_ascii_lowercase().as_str() {
+        "strict" => Ok(ApprovalMode::Strict),
+        "threshold" => Ok(ApprovalMode::Threshold),
+        "auto" => Ok(ApprovalMode::Auto),
+        _ => Err(format!(
+            "\"{value}\" is not an approval mode: use strict, threshold or auto"
+        )),
+    }
+}
+
 #[derive(Subcommand)]
 enum MissionsCommand {
+    /// Missions, newest first, with status, steps and spend.
+    List {
+        /// Most missions to show.
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// One mission: perimeter, usage, jobs and run record.
+    Show {
+        /// Mission id.
+        id: String,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// A mission's events, oldest first, with mission and job ids.
+    Events {
+        /// Mission id.
+        id: String,
+        /// Only events after this sequence number.
+        #[arg(long, default_value_t = 0)]
+        after: i64,
+        /// Print JSON lines.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Run the squad engine here (re-assembling running missions, this one included) and print
+    /// the mission's events until it ends.
+    Follow {
+        /// Mission id.
+        id: String,
+    },
+    /// Stop a mission now: its run record is written and its squad torn down.
+    Stop {
+        /// Mission id.
+        id: String,
+    },
     /// Start a Ready mission: it runs and its time to live starts counting.
     Start {
         /// Mission id.
@@ -213,13 +298,19 @@ enum ManifestCommand {
 enum KafkaCommand {
     /// Say which Kafka is configured (embedded mock cluster or brokers) and check it answers.
     Status,
+    /// Keep the SASL password of a Kafka user in the OS keychain (read from standard input).
+    SetPassword {
+        /// The SASL user name (as in kafka.json's sasl_username).
+        #[arg(long)]
+        user: String,
+    },
 }
 
 /// Starts the configured bus and round-trips one topic through it.
 async fn kafka_status() -> anyhow::Result<ExitCode> {
     let mode = mission_core::squad::KafkaMode::configured()?;
     println!("Kafka: {}", mode.describe());
-    let bus = mission_core::squad::Bus::start(mode)?;
+    let bus = mission_core::squad::Bus::start_configured()?;
     let probe = format!("status-{}", uuid::Uuid::now_v7());
     let topic = tokio::time::timeout(
         std::time::Duration::from_secs(15),
@@ -331,7 +422,19 @@ async fn run(cli: Cli) -> anyhow::Result<ExitCode> {
         Command::Templates(cmd) => templates(cmd, cli.database_url.as_deref()).await,
         Command::Manifest(ManifestCommand::Rehash { file }) => rehash(&file),
         Command::Kafka(KafkaCommand::Status) => kafka_status().await,
+        Command::Kafka(KafkaCommand::SetPassword { user }) => {
+            let mut password = String::new();
+            std::io::stdin()
+                .read_line(&mut password)
+                .context("reading the password from standard input")?;
+            let password = password.trim_end_matches(['\r', '\n']);
+            anyhow::ensure!(!password.is_empty(), "no password on standard input");
+            squad::store_sasl_password(&user, password)?;
+            println!("Kept the Kafka password for {user} in the OS keychain.");
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Serve { listen } => serve(cli.database_url.as_deref(), listen).await,
+        Command::Deploy(args) => deploy(args, cli.database_url.as_deref()).await,
         Command::Missions(cmd) => missions(cmd, cli.database_url.as_deref()).await,
         Command::Approvals(cmd) => approvals(cmd, cli.database_url.as_deref()).await,
         Command::Audit(cmd) => audit(cmd, cli.database_url.as_deref()).await,
@@ -363,11 +466,227 @@ async fn serve(url: Option<&str>, listen: Option<String>) -> anyhow::Result<Exit
     Ok(ExitCode::SUCCESS)
 }
 
+async fn deploy(args: DeployArgs, url: Option<&str>) -> anyhow::Result<ExitCode> {
+    let registry = open(url).await?;
+    registry.ensure_bundled_library().await?;
+    let gateway = gateway(&registry).await?;
+    let draft = Missions::new(registry.clone())
+        .draft(&args.template_id)
+        .await?;
+    let d = &draft.defaults;
+    let approval_mode = args.approval.unwrap_or(d.approval_mode);
+    let request = SaveMissionRequest {
+        request_id: uuid::Uuid::now_v7().to_string(),
+        template_id: args.template_id.clone(),
+        template_version: draft.template.version,
+        budget_cents: args.budget_cents.unwrap_or(d.budget_cents),
+        ttl_seconds: args.ttl_seconds.unwrap_or(d.ttl_seconds),
+        max_steps: args.max_steps.unwrap_or(d.max_steps),
+        approval_mode,
+        threshold_cents: match approval_mode {
+            ApprovalMode::Threshold => args.threshold_cents.or(d.threshold_cents),
+            _ => args.threshold_cents,
+        },
+        connections: args.connections,
+    };
+    let mission = squad::deploy(&registry, &gateway, &request, &operator_name()).await?;
+    let p = &mission.perimeter;
+    println!(
+        "Mission {} deployed: {} v{}, budget {} ¢, {} s, {} steps, {} mode.",
+        mission.id,
+        mission.template_name,
+        mission.template_version,
+        p.budget_cents,
+        p.ttl_seconds,
+        p.max_steps,
+        p.approval_mode.as_str()
+    );
+    if args.detach {
+        println!(
+            "Detached: the desktop app or `missionctl missions follow {}` runs its squad.",
+            mission.id
+        );
+        return Ok(ExitCode::SUCCESS);
+    }
+    follow(&registry, gateway, &mission.id).await
+}
+
+/// Runs a squad engine in this process and prints one mission's events until it ends. Ctrl+C
+/// hands the mission back (it keeps running for the next engine).
+async fn follow(registry: &Registry, gateway: Gateway, id: &str) -> anyhow::Result<ExitCode> {
+    let repo = std::sync::Arc::clone(registry.repository());
+    let view = squad::find_mission(&*repo, id).await?;
+    let bus = std::sync::Arc::new(Bus::start_configured()?);
+    println!("Kafka: {}", bus.mode().describe());
+    let engine = SquadEngine::start(
+        std::sync::Arc::clone(&repo),
+        gateway,
+        bus,
+        EngineOptions::default(),
+    );
+    let mut notices = engine.subscribe();
+    if view.run.is_none() {
+        if let Err(e) = engine.poke().await {
+            eprintln!("warning: {e}");
+        }
+    }
+    let mut after = 0;
+    let interrupted = tokio::signal::ctrl_c();
+    tokio::pin!(interrupted);
+    loop {
+        for event in squad::mission_events(&*repo, id, after, 1000).await? {
+            after = event.seq;
+            println!("{}", event_line(&event));
+        }
+        if let Some(run) = repo.run_record(id).await? {
+            print_run(&run);
+            engine.shutdown(std::time::Duration::from_secs(10)).await;
+            return Ok(exit(run.status == MissionStatus::Completed));
+        }
+        tokio::select! {
+            _ = &mut interrupted => {
+                engine.shutdown(std::time::Duration::from_secs(10)).await;
+                eprintln!("Interrupted: mission {id} keeps running; the desktop app or `missionctl missions follow {id}` picks its squad up again.");
+                return Ok(ExitCode::from(130));
+            }
+            _ = notices.recv() => {}
+            () = tokio::time::sleep(std::time::Duration::from_millis(500)) => {}
+        }
+    }
+}
+
+fn event_line(e: &squad::MissionEvent) -> String {
+    format!(
+        "#{:<5} {}  {:<15} dept {:<2} job {}  {}{}",
+        e.seq,
+        mission_core::gateway::local_time(&e.ts),
+        e.kind,
+        e.dept,
+        e.job_id,
+        e.summary,
+        if e.published { "" } else { "  (in the outbox)" }
+    )
+}
+
+fn print_run(run: &RunRecord) {
+    println!(
+        "Run: {} in {:.1} s, {} steps, gas {} ¢, profit {} ¢{}",
+        run.status.as_str(),
+        run.duration_ms as f64 / 1000.0,
+        run.steps,
+        run.gas_cents,
+        run.profit_cents,
+        run.failure_reason
+            .as_deref()
+            .map(|r| format!(" ({r})"))
+            .unwrap_or_default()
+    );
+}
+
 async fn missions(cmd: MissionsCommand, url: Option<&str>) -> anyhow::Result<ExitCode> {
     let registry = open(url).await?;
-    let gateway = gateway(&registry).await?;
+    let repo = std::sync::Arc::clone(registry.repository());
     match cmd {
+        MissionsCommand::List { limit, json } => {
+            let views = squad::mission_views(&*repo, limit).await?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&views)?);
+            } else if views.is_empty() {
+                println!("No missions yet: `missionctl deploy TEMPLATE_ID` deploys one.");
+            } else {
+                for v in &views {
+                    println!(
+                        "{}  {:<9} {:<40} steps {}/{}  spent {}/{} ¢  plan {}/{}",
+                        v.mission.id,
+                        v.usage.status.as_str(),
+                        v.mission.template_name,
+                        v.usage.steps_used,
+                        v.usage.max_steps,
+                        v.usage.spent_cents,
+                        v.usage.budget_cents,
+                        v.steps_done,
+                        v.plan_steps
+                    );
+                }
+            }
+        }
+        MissionsCommand::Show { id, json } => {
+            let view = squad::find_mission(&*repo, &id).await?;
+            let jobs = repo.jobs(&id).await?;
+            if json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(
+                        &serde_json::json!({ "mission": view, "jobs": jobs })
+                    )?
+                );
+            } else {
+                let m = &view.mission;
+                let u = &view.usage;
+                println!(
+                    "Mission {}: {} v{} ({})",
+                    m.id, m.template_name, m.template_version, m.sector
+                );
+                println!("Status:  {}", u.status.as_str());
+                println!("Steps:   {} of {}", u.steps_used, u.max_steps);
+                println!(
+                    "Spent:   {} ¢ of {} ¢ ({} ¢ held by calls in flight)",
+                    u.spent_cents, u.budget_cents, u.reserved_cents
+                );
+                if let Some(expires) = &u.expires_at {
+                    println!("Ends by: {}", mission_core::gateway::local_time(expires));
+                }
+                println!(
+                    "Plan:    {} of {} steps done",
+                    view.steps_done, view.plan_steps
+                );
+                for j in &jobs {
+                    println!(
+                        "  step {:<2} dept {:<2} {:<8} job {}  {}{}",
+                        j.step,
+                        j.dept,
+                        j.status.as_str(),
+                        j.job_id,
+                        j.action,
+                        j.tool_id
+                            .as_deref()
+                            .map(|t| format!(" [{t}]"))
+                            .unwrap_or_default()
+                    );
+                }
+                if let Some(run) = &view.run {
+                    print_run(run);
+                }
+            }
+        }
+        MissionsCommand::Events { id, after, json } => {
+            squad::find_mission(&*repo, &id).await?;
+            let mut after = after;
+            loop {
+                let page = squad::mission_events(&*repo, &id, after, 1000).await?;
+                let Some(last) = page.last() else { break };
+                after = last.seq;
+                for e in &page {
+                    if json {
+                        println!("{}", serde_json::to_string(e)?);
+                    } else {
+                        println!("{}", event_line(e));
+                    }
+                }
+            }
+        }
+        MissionsCommand::Follow { id } => {
+            let gateway = gateway(&registry).await?;
+            return follow(&registry, gateway, &id).await;
+        }
+        MissionsCommand::Stop { id } => {
+            squad::stop_mission(&*repo, &id, &operator_name()).await?;
+            if let Some(run) = repo.run_record(&id).await? {
+                print_run(&run);
+            }
+        }
         MissionsCommand::Start { id } => {
+            let gateway = gateway(&registry).await?;
             let usage = gateway.start_mission(&id).await?;
             println!(
                 "Mission {id} is running until {}.",
@@ -375,6 +694,7 @@ async fn missions(cmd: MissionsCommand, url: Option<&str>) -> anyhow::Result<Exi
             );
         }
         MissionsCommand::Token { id, dept } => {
+            let gateway = gateway(&registry).await?;
             let token = gateway.issue_token(&id, dept, &operator_name()).await?;
             eprintln!("Token for department {dept} of mission {id} (shown once; keep it secret):");
             println!("{token}");

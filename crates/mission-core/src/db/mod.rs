@@ -3,6 +3,7 @@
 pub mod gateway;
 mod postgres;
 mod sqlite;
+pub mod squad;
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -106,7 +107,9 @@ async fn next_rows(batches: &mut ImportBatches) -> Result<Option<Vec<ImportRow>>
 
 /// Everything the core stores, behind one interface with one implementation per backend.
 #[async_trait]
-pub trait Repository: gateway::GatewayStore + Send + Sync + std::fmt::Debug {
+pub trait Repository:
+    gateway::GatewayStore + squad::SquadStore + Send + Sync + std::fmt::Debug
+{
     /// Which backend this is.
     fn backend(&self) -> Backend;
 

@@ -467,3 +467,10 @@ crate::db::gateway::gateway_store!(
     to_id = gateway_id,
     lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
 );
+
+crate::db::squad::squad_store!(
+    PostgresRepository,
+    sqlx::Postgres,
+    id = uuid::Uuid,
+    to_id = gateway_id
+);

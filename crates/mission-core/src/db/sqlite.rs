@@ -635,3 +635,10 @@ crate::db::gateway::gateway_store!(
     to_id = gateway_id,
     lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1"
 );
+
+crate::db::squad::squad_store!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    id = String,
+    to_id = gateway_id
+);

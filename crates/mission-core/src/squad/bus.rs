@@ -11,7 +11,7 @@ use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
 use rdkafka::mocking::MockCluster;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
 use rdkafka::{Offset, TopicPartitionList};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -41,6 +41,146 @@ pub const BOOTSTRAP_ENV: &str = "KAFKA_BOOTSTRAP_SERVERS";
 #[serde(deny_unknown_fields)]
 struct KafkaSettings {
     bootstrap_servers: String,
+    #[serde(default)]
+    security_protocol: Option<String>,
+    #[serde(default)]
+    sasl_mechanism: Option<String>,
+    #[serde(default)]
+    sasl_username: Option<String>,
+    #[serde(default)]
+    ssl_ca_location: Option<String>,
+}
+
+fn settings() -> Result<KafkaSettings, serde_json::Error> {
+    serde_json::from_str(KAFKA_JSON)
+}
+
+/// The keychain service under which Kafka SASL passwords are kept (one entry per user name).
+pub const KEYCHAIN_SERVICE: &str = "mission-control-kafka";
+
+/// How the bus authenticates to real brokers. The password never sits in a file: it is read
+/// from the OS keychain when the bus starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KafkaSecurity {
+    /// `plaintext`, `ssl`, `sasl_plaintext` or `sasl_ssl`.
+    pub protocol: String,
+    /// `PLAIN`, `SCRAM-SHA-256` or `SCRAM-SHA-512` (SASL only).
+    pub sasl_mechanism: Option<String>,
+    /// SASL user name; its password is in the keychain under [`KEYCHAIN_SERVICE`].
+    pub sasl_username: Option<String>,
+    /// CA bundle that signs the brokers' certificates (TLS), if not the system's.
+    pub ssl_ca_location: Option<String>,
+}
+
+impl Default for KafkaSecurity {
+    fn default() -> Self {
+        Self {
+            protocol: "plaintext".to_owned(),
+            sasl_mechanism: None,
+            sasl_username: None,
+            ssl_ca_location: None,
+        }
+    }
+}
+
+/// Credentials for Kafka could not be used.
+#[derive(Debug, thiserror::Error)]
+pub enum CredentialError {
+    /// The settings are inconsistent.
+    #[error("Kafka security settings: {0}")]
+    Settings(String),
+    /// The keychain has no password for the user.
+    #[error(
+        "the OS keychain has no Kafka password for \"{0}\"; store it with \
+         `missionctl kafka set-password --user {0}`"
+    )]
+    NoPassword(String),
+    /// The keychain could not be read.
+    #[error("the OS keychain could not be read: {0}")]
+    Keychain(#[from] keyring::Error),
+}
+
+impl KafkaSecurity {
+    /// The configured security: `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_MECHANISM`,
+    /// `KAFKA_SASL_USERNAME` and `KAFKA_SSL_CA_LOCATION` win over `config/kafka.json`.
+    pub fn configured() -> Result<Self, CredentialError> {
+        let file = settings().map_err(|e| CredentialError::Settings(e.to_string()))?;
+        let pick = |env: &str, configured: Option<String>| {
+            std::env::var(env)
+                .ok()
+                .filter(|v| !v.trim().is_empty())
+                .or(configured)
+                .map(|v| v.trim().to_owned())
+                .filter(|v| !v.is_empty())
+        };
+        let security = Self {
+            protocol: pick("KAFKA_SECURITY_PROTOCOL", file.security_protocol)
+                .unwrap_or_else(|| "plaintext".to_owned())
+                .to_ascii_lowercase(),
+            sasl_mechanism: pick("KAFKA_SASL_MECHANISM", file.sasl_mechanism),
+            sasl_username: pick("KAFKA_SASL_USERNAME", file.sasl_username),
+            ssl_ca_location: pick("KAFKA_SSL_CA_LOCATION", file.ssl_ca_location),
+        };
+        security.check()?;
+        Ok(security)
+    }
+
+    fn check(&self) -> Result<(), CredentialError> {
+        if !matches!(
+            self.protocol.as_str(),
+            "plaintext" | "ssl" | "sasl_plaintext" | "sasl_ssl"
+        ) {
+            return Err(CredentialError::Settings(format!(
+                "security_protocol \"{}\" is not one of plaintext, ssl, sasl_plaintext, sasl_ssl",
+                self.protocol
+            )));
+        }
+        if self.uses_sasl() && self.sasl_username.is_none() {
+            return Err(CredentialError::Settings(format!(
+                "{} needs sasl_username (its password goes in the OS keychain)",
+                self.protocol
+            )));
+        }
+        Ok(())
+    }
+
+    /// Whether the brokers want a SASL login.
+    pub fn uses_sasl(&self) -> bool {
+        self.protocol.starts_with("sasl_")
+    }
+
+    /// librdkafka's settings for this security, with the SASL password read from the keychain.
+    pub fn client_settings(&self) -> Result<Vec<(String, String)>, CredentialError> {
+        self.check()?;
+        let mut out = vec![("security.protocol".to_owned(), self.protocol.clone())];
+        if let Some(ca) = &self.ssl_ca_location {
+            out.push(("ssl.ca.location".to_owned(), ca.clone()));
+        }
+        if let Some(user) = self.sasl_username.as_ref().filter(|_| self.uses_sasl()) {
+            let password = match keyring::Entry::new(KEYCHAIN_SERVICE, user)?.get_password() {
+                Ok(p) => p,
+                Err(keyring::Error::NoEntry) => {
+                    return Err(CredentialError::NoPassword(user.clone()))
+                }
+                Err(e) => return Err(e.into()),
+            };
+            out.push((
+                "sasl.mechanism".to_owned(),
+                self.sasl_mechanism
+                    .clone()
+                    .unwrap_or_else(|| "PLAIN".to_owned()),
+            ));
+            out.push(("sasl.username".to_owned(), user.clone()));
+            out.push(("sasl.password".to_owned(), password));
+        }
+        Ok(out)
+    }
+}
+
+/// Keeps a Kafka SASL password in the OS keychain.
+pub fn store_sasl_password(username: &str, password: &str) -> Result<(), CredentialError> {
+    keyring::Entry::new(KEYCHAIN_SERVICE, username)?.set_password(password)?;
+    Ok(())
 }
 
 impl KafkaMode {
@@ -64,8 +204,7 @@ impl KafkaMode {
                 return Ok(Self::from_bootstrap_servers(&servers));
             }
         }
-        let settings: KafkaSettings = serde_json::from_str(KAFKA_JSON)?;
-        Ok(Self::from_bootstrap_servers(&settings.bootstrap_servers))
+        Ok(Self::from_bootstrap_servers(&settings()?.bootstrap_servers))
     }
 
     /// In words, for the UI and `missionctl`.
@@ -88,6 +227,9 @@ pub enum BusError {
         /// What librdkafka said.
         source: KafkaError,
     },
+    /// The brokers' credentials could not be used.
+    #[error(transparent)]
+    Credentials(#[from] CredentialError),
     /// An event that is not an envelope, or whose headers disagree with it.
     #[error("malformed event on {topic} at offset {offset}: {problem}")]
     Malformed {
@@ -135,9 +277,25 @@ impl Envelope {
     }
 }
 
-/// The topic that carries one mission's events, and nothing else.
+/// The topic that carries one mission's reports to its orchestrator, and nothing else.
 pub fn mission_topic(mission_id: &str) -> String {
     format!("mission.{mission_id}")
+}
+
+/// The topic that carries one department's context and jobs within one mission: each agent's
+/// gateway token travels only on its own department's topic.
+pub fn dept_topic(mission_id: &str, dept: i64) -> String {
+    format!("mission.{mission_id}.dept-{dept}")
+}
+
+/// Whether a topic is one of this mission's.
+pub fn belongs_to(topic: &str, mission_id: &str) -> bool {
+    let own = mission_topic(mission_id);
+    topic == own
+        || topic
+            .strip_prefix(&own)
+            .and_then(|rest| rest.strip_prefix(".dept-"))
+            .is_some_and(|dept| !dept.is_empty() && dept.bytes().all(|b| b.is_ascii_digit()))
 }
 
 /// An event as consumed, with what its Kafka headers and key said.
@@ -160,6 +318,7 @@ enum MockCommand {
     CreateTopic(String, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     BrokerDown(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     BrokerUp(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    ProduceErrors(usize, std::sync::mpsc::Sender<Result<(), KafkaError>>),
 }
 
 /// librdkafka's mock cluster, on a thread of its own: the cluster handle may not move between
@@ -196,6 +355,15 @@ impl EmbeddedCluster {
                         }
                         MockCommand::BrokerUp(id, reply) => {
                             let _ = reply.send(mock.broker_up(id));
+                        }
+                        MockCommand::ProduceErrors(count, reply) => {
+                            // Retriable: the producer must retry without writing twice.
+                            let errors = vec![
+                                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+                                count
+                            ];
+                            mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &errors);
+                            let _ = reply.send(Ok(()));
                         }
                     }
                 }
@@ -234,12 +402,19 @@ impl EmbeddedCluster {
     pub fn broker_up(&self, broker_id: i32) -> Result<(), KafkaError> {
         self.ask(|reply| MockCommand::BrokerUp(broker_id, reply))
     }
+
+    /// Makes the next `count` produce requests fail with a retriable error (fault tests).
+    pub fn fail_next_produce_requests(&self, count: usize) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::ProduceErrors(count, reply))
+    }
 }
 
 /// Producer and admin over one Kafka; owns the mock cluster in embedded mode.
 pub struct Bus {
     mode: KafkaMode,
     bootstrap_servers: String,
+    /// Servers and security, shared by every client this bus makes.
+    base: ClientConfig,
     producer: FutureProducer,
     // Dropped last: the clients above talk to it.
     mock: Option<EmbeddedCluster>,
@@ -255,8 +430,27 @@ impl std::fmt::Debug for Bus {
 }
 
 impl Bus {
+    /// Starts the bus as configured: the mode from `KAFKA_BOOTSTRAP_SERVERS` or
+    /// `config/kafka.json`, and for real brokers the security settings with the SASL password
+    /// from the OS keychain.
+    pub fn start_configured() -> Result<Self, BusError> {
+        let mode = KafkaMode::configured()
+            .map_err(|e| CredentialError::Settings(format!("config/kafka.json: {e}")))?;
+        let security = match mode {
+            KafkaMode::Embedded => KafkaSecurity::default(),
+            KafkaMode::Brokers { .. } => KafkaSecurity::configured()?,
+        };
+        Self::start_secured(mode, &security)
+    }
+
     /// Starts the bus: the mock cluster in embedded mode, and an idempotent producer.
     pub fn start(mode: KafkaMode) -> Result<Self, BusError> {
+        Self::start_secured(mode, &KafkaSecurity::default())
+    }
+
+    /// Starts the bus with these security settings (real brokers only; the embedded cluster
+    /// speaks plaintext in process).
+    pub fn start_secured(mode: KafkaMode, security: &KafkaSecurity) -> Result<Self, BusError> {
         let kafka = |source| BusError::Kafka {
             mode: mode.describe(),
             source,
@@ -269,16 +463,26 @@ impl Bus {
             }
             KafkaMode::Brokers { bootstrap_servers } => (None, bootstrap_servers.clone()),
         };
-        let producer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap_servers)
+        let mut base = ClientConfig::new();
+        base.set("bootstrap.servers", &bootstrap_servers);
+        if mock.is_none() {
+            for (key, value) in security.client_settings()? {
+                base.set(key, value);
+            }
+        }
+        let producer = base
+            .clone()
             // Exactly-once per partition from this producer: retries never duplicate.
             .set("enable.idempotence", "true")
             .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
+            // Events are small and latency matters more than batching.
+            .set("linger.ms", "1")
             .create()
             .map_err(kafka)?;
         Ok(Self {
             mode,
             bootstrap_servers,
+            base,
             producer,
             mock,
         })
@@ -309,16 +513,18 @@ impl Bus {
     /// Creates the mission's topic (one partition keeps its events in order); an existing one
     /// is fine.
     pub async fn ensure_mission_topic(&self, mission_id: &str) -> Result<String, BusError> {
-        let topic = mission_topic(mission_id);
+        self.ensure_topic(mission_topic(mission_id)).await
+    }
+
+    /// Creates a topic with one partition; an existing one is fine.
+    pub async fn ensure_topic(&self, topic: String) -> Result<String, BusError> {
         if let Some(mock) = &self.mock {
             // The mock cluster has no CreateTopics; it creates topics through its own API.
             mock.create_topic(&topic).map_err(|e| self.error(e))?;
             return Ok(topic);
         }
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap_servers)
-            .create()
-            .map_err(|e| self.error(e))?;
+        let admin: AdminClient<DefaultClientContext> =
+            self.base.create().map_err(|e| self.error(e))?;
         let results = admin
             .create_topics(
                 [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
@@ -338,12 +544,55 @@ impl Bus {
     /// Publishes an event to its mission's topic: keyed by the mission id, with `mission_id`,
     /// `job_id` and `event_id` headers as well as the envelope.
     pub async fn publish(&self, envelope: &Envelope) -> Result<i64, BusError> {
-        let topic = mission_topic(&envelope.mission_id);
-        let payload = serde_json::to_vec(envelope).map_err(|e| BusError::Malformed {
-            topic: topic.clone(),
+        self.publish_to(&mission_topic(&envelope.mission_id), envelope)
+            .await
+    }
+
+    /// Publishes an event to one of its mission's topics (refusing any other mission's).
+    pub async fn publish_to(&self, topic: &str, envelope: &Envelope) -> Result<i64, BusError> {
+        let pending = self.enqueue(topic, envelope)?;
+        self.delivered(pending).await
+    }
+
+    /// Publishes events in order and waits for all of them; each gets its own outcome. Their
+    /// order within a topic is kept: the producer is idempotent, so retries never reorder.
+    pub async fn publish_all(&self, events: &[(String, Envelope)]) -> Vec<Result<i64, BusError>> {
+        let mut pending = Vec::with_capacity(events.len());
+        for (topic, envelope) in events {
+            pending.push(self.enqueue(topic, envelope));
+        }
+        let mut outcomes = Vec::with_capacity(events.len());
+        for p in pending {
+            outcomes.push(match p {
+                Ok(p) => self.delivered(p).await,
+                Err(e) => Err(e),
+            });
+        }
+        outcomes
+    }
+
+    async fn delivered(&self, pending: DeliveryFuture) -> Result<i64, BusError> {
+        match pending.await {
+            Ok(Ok(delivery)) => Ok(delivery.offset),
+            Ok(Err((e, _))) => Err(self.error(e)),
+            Err(_) => Err(self.error(KafkaError::Canceled)),
+        }
+    }
+
+    /// Hands one event to the producer's queue.
+    fn enqueue(&self, topic: &str, envelope: &Envelope) -> Result<DeliveryFuture, BusError> {
+        let malformed = |problem: String| BusError::Malformed {
+            topic: topic.to_owned(),
             offset: -1,
-            problem: e.to_string(),
-        })?;
+            problem,
+        };
+        if !belongs_to(topic, &envelope.mission_id) {
+            return Err(malformed(format!(
+                "an event of mission {} cannot go to {topic}",
+                envelope.mission_id
+            )));
+        }
+        let payload = serde_json::to_vec(envelope).map_err(|e| malformed(e.to_string()))?;
         let headers = OwnedHeaders::new()
             .insert(Header {
                 key: "mission_id",
@@ -357,32 +606,70 @@ impl Bus {
                 key: "event_id",
                 value: Some(envelope.event_id.as_str()),
             });
-        let record = FutureRecord::to(&topic)
+        let mut record = FutureRecord::to(topic)
             .key(envelope.mission_id.as_str())
             .payload(&payload)
             .headers(headers);
-        let delivery = self
-            .producer
-            .send(record, SEND_TIMEOUT)
-            .await
-            .map_err(|(e, _)| self.error(e))?;
-        Ok(delivery.offset)
+        let started = std::time::Instant::now();
+        loop {
+            match self.producer.send_result(record) {
+                Ok(pending) => return Ok(pending),
+                // A full local queue drains as deliveries complete; anything else is final.
+                Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
+                    if started.elapsed() < SEND_TIMEOUT =>
+                {
+                    record = back;
+                    self.producer.poll(Duration::from_millis(10));
+                }
+                Err((e, _)) => return Err(self.error(e)),
+            }
+        }
     }
 
     /// A consumer of one mission's topic, from its first event. It reads that topic only: no
     /// other mission's events can reach it.
     pub fn mission_stream(&self, mission_id: &str, dept: i64) -> Result<MissionStream, BusError> {
-        let topic = mission_topic(mission_id);
-        let consumer: StreamConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap_servers)
-            .set("group.id", format!("squad.{mission_id}.dept-{dept}"))
+        self.stream(
+            mission_topic(mission_id),
+            format!("squad.{mission_id}.dept-{dept}"),
+            Offset::Beginning,
+        )
+    }
+
+    /// A consumer of one department's topic within one mission, from `offset` (where its
+    /// latest context was published) or from the beginning.
+    pub fn dept_stream(
+        &self,
+        mission_id: &str,
+        dept: i64,
+        from_offset: Option<i64>,
+    ) -> Result<MissionStream, BusError> {
+        self.stream(
+            dept_topic(mission_id, dept),
+            format!("squad.{mission_id}.dept-{dept}.inbox"),
+            from_offset.map_or(Offset::Beginning, Offset::Offset),
+        )
+    }
+
+    fn stream(
+        &self,
+        topic: String,
+        group: String,
+        from: Offset,
+    ) -> Result<MissionStream, BusError> {
+        let consumer: StreamConsumer = self
+            .base
+            .clone()
+            .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // Hand over each event as soon as it lands rather than waiting to fill a batch.
+            .set("fetch.wait.max.ms", "10")
             .create()
             .map_err(|e| self.error(e))?;
         let mut assignment = TopicPartitionList::new();
         assignment
-            .add_partition_offset(&topic, 0, Offset::Beginning)
+            .add_partition_offset(&topic, 0, from)
             .map_err(|e| self.error(e))?;
         consumer.assign(&assignment).map_err(|e| self.error(e))?;
         Ok(MissionStream {

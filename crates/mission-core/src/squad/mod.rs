@@ -1,9 +1,21 @@
-//! The squad's wiring: each active mission's departments talk over that mission's own Kafka
-//! topic, every event in one envelope that names its mission and job.
+//! The squad: each active mission's departments, wired through that mission's own Kafka
+//! topics, every event in one envelope that names its mission and job.
 
 pub mod bus;
+pub mod context;
+pub mod engine;
+pub mod views;
 
 pub use bus::{
-    mission_topic, Bus, BusError, EmbeddedCluster, Envelope, KafkaMode, MissionStream, Received,
-    BOOTSTRAP_ENV,
+    belongs_to, dept_topic, mission_topic, store_sasl_password, Bus, BusError, CredentialError,
+    EmbeddedCluster, Envelope, KafkaMode, KafkaSecurity, MissionStream, Received, BOOTSTRAP_ENV,
+    KEYCHAIN_SERVICE,
+};
+pub use context::{ContextError, MissionContext};
+pub use engine::{
+    deploy, kind, start, stop_mission, AgentExit, Assignment, EngineOptions, SquadEngine,
+    SquadError, SquadNotice, ORCHESTRATOR_DEPT,
+};
+pub use views::{
+    find_mission, mission_events, mission_view, mission_views, MissionEvent, MissionView,
 };

@@ -1,0 +1,674 @@
+//! The squad engine's storage: jobs, the outbox of mission events, the inbox of applied events,
+//! squad leases and run records. Like the gateway's, one macro writes both backends.
+
+use async_trait::async_trait;
+use serde::Serialize;
+use serde_json::Value;
+
+use super::DbError;
+use crate::perimeter::MissionStatus;
+use crate::squad::Envelope;
+
+/// Where a job stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum JobStatus {
+    /// Given to its department; no report yet.
+    Assigned,
+    /// Its department reported; the orchestrator has not applied the report yet.
+    Reported,
+    /// Finished and applied.
+    Done,
+    /// Failed, or ended with its mission before it finished.
+    Failed,
+}
+
+impl JobStatus {
+    /// The word stored in the database.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Assigned => "Assigned",
+            Self::Reported => "Reported",
+            Self::Done => "Done",
+            Self::Failed => "Failed",
+        }
+    }
+
+    /// Parses the stored word.
+    pub fn parse(value: &str) -> Result<Self, DbError> {
+        [Self::Assigned, Self::Reported, Self::Done, Self::Failed]
+            .into_iter()
+            .find(|s| s.as_str() == value)
+            .ok_or_else(|| DbError::Corrupt(format!("unknown job status {value}")))
+    }
+}
+
+/// One job: a unit of work given to one department of one mission.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct JobRow {
+    /// Job id (UUID v7), assigned by the orchestrator.
+    pub job_id: String,
+    /// Mission.
+    pub mission_id: String,
+    /// 0 for the orchestration job; plan steps count from 1.
+    pub step: i64,
+    /// Department doing it.
+    pub dept: i64,
+    /// What the step does.
+    pub action: String,
+    /// The tool the step calls, if any.
+    pub tool_id: Option<String>,
+    /// Status.
+    pub status: JobStatus,
+    /// The event that carried the department's report.
+    pub report_event_id: Option<String>,
+    /// The department's report.
+    #[cfg_attr(feature = "specta", specta(type = Option<String>))]
+    pub report: Option<Value>,
+    /// What the step's tool call cost.
+    pub cost_cents: i64,
+    /// Value the step produced, as its tool reported it.
+    pub value_cents: i64,
+    /// When it was assigned.
+    pub assigned_at: String,
+    /// When it was finished.
+    pub finished_at: Option<String>,
+}
+
+/// An event as stored: the outbox row and the mission's history.
+#[derive(Debug, Clone, PartialEq)]
+pub struct StoredEvent {
+    /// Order of writing.
+    pub seq: i64,
+    /// Topic it goes to.
+    pub topic: String,
+    /// The event.
+    pub envelope: Envelope,
+    /// When the relay published it (or when it was consumed, for events from outside).
+    pub published_at: Option<String>,
+}
+
+/// The outcome of a finished mission.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct RunRecord {
+    /// Mission.
+    pub mission_id: String,
+    /// Template.
+    pub template_id: String,
+    /// Template version run.
+    pub template_version: i64,
+    /// Completed, Failed, Expired or Stopped.
+    pub status: MissionStatus,
+    /// Value produced minus gas, in cents.
+    pub profit_cents: i64,
+    /// What the mission's tool calls cost, in cents.
+    pub gas_cents: i64,
+    /// Tool-call steps used.
+    pub steps: i64,
+    /// From start to end, in milliseconds.
+    pub duration_ms: i64,
+    /// Why it did not complete.
+    pub failure_reason: Option<String>,
+    /// Started at.
+    pub started_at: Option<String>,
+    /// Ended at.
+    pub ended_at: String,
+}
+
+/// One write of a squad transaction. Guarded writes make the whole transaction a no-op when
+/// their condition does not hold, so a replayed or late event changes nothing.
+#[derive(Debug, Clone)]
+pub enum SquadOp {
+    /// Guard: this consumer has not applied this event before; records that it has.
+    Inbox {
+        /// Consumer name (mission and department).
+        consumer: String,
+        /// Event applied.
+        event_id: String,
+    },
+    /// Guard: no job has this mission and step yet; inserts it.
+    InsertJob(JobRow),
+    /// Guard: the job is Assigned; stores its department's report.
+    ReportJob {
+        /// Job.
+        job_id: String,
+        /// The report's event.
+        event_id: String,
+        /// The report.
+        report: Value,
+        /// Its cost.
+        cost_cents: i64,
+        /// Its value.
+        value_cents: i64,
+    },
+    /// Guard: the job is Assigned or Reported; finishes it.
+    FinishJob {
+        /// Job.
+        job_id: String,
+        /// Done or Failed.
+        status: JobStatus,
+        /// The report, when it came from outside (kept if one is stored).
+        report: Option<Value>,
+        /// Cost.
+        cost_cents: i64,
+        /// Value.
+        value_cents: i64,
+        /// When.
+        at: String,
+    },
+    /// Guard: the mission has not ended; ends it, closes its open jobs and writes its run
+    /// record.
+    EndMission {
+        /// Mission.
+        mission_id: String,
+        /// Completed, Failed, Expired or Stopped.
+        status: MissionStatus,
+        /// Why, unless it completed.
+        reason: Option<String>,
+        /// When.
+        at: String,
+    },
+    /// An event for the relay to publish.
+    Publish {
+        /// Topic.
+        topic: String,
+        /// Event.
+        envelope: Envelope,
+    },
+    /// An event that is already on the bus (consumed from outside), kept in the history.
+    Record {
+        /// Topic.
+        topic: String,
+        /// Event.
+        envelope: Envelope,
+        /// When it was consumed.
+        at: String,
+    },
+}
+
+/// The squad engine's storage, implemented by both repositories.
+#[async_trait]
+pub trait SquadStore {
+    /// Applies the ops in one transaction if every guard holds; returns false (and writes
+    /// nothing) if one does not.
+    async fn squad_commit(&self, ops: Vec<SquadOp>) -> Result<bool, DbError>;
+    /// Claims every Running or Paused mission that has no live owner (or is this owner's) until
+    /// `until`; returns their ids.
+    async fn claim_squads(
+        &self,
+        owner: &str,
+        now: &str,
+        until: &str,
+    ) -> Result<Vec<String>, DbError>;
+    /// Gives a mission's squad up.
+    async fn release_squad(&self, mission_id: &str, owner: &str) -> Result<(), DbError>;
+    /// A mission's jobs by step.
+    async fn jobs(&self, mission_id: &str) -> Result<Vec<JobRow>, DbError>;
+    /// Events waiting for the relay, oldest first, of missions this owner has or nobody has.
+    async fn unpublished(&self, owner: &str, limit: u32) -> Result<Vec<StoredEvent>, DbError>;
+    /// Marks events published.
+    async fn mark_published(&self, seqs: &[i64], at: &str) -> Result<(), DbError>;
+    /// A mission's events after a seq, oldest first.
+    async fn mission_events(
+        &self,
+        mission_id: &str,
+        after_seq: i64,
+        limit: u32,
+    ) -> Result<Vec<StoredEvent>, DbError>;
+    /// A finished mission's run record.
+    async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError>;
+    /// Deletes a mission's tokens (one department's, or all); returns how many.
+    async fn revoke_tokens(&self, mission_id: &str, dept: Option<i64>) -> Result<u64, DbError>;
+}
+
+/// Expands to the [`SquadStore`] implementation for one backend.
+macro_rules! squad_store {
+    ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path) => {
+        mod squad_sql {
+            use sqlx::Row as _;
+
+            use super::*;
+            use crate::db::squad::{JobRow, JobStatus, RunRecord, SquadOp, SquadStore, StoredEvent};
+            use crate::db::DbError;
+            use crate::perimeter::MissionStatus;
+            use crate::squad::Envelope;
+
+            type Tx<'a> = sqlx::Transaction<'a, $db>;
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn id(value: &str) -> Result<$id, DbError> {
+                $to_id(value)
+            }
+
+            fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
+                Ok(row.try_get::<$id, _>(column)?.to_string())
+            }
+
+            fn json_text(value: &serde_json::Value) -> Result<String, DbError> {
+                serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
+            }
+
+            fn job(row: &DbRow) -> Result<JobRow, DbError> {
+                let report: Option<String> = row.try_get("report")?;
+                Ok(JobRow {
+                    job_id: row.try_get("job_id")?,
+                    mission_id: get_id(row, "mission_id")?,
+                    step: row.try_get("step")?,
+                    dept: row.try_get("dept")?,
+                    action: row.try_get("action")?,
+                    tool_id: row.try_get("tool_id")?,
+                    status: JobStatus::parse(&row.try_get::<String, _>("status")?)?,
+                    report_event_id: row.try_get("report_event_id")?,
+                    report: report
+                        .map(|r| serde_json::from_str(&r))
+                        .transpose()
+                        .map_err(|e| DbError::Corrupt(format!("job report: {e}")))?,
+                    cost_cents: row.try_get("cost_cents")?,
+                    value_cents: row.try_get("value_cents")?,
+                    assigned_at: row.try_get("assigned_at")?,
+                    finished_at: row.try_get("finished_at")?,
+                })
+            }
+
+            fn event(row: &DbRow) -> Result<StoredEvent, DbError> {
+                let payload: String = row.try_get("payload")?;
+                Ok(StoredEvent {
+                    seq: row.try_get("seq")?,
+                    topic: row.try_get("topic")?,
+                    published_at: row.try_get("published_at")?,
+                    envelope: Envelope {
+                        event_id: row.try_get("event_id")?,
+                        mission_id: get_id(row, "mission_id")?,
+                        job_id: row.try_get("job_id")?,
+                        dept: row.try_get("dept")?,
+                        kind: row.try_get("kind")?,
+                        ts: row.try_get("ts")?,
+                        payload: serde_json::from_str(&payload)
+                            .map_err(|e| DbError::Corrupt(format!("event payload: {e}")))?,
+                    },
+                })
+            }
+
+            const EVENT_COLUMNS: &str =
+                "seq, event_id, topic, mission_id, job_id, dept, kind, ts, payload, published_at";
+            const JOB_COLUMNS: &str = "job_id, mission_id, step, dept, action, tool_id, status, \
+                 report_event_id, report, cost_cents, value_cents, assigned_at, finished_at";
+
+            async fn insert_event(
+                tx: &mut Tx<'_>,
+                topic: &str,
+                e: &Envelope,
+                published_at: Option<&str>,
+            ) -> Result<bool, DbError> {
+                Ok(sqlx::query(
+                    "INSERT INTO mission_events (event_id, topic, mission_id, job_id, dept, kind, \
+                     ts, payload, published_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) \
+                     ON CONFLICT (event_id) DO NOTHING",
+                )
+                .bind(&e.event_id)
+                .bind(topic)
+                .bind(id(&e.mission_id)?)
+                .bind(&e.job_id)
+                .bind(e.dept)
+                .bind(&e.kind)
+                .bind(&e.ts)
+                .bind(json_text(&e.payload)?)
+                .bind(published_at)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected()
+                    == 1)
+            }
+
+            /// Ends a mission and writes its run record; false if it had ended already.
+            async fn end_mission(
+                tx: &mut Tx<'_>,
+                mission_id: &str,
+                status: MissionStatus,
+                reason: Option<&str>,
+                at: &str,
+            ) -> Result<bool, DbError> {
+                let Some(row) = sqlx::query(
+                    "UPDATE active_missions SET status = $2, ended_at = $3, end_reason = $4, \
+                     squad_lease_until = NULL WHERE id = $1 \
+                     AND (status IN ('Ready', 'Running', 'Paused') OR (status = $2 \
+                     AND NOT EXISTS (SELECT 1 FROM mission_runs r WHERE r.mission_id = $1))) \
+                     RETURNING template_id, template_version, started_at, steps_used, spent_cents",
+                )
+                .bind(id(mission_id)?)
+                .bind(status.as_str())
+                .bind(at)
+                .bind(reason)
+                .fetch_optional(&mut **tx)
+                .await?
+                else {
+                    return Ok(false);
+                };
+                let value: i64 = sqlx::query_scalar(
+                    "SELECT CAST(COALESCE(SUM(value_cents), 0) AS BIGINT) FROM mission_jobs \
+                     WHERE mission_id = $1 AND status = 'Done'",
+                )
+                .bind(id(mission_id)?)
+                .fetch_one(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE mission_jobs SET status = 'Failed', finished_at = $2 \
+                     WHERE mission_id = $1 AND status IN ('Assigned', 'Reported') AND step > 0",
+                )
+                .bind(id(mission_id)?)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "UPDATE mission_jobs SET status = $2, finished_at = $3 \
+                     WHERE mission_id = $1 AND step = 0 AND status = 'Assigned'",
+                )
+                .bind(id(mission_id)?)
+                .bind(if status == MissionStatus::Completed { "Done" } else { "Failed" })
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                let started_at: Option<String> = row.try_get("started_at")?;
+                let spent: i64 = row.try_get("spent_cents")?;
+                let duration_ms = match (
+                    started_at
+                        .as_deref()
+                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()),
+                    chrono::DateTime::parse_from_rfc3339(at).ok(),
+                ) {
+                    (Some(start), Some(end)) => (end - start).num_milliseconds().max(0),
+                    _ => 0,
+                };
+                sqlx::query(
+                    "INSERT INTO mission_runs (mission_id, template_id, template_version, status, \
+                     profit_cents, gas_cents, steps, duration_ms, failure_reason, started_at, \
+                     ended_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)",
+                )
+                .bind(id(mission_id)?)
+                .bind(row.try_get::<String, _>("template_id")?)
+                .bind(row.try_get::<i64, _>("template_version")?)
+                .bind(status.as_str())
+                .bind(value - spent)
+                .bind(spent)
+                .bind(row.try_get::<i64, _>("steps_used")?)
+                .bind(duration_ms)
+                .bind(reason)
+                .bind(started_at)
+                .bind(at)
+                .execute(&mut **tx)
+                .await?;
+                Ok(true)
+            }
+
+            async fn apply(tx: &mut Tx<'_>, op: &SquadOp) -> Result<bool, DbError> {
+                match op {
+                    SquadOp::Inbox { consumer, event_id } => Ok(sqlx::query(
+                        "INSERT INTO squad_inbox (consumer, event_id, applied_at) \
+                         VALUES ($1, $2, $3) ON CONFLICT (consumer, event_id) DO NOTHING",
+                    )
+                    .bind(consumer)
+                    .bind(event_id)
+                    .bind(crate::gateway::timestamp(chrono::Utc::now()))
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                        == 1),
+                    SquadOp::InsertJob(j) => Ok(sqlx::query(
+                        "INSERT INTO mission_jobs (job_id, mission_id, step, dept, action, \
+                         tool_id, status, assigned_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         ON CONFLICT (mission_id, step) DO NOTHING",
+                    )
+                    .bind(&j.job_id)
+                    .bind(id(&j.mission_id)?)
+                    .bind(j.step)
+                    .bind(j.dept)
+                    .bind(&j.action)
+                    .bind(&j.tool_id)
+                    .bind(j.status.as_str())
+                    .bind(&j.assigned_at)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                        == 1),
+                    SquadOp::ReportJob {
+                        job_id,
+                        event_id,
+                        report,
+                        cost_cents,
+                        value_cents,
+                    } => Ok(sqlx::query(
+                        "UPDATE mission_jobs SET status = 'Reported', report_event_id = $2, \
+                         report = $3, cost_cents = $4, value_cents = $5 \
+                         WHERE job_id = $1 AND status = 'Assigned'",
+                    )
+                    .bind(job_id)
+                    .bind(event_id)
+                    .bind(json_text(report)?)
+                    .bind(cost_cents)
+                    .bind(value_cents)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                        == 1),
+                    SquadOp::FinishJob {
+                        job_id,
+                        status,
+                        report,
+                        cost_cents,
+                        value_cents,
+                        at,
+                    } => Ok(sqlx::query(
+                        "UPDATE mission_jobs SET status = $2, report = COALESCE(report, $3), \
+                         cost_cents = $4, value_cents = $5, finished_at = $6 \
+                         WHERE job_id = $1 AND status IN ('Assigned', 'Reported')",
+                    )
+                    .bind(job_id)
+                    .bind(status.as_str())
+                    .bind(report.as_ref().map(json_text).transpose()?)
+                    .bind(cost_cents)
+                    .bind(value_cents)
+                    .bind(at)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                        == 1),
+                    SquadOp::EndMission {
+                        mission_id,
+                        status,
+                        reason,
+                        at,
+                    } => end_mission(tx, mission_id, *status, reason.as_deref(), at).await,
+                    SquadOp::Publish { topic, envelope } => {
+                        insert_event(tx, topic, envelope, None).await
+                    }
+                    SquadOp::Record {
+                        topic,
+                        envelope,
+                        at,
+                    } => {
+                        // Seen before is fine: the history keeps the first copy.
+                        insert_event(tx, topic, envelope, Some(at)).await?;
+                        Ok(true)
+                    }
+                }
+            }
+
+            #[async_trait::async_trait]
+            impl SquadStore for $repo {
+                async fn squad_commit(&self, ops: Vec<SquadOp>) -> Result<bool, DbError> {
+                    let mut tx = self.write_tx().await?;
+                    for op in &ops {
+                        if !apply(&mut tx, op).await? {
+                            tx.rollback().await?;
+                            return Ok(false);
+                        }
+                    }
+                    tx.commit().await?;
+                    Ok(true)
+                }
+
+                async fn claim_squads(
+                    &self,
+                    owner: &str,
+                    now: &str,
+                    until: &str,
+                ) -> Result<Vec<String>, DbError> {
+                    let rows = sqlx::query(
+                        "UPDATE active_missions SET squad_owner = $1, squad_lease_until = $3 \
+                         WHERE status IN ('Running', 'Paused') AND (squad_owner IS NULL \
+                         OR squad_owner = $1 OR squad_lease_until IS NULL \
+                         OR squad_lease_until < $2) RETURNING id",
+                    )
+                    .bind(owner)
+                    .bind(now)
+                    .bind(until)
+                    .fetch_all(&self.pool)
+                    .await?;
+                    rows.iter().map(|r| get_id(r, "id")).collect()
+                }
+
+                async fn release_squad(&self, mission_id: &str, owner: &str) -> Result<(), DbError> {
+                    sqlx::query(
+                        "UPDATE active_missions SET squad_owner = NULL, squad_lease_until = NULL \
+                         WHERE id = $1 AND squad_owner = $2",
+                    )
+                    .bind(id(mission_id)?)
+                    .bind(owner)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn jobs(&self, mission_id: &str) -> Result<Vec<JobRow>, DbError> {
+                    let Ok(key) = id(mission_id) else {
+                        return Ok(Vec::new());
+                    };
+                    sqlx::query(&format!(
+                        "SELECT {JOB_COLUMNS} FROM mission_jobs WHERE mission_id = $1 ORDER BY step"
+                    ))
+                    .bind(key)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(job)
+                    .collect()
+                }
+
+                async fn unpublished(
+                    &self,
+                    owner: &str,
+                    limit: u32,
+                ) -> Result<Vec<StoredEvent>, DbError> {
+                    sqlx::query(&format!(
+                        "SELECT {} FROM mission_events e JOIN active_missions m \
+                         ON m.id = e.mission_id WHERE e.published_at IS NULL \
+                         AND (m.squad_owner = $1 OR m.squad_owner IS NULL) \
+                         ORDER BY e.seq LIMIT $2",
+                        EVENT_COLUMNS
+                            .split(", ")
+                            .map(|c| format!("e.{c}"))
+                            .collect::<Vec<_>>()
+                            .join(", ")
+                    ))
+                    .bind(owner)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(event)
+                    .collect()
+                }
+
+                async fn mark_published(&self, seqs: &[i64], at: &str) -> Result<(), DbError> {
+                    for chunk in seqs.chunks(crate::db::CHUNK) {
+                        let mut update = sqlx::QueryBuilder::<$db>::new(
+                            "UPDATE mission_events SET published_at = ",
+                        );
+                        update.push_bind(at.to_owned());
+                        update.push(" WHERE published_at IS NULL AND seq IN (");
+                        let mut list = update.separated(", ");
+                        for seq in chunk {
+                            list.push_bind(*seq);
+                        }
+                        update.push(")");
+                        update.build().execute(&self.pool).await?;
+                    }
+                    Ok(())
+                }
+
+                async fn mission_events(
+                    &self,
+                    mission_id: &str,
+                    after_seq: i64,
+                    limit: u32,
+                ) -> Result<Vec<StoredEvent>, DbError> {
+                    let Ok(key) = id(mission_id) else {
+                        return Ok(Vec::new());
+                    };
+                    sqlx::query(&format!(
+                        "SELECT {EVENT_COLUMNS} FROM mission_events WHERE mission_id = $1 \
+                         AND seq > $2 ORDER BY seq LIMIT $3"
+                    ))
+                    .bind(key)
+                    .bind(after_seq)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(event)
+                    .collect()
+                }
+
+                async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError> {
+                    let Ok(key) = id(mission_id) else {
+                        return Ok(None);
+                    };
+                    sqlx::query(
+                        "SELECT mission_id, template_id, template_version, status, profit_cents, \
+                         gas_cents, steps, duration_ms, failure_reason, started_at, ended_at \
+                         FROM mission_runs WHERE mission_id = $1",
+                    )
+                    .bind(key)
+                    .fetch_optional(&self.pool)
+                    .await?
+                    .map(|row| {
+                        Ok(RunRecord {
+                            mission_id: get_id(&row, "mission_id")?,
+                            template_id: row.try_get("template_id")?,
+                            template_version: row.try_get("template_version")?,
+                            status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
+                            profit_cents: row.try_get("profit_cents")?,
+                            gas_cents: row.try_get("gas_cents")?,
+                            steps: row.try_get("steps")?,
+                            duration_ms: row.try_get("duration_ms")?,
+                            failure_reason: row.try_get("failure_reason")?,
+                            started_at: row.try_get("started_at")?,
+                            ended_at: row.try_get("ended_at")?,
+                        })
+                    })
+                    .transpose()
+                }
+
+                async fn revoke_tokens(
+                    &self,
+                    mission_id: &str,
+                    dept: Option<i64>,
+                ) -> Result<u64, DbError> {
+                    Ok(sqlx::query(
+                        "DELETE FROM gateway_tokens WHERE mission_id = $1 \
+                         AND ($2 IS NULL OR dept = $2)",
+                    )
+                    .bind(id(mission_id)?)
+                    .bind(dept)
+                    .execute(&self.pool)
+                    .await?
+                    .rows_affected())
+                }
+            }
+        }
+    };
+}
+
+pub(crate) use squad_store;
