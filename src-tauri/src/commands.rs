@@ -8,11 +8,12 @@ use mission_core::registry::import::ImportReport;
 use mission_core::registry::search::{LibraryPage, LibraryQuery, SectorTree};
 use mission_core::registry::staging::ImportPreview;
 use mission_core::registry::RiskLevel;
+use mission_core::squad::{self, MissionEvent, MissionView};
 use tauri::{AppHandle, State};
 use tauri_plugin_dialog::DialogExt;
 
 use crate::error::{AppError, ErrorCode};
-use crate::state::AppState;
+use crate::state::{AppState, KafkaInfo};
 use crate::{imports, window_sink};
 
 /// Largest page the library view asks for at once.
@@ -76,6 +77,72 @@ pub async fn save_mission(
 #[specta::specta]
 pub async fn list_missions(state: State<'_, AppState>) -> Result<Vec<ActiveMission>, AppError> {
     Ok(state.services().await?.missions.list(1000).await?)
+}
+
+/// Missions, newest first, with usage, plan progress and run record.
+#[tauri::command]
+#[specta::specta]
+pub async fn mission_views(state: State<'_, AppState>) -> Result<Vec<MissionView>, AppError> {
+    let repo = state.services().await?.registry.repository();
+    Ok(squad::mission_views(&**repo, 200).await?)
+}
+
+/// A mission's events after `after_seq`, oldest first (at most 500 at a time).
+#[tauri::command]
+#[specta::specta]
+pub async fn mission_events(
+    state: State<'_, AppState>,
+    mission_id: String,
+    after_seq: i64,
+) -> Result<Vec<MissionEvent>, AppError> {
+    let repo = state.services().await?.registry.repository();
+    Ok(squad::mission_events(&**repo, &mission_id, after_seq, 500).await?)
+}
+
+/// Deploys a saved (Ready) mission: its clock starts and the squad engine assembles its squad.
+#[tauri::command]
+#[specta::specta]
+pub async fn deploy_mission(
+    state: State<'_, AppState>,
+    mission_id: String,
+) -> Result<MissionView, AppError> {
+    let gateway = state.gateway().await?;
+    let repo = state.services().await?.registry.repository();
+    let view = squad::find_mission(&**repo, &mission_id).await?;
+    squad::start(gateway, view.mission).await?;
+    let squads = state.squads().await?;
+    if let Err(e) = squads.engine.poke().await {
+        tracing::warn!(error = %e, "the squad engine will pick the mission up at its next tick");
+    }
+    Ok(squad::find_mission(&**repo, &mission_id).await?)
+}
+
+/// Stops a mission as the OS user at the keyboard; its run record is written and its squad
+/// torn down.
+#[tauri::command]
+#[specta::specta]
+pub async fn stop_mission(
+    state: State<'_, AppState>,
+    mission_id: String,
+) -> Result<MissionView, AppError> {
+    let repo = state.services().await?.registry.repository();
+    squad::stop_mission(
+        &**repo,
+        &mission_id,
+        &mission_core::gateway::operator_name(),
+    )
+    .await?;
+    if let Ok(squads) = state.squads().await {
+        let _ = squads.engine.poke().await;
+    }
+    Ok(squad::find_mission(&**repo, &mission_id).await?)
+}
+
+/// Which Kafka the squads use; an error if it could not be started.
+#[tauri::command]
+#[specta::specta]
+pub async fn kafka_status(state: State<'_, AppState>) -> Result<KafkaInfo, AppError> {
+    Ok(state.squads().await?.kafka.clone())
 }
 
 /// Opens the native file picker and previews the chosen manifests; `None` if cancelled.

@@ -5,6 +5,7 @@ use mission_core::audit::AuditError;
 use mission_core::gateway::{DecideError, GatewayError};
 use mission_core::perimeter::PerimeterError;
 use mission_core::registry::Problem;
+use mission_core::squad::SquadError;
 use mission_core::RegistryError;
 use serde::Serialize;
 
@@ -52,6 +53,10 @@ pub enum ErrorCode {
     MissionNotFound,
     /// The signing key or the audit log cannot be read.
     AuditUnavailable,
+    /// The mission's state does not allow this (for example, stopping a finished mission).
+    MissionNotActive,
+    /// Kafka could not be started or reached.
+    KafkaUnavailable,
 }
 
 /// Structured facts behind an error, for the UI to point at.
@@ -191,5 +196,32 @@ impl From<AuditError> for AppError {
             ErrorCode::AuditUnavailable,
             format!("The audit log could not be read: {e}."),
         )
+    }
+}
+
+impl From<SquadError> for AppError {
+    fn from(e: SquadError) -> Self {
+        match e {
+            SquadError::Gateway(inner) => inner.into(),
+            SquadError::Perimeter(inner) => inner.into(),
+            SquadError::MissionNotFound(_) => Self::new(ErrorCode::MissionNotFound, e.to_string()),
+            SquadError::MissionState { .. } => {
+                Self::new(ErrorCode::MissionNotActive, e.to_string())
+            }
+            SquadError::Bus(inner) => Self::new(
+                ErrorCode::KafkaUnavailable,
+                format!(
+                    "Kafka could not be reached: {inner}. Check kafka.bootstrap_servers (or \
+                     KAFKA_BOOTSTRAP_SERVERS); the mission waits and resumes when Kafka answers."
+                ),
+            ),
+            SquadError::Storage(inner) => {
+                tracing::error!(error = %inner, "storage failed");
+                Self::new(
+                    ErrorCode::Storage,
+                    "The mission database could not be read or written.",
+                )
+            }
+        }
     }
 }

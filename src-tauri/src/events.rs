@@ -50,3 +50,10 @@ pub struct ApprovalsChanged {
     /// Approvals waiting now.
     pub pending: u32,
 }
+
+/// A mission's state or events changed; the Active Missions view reloads it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type, tauri_specta::Event)]
+pub struct MissionsChanged {
+    /// The mission that changed.
+    pub mission_id: String,
+}

@@ -19,7 +19,7 @@ use tauri_specta::{collect_commands, collect_events, Event};
 
 use crate::events::{
     ApprovalsChanged, ImportFailed, ImportPreviewReady, ImportProgress, ImportStarted,
-    LibraryChanged,
+    LibraryChanged, MissionsChanged,
 };
 use crate::imports::{ImportEvent, Sink};
 use crate::state::AppState;
@@ -40,6 +40,11 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             commands::mission_draft,
             commands::save_mission,
             commands::list_missions,
+            commands::mission_views,
+            commands::mission_events,
+            commands::deploy_mission,
+            commands::stop_mission,
+            commands::kafka_status,
             commands::pick_manifests,
             commands::confirm_import,
             commands::cancel_import,
@@ -55,7 +60,8 @@ pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
             ImportProgress,
             ImportPreviewReady,
             ImportFailed,
-            LibraryChanged
+            LibraryChanged,
+            MissionsChanged
         ])
         // Counts, cents and seconds stay far below 2^53, so plain numbers are exact.
         .dangerously_cast_bigints_to_number()
@@ -234,7 +240,7 @@ pub fn queue_grew_notification(before: u32, now: u32, focused: bool) -> Option<(
 }
 
 /// Where the agent API listens: `MISSION_CONTROL_API_LISTEN` if set, else `config/gateway.json`.
-fn api_listen_address() -> Result<String, String> {
+pub(crate) fn api_listen_address() -> Result<String, String> {
     if let Ok(addr) = std::env::var("MISSION_CONTROL_API_LISTEN") {
         if !addr.trim().is_empty() {
             return Ok(addr);
@@ -243,6 +249,36 @@ fn api_listen_address() -> Result<String, String> {
     GatewayConfig::bundled()
         .map(|c| c.listen)
         .map_err(|e| format!("config/gateway.json: {e}"))
+}
+
+/// Starts the squad engine (re-assembling missions that were running when the app last
+/// stopped) and tells the window which missions changed, a few times a second at most.
+async fn start_squads(app: AppHandle) {
+    let state = app.state::<AppState>();
+    let mut notices = match state.squads().await {
+        Ok(squads) => squads.engine.subscribe(),
+        Err(e) => {
+            tracing::error!(error = %e.message, "no squad engine runs");
+            return;
+        }
+    };
+    loop {
+        let first = match notices.recv().await {
+            Ok(notice) => notice.mission_id,
+            Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => continue,
+            Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+        };
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+        let mut changed = std::collections::BTreeSet::from([first]);
+        while let Ok(notice) = notices.try_recv() {
+            changed.insert(notice.mission_id);
+        }
+        for mission_id in changed {
+            if let Err(e) = (MissionsChanged { mission_id }).emit(&app) {
+                tracing::warn!(error = %e, "could not tell the window a mission changed");
+            }
+        }
+    }
 }
 
 /// Starts the gateway, its event relay and the agent API in the background. A failure is
@@ -257,6 +293,7 @@ async fn start_gateway(app: AppHandle) {
         }
     };
     tauri::async_runtime::spawn(relay_gateway_events(app.clone(), gateway.subscribe()));
+    tauri::async_runtime::spawn(start_squads(app.clone()));
     let addr = match api_listen_address() {
         Ok(addr) => addr,
         Err(e) => {

@@ -10,7 +10,9 @@ use mission_core::audit::{AuditLog, KeyVault};
 use mission_core::gateway::Gateway;
 use mission_core::perimeter::Missions;
 use mission_core::registry::ImportStage;
+use mission_core::squad::{Bus, EngineOptions, SquadEngine};
 use mission_core::Registry;
+use serde::Serialize;
 use tokio::sync::OnceCell;
 
 use crate::error::{AppError, ErrorCode};
@@ -28,12 +30,33 @@ pub struct Services {
     pub audit: AuditLog,
 }
 
+/// Which Kafka the squads run on.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, specta::Type)]
+pub struct KafkaInfo {
+    /// In words: embedded (librdkafka's in-process mock cluster) or the brokers' addresses.
+    pub mode: String,
+    /// Whether it is the embedded mock cluster.
+    pub embedded: bool,
+    /// The bootstrap servers the clients use.
+    pub bootstrap_servers: String,
+}
+
+/// The squad engine and its Kafka.
+#[derive(Debug)]
+pub struct Squads {
+    /// The engine: assembles, runs and tears down each running mission's squad.
+    pub engine: SquadEngine,
+    /// Which Kafka.
+    pub kafka: KafkaInfo,
+}
+
 /// State managed by the app.
 #[derive(Debug)]
 pub struct AppState {
     database_url: String,
     services: OnceCell<Result<Services, AppError>>,
     gateway: OnceCell<Result<Gateway, AppError>>,
+    squads: OnceCell<Result<Squads, AppError>>,
     started: Instant,
     rendered: AtomicBool,
 }
@@ -45,6 +68,7 @@ impl AppState {
             database_url,
             services: OnceCell::new(),
             gateway: OnceCell::new(),
+            squads: OnceCell::new(),
             started,
             rendered: AtomicBool::new(false),
         }
@@ -106,6 +130,51 @@ impl AppState {
                 Gateway::start_bundled(&services.registry, sealer)
                     .await
                     .map_err(AppError::from)
+            })
+            .await
+            .as_ref()
+            .map_err(Clone::clone)
+    }
+
+    /// The squad engine on the configured Kafka, started on first use (after the gateway).
+    pub async fn squads(&self) -> Result<&Squads, AppError> {
+        let gateway = self.gateway().await?.clone();
+        let repo = Arc::clone(self.services().await?.registry.repository());
+        self.squads
+            .get_or_init(|| async {
+                // Reading the SASL password may wait on the OS keychain.
+                let bus = tokio::task::spawn_blocking(Bus::start_configured)
+                    .await
+                    .map_err(|e| AppError::new(ErrorCode::Internal, e.to_string()))?
+                    .map_err(|e| {
+                        tracing::error!(error = %e, "Kafka did not start");
+                        AppError::new(
+                            ErrorCode::KafkaUnavailable,
+                            format!(
+                                "Kafka did not start: {e}. Missions are saved but no squad runs \
+                                 until it does; fix config/kafka.json (or KAFKA_BOOTSTRAP_SERVERS) \
+                                 and restart."
+                            ),
+                        )
+                    })?;
+                let kafka = KafkaInfo {
+                    mode: bus.mode().describe(),
+                    embedded: bus.mock_cluster().is_some(),
+                    bootstrap_servers: bus.bootstrap_servers().to_owned(),
+                };
+                tracing::info!(kafka = %kafka.mode, "squad engine starting");
+                let engine = SquadEngine::start(
+                    repo,
+                    gateway,
+                    Arc::new(bus),
+                    EngineOptions {
+                        gateway_url: crate::api_listen_address()
+                            .ok()
+                            .map(|addr| format!("http://{addr}")),
+                        ..EngineOptions::default()
+                    },
+                );
+                Ok(Squads { engine, kafka })
             })
             .await
             .as_ref()

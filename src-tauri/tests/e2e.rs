@@ -165,18 +165,31 @@ fn screenshot_dir() -> PathBuf {
     dir
 }
 
+/// Saves a picture of the window for people to look at; it asserts nothing about the content.
+/// WebKitWebDriver captures the next painted frame, and under Xvfb a page that does not change
+/// paints none (the capture then waits forever and blocks the session), so the page is nudged
+/// to repaint while the picture is taken.
 async fn screenshot(client: &Client, name: &str) -> PathBuf {
-    // WebKit captures the last composited frame: let two frames paint first, so the picture
-    // shows the state the test just waited for.
     client
-        .execute_async(
-            "const done = arguments[0]; requestAnimationFrame(() => requestAnimationFrame(() => done(true)));",
+        .execute(
+            "let flip = false; window.__e2ePaint = setInterval(() => { flip = !flip; \
+             document.body.style.opacity = flip ? '0.999' : ''; }, 50);",
             vec![],
         )
         .await
-        .expect("wait for paint");
+        .expect("start repainting");
     tokio::time::sleep(Duration::from_millis(300)).await;
-    let png = client.screenshot().await.expect("screenshot");
+    let png = tokio::time::timeout(WAIT, client.screenshot())
+        .await
+        .unwrap_or_else(|_| panic!("no frame painted for {name} within {WAIT:?}"))
+        .expect("screenshot");
+    client
+        .execute(
+            "clearInterval(window.__e2ePaint); document.body.style.opacity = '';",
+            vec![],
+        )
+        .await
+        .expect("stop repainting");
     assert!(png.starts_with(b"\x89PNG"), "the screenshot is not a PNG");
     let path = screenshot_dir().join(name);
     std::fs::write(&path, png).expect("write screenshot");
@@ -329,23 +342,25 @@ async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
     assert_eq!(refused["details"]["field"], "budget_cents");
     assert_eq!(refused["details"]["limit"], cap);
 
-    approve_a_held_call_and_verify_the_audit_log(&client, home.path(), &mission_id, api_port).await;
+    deploy_follow_approve_and_verify(&client, home.path(), &mission_id, api_port).await;
 
     client.close().await.expect("close session");
     drop(driver);
 
-    // Exactly one mission, as configured, pinned to the template's version and logic_hash.
+    // The configurator saved exactly one mission, as configured, pinned to the template's
+    // version and logic_hash (the other one was saved through the command channel).
     let mut db = database(home.path()).await;
     let rows = sqlx::query(
         "SELECT m.id, m.budget_cents, m.approval_mode, m.threshold_cents, m.logic_hash, \
          m.template_version, v.logic_hash AS version_hash \
          FROM active_missions m JOIN template_versions v \
-         ON v.template_id = m.template_id AND v.version = m.template_version",
+         ON v.template_id = m.template_id AND v.version = m.template_version \
+         WHERE m.approval_mode = 'Threshold'",
     )
     .fetch_all(&mut db)
     .await
     .expect("read missions");
-    assert_eq!(rows.len(), 1, "expected exactly one active mission");
+    assert_eq!(rows.len(), 1, "expected exactly one configured mission");
     let row = &rows[0];
     assert_eq!(row.get::<String, _>("id"), mission_id);
     assert_eq!(row.get::<i64, _>("budget_cents"), 25_000);
@@ -361,35 +376,46 @@ async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
         row.get::<String, _>("logic_hash"),
         row.get::<String, _>("version_hash")
     );
+
+    // Both runs are recorded for the ROI history, with why the first did not complete.
+    let runs = sqlx::query("SELECT mission_id, status, failure_reason FROM mission_runs")
+        .fetch_all(&mut db)
+        .await
+        .expect("read runs");
+    assert_eq!(runs.len(), 2);
+    let failed = runs
+        .iter()
+        .find(|r| r.get::<String, _>("mission_id") == mission_id)
+        .expect("the first mission's run");
+    assert_eq!(failed.get::<String, _>("status"), "Failed");
+    assert!(failed
+        .get::<Option<String>, _>("failure_reason")
+        .is_some_and(|r| r.contains("sector_denied")));
+    assert!(runs
+        .iter()
+        .any(|r| r.get::<String, _>("status") == "Completed"));
 }
 
-/// Starts the saved mission and gives its department 1 a token, straight through the core's
-/// storage (what deploying will do); returns the token.
-async fn start_with_token(home: &Path, mission_id: &str) -> String {
+/// Gives one department of a running mission an extra agent token straight through the core's
+/// storage (what `missionctl missions token` does); returns the token.
+async fn token_for(home: &Path, mission_id: &str, dept: i64) -> String {
     let url = database_path(home).to_string_lossy().into_owned();
     let registry = mission_core::Registry::open(&url)
         .await
         .expect("open the app's database");
-    let repo = registry.repository();
-    let now = chrono::Utc::now();
-    let ts = |t: chrono::DateTime<chrono::Utc>| mission_core::gateway::timestamp(t);
-    assert!(
-        repo.start_mission(mission_id, &ts(now), &ts(now + chrono::Duration::hours(1)))
-            .await
-            .expect("start the mission"),
-        "the saved mission was not Ready"
-    );
-    let token = "mct_e2e-agent-token-of-department-1";
-    repo.insert_token(
-        &mission_core::gateway::hash_token(token),
-        mission_id,
-        1,
-        "e2e",
-        &ts(now),
-    )
-    .await
-    .expect("store the token");
-    token.to_owned()
+    let token = format!("mct_e2e-agent-token-of-department-{dept}");
+    registry
+        .repository()
+        .insert_token(
+            &mission_core::gateway::hash_token(&token),
+            mission_id,
+            dept,
+            "e2e",
+            &mission_core::gateway::timestamp(chrono::Utc::now()),
+        )
+        .await
+        .expect("store the token");
+    token
 }
 
 async fn call_tool(api_port: u16, token: &str, tool: &str, args: Value) -> (u16, Value) {
@@ -420,10 +446,95 @@ async fn click(client: &Client, css: &str) {
         .unwrap_or_else(|e| panic!("cannot click {css}: {e}"));
 }
 
-/// The app's own agent API holds a High-risk call of the Threshold mission for a reviewer; the
-/// Approvals tab counts it, Approve lets exactly that call run, and the Audit tab shows the
-/// records and verifies the chain.
-async fn approve_a_held_call_and_verify_the_audit_log(
+/// The row of one mission in the Active Missions table.
+fn row(mission_id: &str) -> String {
+    format!("[data-testid='mission-row'][data-mission-id='{mission_id}']")
+}
+
+async fn status_of(client: &Client, mission_id: &str) -> Option<String> {
+    client
+        .find(Locator::Css(&row(mission_id)))
+        .await
+        .ok()?
+        .attr("data-status")
+        .await
+        .ok()?
+}
+
+/// Waits until the Approvals tab counts exactly one waiting call.
+async fn one_waiting(client: &Client, what: &str) {
+    until(what, || async {
+        (text_of(client, "[data-testid='approvals-badge']")
+            .await
+            .as_deref()
+            == Some("1"))
+        .then_some(())
+    })
+    .await;
+}
+
+/// Waits for a call of the mission (other than `after`) to be held, approves it in the
+/// Approvals tab and waits for it to leave the queue; returns its id.
+async fn approve_next(client: &Client, mission_id: &str, after: Option<&str>) -> String {
+    let approval = until("a held call of the mission", || async {
+        let pending = invoke(client, "list_approvals", json!({ "pendingOnly": true }))
+            .await
+            .ok()?;
+        pending
+            .as_array()?
+            .iter()
+            .filter(|i| i["mission_id"] == mission_id && i["status"] == "Pending")
+            .filter_map(|i| i["id"].as_str())
+            .find(|id| Some(*id) != after)
+            .map(str::to_owned)
+    })
+    .await;
+    one_waiting(client, "the Approvals tab to count the waiting call").await;
+    click(client, "[data-testid='tab-approvals']").await;
+    let card = format!("[data-approval-id='{approval}']");
+    until("the held call in the queue", || async {
+        client.find(Locator::Css(&card)).await.ok()
+    })
+    .await;
+    screenshot(client, "approvals.png").await;
+    click(client, &format!("{card} [data-testid='approve']")).await;
+    until("the approved call to leave the queue", || async {
+        client
+            .find(Locator::Css(&card))
+            .await
+            .is_err()
+            .then_some(())
+    })
+    .await;
+    approval
+}
+
+/// The event rows of the selected mission: (kind, job id).
+async fn event_rows(client: &Client) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for e in client
+        .find_all(Locator::Css("[data-testid='event-row']"))
+        .await
+        .unwrap_or_default()
+    {
+        let kind = e.attr("data-kind").await.ok().flatten().unwrap_or_default();
+        let job = e
+            .attr("data-job-id")
+            .await
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        out.push((kind, job));
+    }
+    out
+}
+
+/// Deploys the saved mission from the Active Missions view: its squad runs on the embedded
+/// Kafka and fails at the step whose sector was not connected, which the view shows with the
+/// mission's events. A second mission, with the connection granted and Strict approvals, waits
+/// for a reviewer twice, is approved in the Approvals tab and completes; meanwhile the app's
+/// own agent API serves an extra agent of the same mission. The Audit tab verifies the chain.
+async fn deploy_follow_approve_and_verify(
     client: &Client,
     home: &Path,
     mission_id: &str,
@@ -439,67 +550,143 @@ async fn approve_a_held_call_and_verify_the_audit_log(
             .then_some(())
     })
     .await;
-    let token = start_with_token(home, mission_id).await;
-    let args = json!({ "candidate": "c-17", "salary_band": "B3" });
-    let (status, held) = call_tool(api_port, &token, "talent.offer_draft", args.clone()).await;
-    assert_eq!(
-        status, 202,
-        "a High-risk call waits in Threshold mode: {held}"
-    );
-    let approval_id = held["approval_id"]
-        .as_str()
-        .expect("approval id")
-        .to_owned();
-
-    // The pending count reaches the tab through the gateway's event, without a reload.
-    until("the Approvals tab to count one waiting call", || async {
-        (text_of(client, "[data-testid='approvals-badge']")
-            .await
-            .as_deref()
-            == Some("1"))
-        .then_some(())
-    })
-    .await;
-    click(client, "[data-testid='tab-approvals']").await;
-    let card = format!("[data-approval-id='{approval_id}']");
-    until("the held call in the queue", || async {
-        client.find(Locator::Css(&card)).await.ok()
-    })
-    .await;
-    screenshot(client, "approvals.png").await;
-    click(client, &format!("{card} [data-testid='approve']")).await;
-    // Decided, it leaves the queue of waiting calls.
-    until("the approved call to leave the queue", || async {
+    click(client, "[data-testid='tab-missions']").await;
+    until("the Active Missions table", || async {
         client
-            .find(Locator::Css(&card))
+            .find(Locator::Css("[data-testid='active-missions']"))
             .await
-            .is_err()
+            .ok()
+    })
+    .await;
+    screenshot(client, "active-missions.png").await;
+    let kafka = until("the Kafka mode line", || async {
+        text_of(client, "[data-testid='kafka-mode']")
+            .await
+            .filter(|t| t.contains("embedded"))
+    })
+    .await;
+    assert!(kafka.contains("mock cluster"), "{kafka}");
+    until("the saved mission, Ready", || async {
+        (status_of(client, mission_id).await.as_deref() == Some("Ready")).then_some(())
+    })
+    .await;
+    click(
+        client,
+        &format!("{} [data-testid='deploy-mission']", row(mission_id)),
+    )
+    .await;
+    // Intelligence was not ticked as a connection: the sentiment step is refused and the
+    // mission fails with that reason.
+    until("the mission to fail at the unconnected sector", || async {
+        (status_of(client, mission_id).await.as_deref() == Some("Failed")).then_some(())
+    })
+    .await;
+    click(client, &format!("{} td:first-child", row(mission_id))).await;
+    let events = until("the mission's events", || async {
+        let rows = event_rows(client).await;
+        rows.iter()
+            .any(|(kind, _)| kind == "mission.ended")
+            .then_some(rows)
+    })
+    .await;
+    for kind in [
+        "context",
+        "job.assigned",
+        "job.result",
+        "job.failed",
+        "mission.ended",
+    ] {
+        assert!(
+            events.iter().any(|(k, _)| k == kind),
+            "no {kind} event in {events:?}"
+        );
+    }
+    assert!(
+        events.iter().all(|(_, job)| !job.is_empty()),
+        "every event names its job: {events:?}"
+    );
+    let panel = text_of(client, "[data-testid='mission-events']")
+        .await
+        .unwrap_or_default();
+    assert!(panel.contains("sector_denied"), "{panel}");
+    screenshot(client, "active-missions-failed.png").await;
+
+    // A second mission with the connection granted and every side effect held for a human.
+    let draft = invoke(client, "mission_draft", json!({ "templateId": TEMPLATE }))
+        .await
+        .expect("mission_draft");
+    let saved = invoke(
+        client,
+        "save_mission",
+        json!({ "request": {
+            "request_id": "0192f0a0-0000-7000-8000-000000000002",
+            "template_id": TEMPLATE,
+            "template_version": draft["template"]["version"],
+            "budget_cents": 25_000,
+            "ttl_seconds": 3600,
+            "max_steps": 120,
+            "approval_mode": "Strict",
+            "threshold_cents": null,
+            "connections": ["intelligence"]
+        }}),
+    )
+    .await
+    .expect("save the Strict mission");
+    let strict = saved["mission"]["id"].as_str().expect("id").to_owned();
+    invoke(client, "deploy_mission", json!({ "missionId": strict }))
+        .await
+        .expect("deploy the Strict mission");
+
+    // The engagement pulse has side effects: it waits. Meanwhile an extra agent of the same
+    // mission calls a read-only tool through the app's agent API and it runs at once.
+    one_waiting(client, "the pulse to wait for a reviewer").await;
+    let token = token_for(home, &strict, 8).await;
+    let (status, ran) = call_tool(
+        api_port,
+        &token,
+        "talent.candidate_search",
+        json!({ "items": 2, "role": "SRE" }),
+    )
+    .await;
+    assert_eq!(
+        status, 200,
+        "a read-only call runs at once in Strict mode: {ran}"
+    );
+    assert_eq!(ran["simulated"], true);
+    let first = approve_next(client, &strict, None).await;
+    // The outreach step has side effects too.
+    approve_next(client, &strict, Some(&first)).await;
+
+    click(client, "[data-testid='tab-missions']").await;
+    until("the Strict mission to complete", || async {
+        (status_of(client, &strict).await.as_deref() == Some("Completed")).then_some(())
+    })
+    .await;
+    click(client, &format!("{} td:first-child", row(&strict))).await;
+    until("its events up to the end", || async {
+        event_rows(client)
+            .await
+            .iter()
+            .any(|(kind, _)| kind == "mission.ended")
             .then_some(())
     })
     .await;
+    screenshot(client, "active-missions-completed.png").await;
 
-    // A different argument is a different call: it waits again. The approved one runs once.
-    let other = json!({ "candidate": "c-18", "salary_band": "B3" });
-    let (status, _) = call_tool(api_port, &token, "talent.offer_draft", other).await;
-    assert_eq!(
-        status, 202,
-        "an approval must not carry over to other arguments"
-    );
-    let (status, ran) = call_tool(api_port, &token, "talent.offer_draft", args).await;
-    assert_eq!(status, 200, "the approved call runs: {ran}");
-    assert_eq!(ran["simulated"], true);
-
-    // The Audit tab lists the decisions for this mission and verifies the chain.
+    // The Audit tab lists the calls and decisions and verifies the chain.
     click(client, "[data-testid='tab-audit']").await;
     let rows = until("the audit rows of the calls", || async {
         let rows = client
             .find_all(Locator::Css("[data-testid='audit-row']"))
             .await
             .ok()?;
-        (rows.len() >= 4).then_some(rows.len())
+        (rows.len() >= 8).then_some(rows.len())
     })
     .await;
-    assert!(rows >= 4, "waiting, approved, waiting again and allowed");
+    assert!(
+        rows >= 8,
+        "the squads' calls, waits and approvals are audited"
+    );
     click(client, "[data-testid='verify-log']").await;
     let ok = until("the verify result", || async {
         client

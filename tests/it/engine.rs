@@ -34,6 +34,7 @@ crate::on_both_backends!(
     a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_mission,
     a_tampered_context_is_refused_and_the_agent_acts_on_nothing,
     stopping_a_mission_writes_its_run_record_and_tears_the_squad_down,
+    an_external_agent_speaking_the_contract_takes_a_departments_place,
 );
 
 const TEMPLATE: &str = "finance.squad-close";
@@ -636,4 +637,76 @@ async fn stopping_a_mission_writes_its_run_record_and_tears_the_squad_down(db: T
         .collect();
     assert_eq!(ended.len(), 1);
     assert_eq!(ended[0].envelope.payload["status"], "Stopped");
+}
+
+async fn an_external_agent_speaking_the_contract_takes_a_departments_place(db: TestDb) {
+    let rig = rig(
+        &db,
+        EngineOptions {
+            external_depts: vec![3],
+            ..options()
+        },
+    )
+    .await;
+    let mission = rig.deploy(ApprovalMode::Auto).await;
+    // The outside agent: its own consumer on its department's topic, the context first, then
+    // each job given to dept 3 done through the gateway and reported on the mission's topic.
+    let stream = rig.bus.dept_stream(&mission, 3, None).expect("consumer");
+    let mut context: Option<MissionContext> = None;
+    let mut reported = 0;
+    while reported < 1 {
+        let event = tokio::time::timeout(Duration::from_secs(30), stream.next())
+            .await
+            .expect("an event for dept 3")
+            .expect("well-formed")
+            .envelope;
+        match event.kind.as_str() {
+            kind::CONTEXT => {
+                let c: MissionContext = serde_json::from_value(event.payload).expect("context");
+                c.verify(&mission, 3).expect("verifies");
+                context = Some(c);
+            }
+            kind::JOB_ASSIGNED => {
+                let c = context.as_ref().expect("no job before the context");
+                let job: mission_core::squad::Assignment =
+                    serde_json::from_value(event.payload).expect("assignment");
+                assert_eq!(job.dept, 3);
+                let tool = job.tool.clone().expect("dept 3's step calls a tool");
+                let outcome = rig
+                    .gateway
+                    .invoke(ToolCall {
+                        token: c.gateway_token.clone(),
+                        tool_id: tool.clone(),
+                        args: json!({ "step": job.step }),
+                        job_id: Some(event.job_id.clone()),
+                        mission_id: Some(mission.clone()),
+                    })
+                    .await
+                    .expect("the external agent's call runs");
+                let mission_core::gateway::CallOutcome::Executed(done) = outcome else {
+                    panic!("Auto mode holds nothing");
+                };
+                let report = Envelope::new(
+                    &mission,
+                    &event.job_id,
+                    3,
+                    kind::JOB_RESULT,
+                    json!({ "step": job.step, "tool": tool, "output": done.output,
+                            "cost_cents": done.cost_cents, "value_cents": 0 }),
+                );
+                // Sent twice, as a retrying client might: applied once.
+                for _ in 0..2 {
+                    rig.bus
+                        .publish_to(&mission_topic(&mission), &report)
+                        .await
+                        .expect("report");
+                }
+                reported += 1;
+            }
+            _ => {}
+        }
+    }
+    check_mission(&rig, &mission, &HashSet::new()).await;
+    let audit = audit_of(&rig, &mission).await;
+    assert!(audit.entries.iter().any(|e| e.dept == Some(3)));
 }

@@ -14,7 +14,7 @@ describe("App", () => {
     await user.click(screen.getByRole("tab", { name: "Active Missions" }));
     expect(screen.getByRole("tab", { name: "Active Missions" })).toHaveAttribute("aria-selected", "true");
     expect(await screen.findByText(/No mission saved yet/)).toBeInTheDocument();
-    expect(platform.listMissions).toHaveBeenCalledTimes(1);
+    expect(platform.missionViews).toHaveBeenCalledTimes(1);
 
     await user.keyboard("{Control>}k{/Control}");
     await waitFor(() => expect(screen.getByTestId("library-search")).toHaveFocus());

@@ -17,6 +17,19 @@ export const commands = {
 	saveMission: (request: SaveMissionRequest) => typedError<SaveOutcome, AppError>(__TAURI_INVOKE("save_mission", { request })),
 	/**  Saved missions, newest first. */
 	listMissions: () => typedError<ActiveMission[], AppError>(__TAURI_INVOKE("list_missions")),
+	/**  Missions, newest first, with usage, plan progress and run record. */
+	missionViews: () => typedError<MissionView[], AppError>(__TAURI_INVOKE("mission_views")),
+	/**  A mission's events after `after_seq`, oldest first (at most 500 at a time). */
+	missionEvents: (missionId: string, afterSeq: number) => typedError<MissionEvent[], AppError>(__TAURI_INVOKE("mission_events", { missionId, afterSeq })),
+	/**  Deploys a saved (Ready) mission: its clock starts and the squad engine assembles its squad. */
+	deployMission: (missionId: string) => typedError<MissionView, AppError>(__TAURI_INVOKE("deploy_mission", { missionId })),
+	/**
+	 *  Stops a mission as the OS user at the keyboard; its run record is written and its squad
+	 *  torn down.
+	 */
+	stopMission: (missionId: string) => typedError<MissionView, AppError>(__TAURI_INVOKE("stop_mission", { missionId })),
+	/**  Which Kafka the squads use; an error if it could not be started. */
+	kafkaStatus: () => typedError<KafkaInfo, AppError>(__TAURI_INVOKE("kafka_status")),
 	/**  Opens the native file picker and previews the chosen manifests; `None` if cancelled. */
 	pickManifests: () => typedError<ImportPreview | null, AppError>(__TAURI_INVOKE("pick_manifests")),
 	/**  Imports exactly what a preview showed, in one transaction. */
@@ -46,6 +59,7 @@ export const events = {
 	importProgress: makeEvent<ImportProgress, ImportProgress>("import-progress"),
 	importStarted: makeEvent<ImportStarted, ImportStarted>("import-started"),
 	libraryChanged: makeEvent<LibraryChanged, LibraryChanged>("library-changed"),
+	missionsChanged: makeEvent<MissionsChanged, MissionsChanged>("missions-changed"),
 };
 
 /* Types */
@@ -339,7 +353,11 @@ export type ErrorCode =
 /**  No mission has the id. */
 "mission_not_found" | 
 /**  The signing key or the audit log cannot be read. */
-"audit_unavailable";
+"audit_unavailable" | 
+/**  The mission's state does not allow this (for example, stopping a finished mission). */
+"mission_not_active" | 
+/**  Kafka could not be started or reached. */
+"kafka_unavailable";
 
 /**  Structured facts behind an error, for the UI to point at. */
 export type ErrorDetails = {
@@ -454,6 +472,16 @@ export type ImportStatus =
 /**  Identical to the current version: nothing written. */
 "unchanged";
 
+/**  Which Kafka the squads run on. */
+export type KafkaInfo = {
+	/**  In words: embedded (librdkafka's in-process mock cluster) or the brokers' addresses. */
+	mode: string,
+	/**  Whether it is the embedded mock cluster. */
+	embedded: boolean,
+	/**  The bootstrap servers the clients use. */
+	bootstrap_servers: string,
+};
+
 /**  An import changed the library; lists should reload. */
 export type LibraryChanged = {
 	/**  What the import did, in one line. */
@@ -504,6 +532,32 @@ export type MissionDraft = {
 	connections: ConnectionOption[],
 };
 
+/**  One event of a mission's history. */
+export type MissionEvent = {
+	/**  Order of writing. */
+	seq: number,
+	/**  Event id (UUID v7). */
+	event_id: string,
+	/**  Mission. */
+	mission_id: string,
+	/**  Job. */
+	job_id: string,
+	/**  Sending department. */
+	dept: number,
+	/**  Kind. */
+	kind: string,
+	/**  When (RFC 3339 UTC). */
+	ts: string,
+	/**  Topic. */
+	topic: string,
+	/**  In words. */
+	summary: string,
+	/**  The payload as JSON text. */
+	payload: string,
+	/**  False while it waits in the outbox for Kafka. */
+	published: boolean,
+};
+
 /**  Where an active mission is in its life. */
 export type MissionStatus = 
 /**  Saved and waiting to be deployed. */
@@ -520,6 +574,48 @@ export type MissionStatus =
 "Expired" | 
 /**  Stopped by a person or at a cap. */
 "Stopped";
+
+/**  How much of its perimeter a mission has used. */
+export type MissionUsage = {
+	/**  Status. */
+	status: MissionStatus,
+	/**  Steps counted. */
+	steps_used: number,
+	/**  Step cap. */
+	max_steps: number,
+	/**  Cents held by calls in flight. */
+	reserved_cents: number,
+	/**  Cents spent. */
+	spent_cents: number,
+	/**  Budget cap. */
+	budget_cents: number,
+	/**  Time to live in seconds. */
+	ttl_seconds: number,
+	/**  When it started. */
+	started_at: string | null,
+	/**  When its time to live ends. */
+	expires_at: string | null,
+};
+
+/**  One mission as the Active Missions view shows it. */
+export type MissionView = {
+	/**  The saved mission. */
+	mission: ActiveMission,
+	/**  Steps, spend and time used. */
+	usage: MissionUsage,
+	/**  Plan steps finished. */
+	steps_done: number,
+	/**  Plan steps in the template. */
+	plan_steps: number,
+	/**  The outcome, once it ended. */
+	run: RunRecord | null,
+};
+
+/**  A mission's state or events changed; the Active Missions view reloads it. */
+export type MissionsChanged = {
+	/**  The mission that changed. */
+	mission_id: string,
+};
 
 /**  Hard caps and approval mode of a mission. */
 export type Perimeter = {
@@ -600,6 +696,32 @@ export type RiskLevel =
 "Medium" | 
 /**  High risk. */
 "High";
+
+/**  The outcome of a finished mission. */
+export type RunRecord = {
+	/**  Mission. */
+	mission_id: string,
+	/**  Template. */
+	template_id: string,
+	/**  Template version run. */
+	template_version: number,
+	/**  Completed, Failed, Expired or Stopped. */
+	status: MissionStatus,
+	/**  Value produced minus gas, in cents. */
+	profit_cents: number,
+	/**  What the mission's tool calls cost, in cents. */
+	gas_cents: number,
+	/**  Tool-call steps used. */
+	steps: number,
+	/**  From start to end, in milliseconds. */
+	duration_ms: number,
+	/**  Why it did not complete. */
+	failure_reason: string | null,
+	/**  Started at. */
+	started_at: string | null,
+	/**  Ended at. */
+	ended_at: string,
+};
 
 /**  A configured perimeter, as a shell sends it on Save. */
 export type SaveMissionRequest = {

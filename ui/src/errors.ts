@@ -115,6 +115,18 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
     whatToDo: "Check that the audit signing key is in the system keychain and that the app's data folder is readable, then retry. Until then the log cannot be shown or verified.",
     severity: "error",
   },
+  mission_not_active: {
+    title: "The mission cannot do that now",
+    whatToDo:
+      "Refresh the list to see the mission's status now: only a Ready mission can be deployed, and only a Running or Paused one stopped. Nothing was changed.",
+    severity: "warning",
+  },
+  kafka_unavailable: {
+    title: "Kafka is not available",
+    whatToDo:
+      "Missions can still be saved, but no squad runs until Kafka answers; running missions wait and resume then. Check the Kafka settings (config/kafka.json or KAFKA_BOOTSTRAP_SERVERS) and restart Mission Control if it does not recover.",
+    severity: "warning",
+  },
 };
 
 export function wordingFor(code: string): ErrorWording {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { formatCountdown, indentJson, shortHash } from "./format";
+import { formatCountdown, formatDuration, indentJson, shortHash } from "./format";
 
 describe("indentJson", () => {
   it("indents canonical JSON without touching a literal", () => {
@@ -42,5 +42,13 @@ describe("shortHash", () => {
   it("keeps 12 characters", () => {
     expect(shortHash("0123456789abcdef")).toBe("0123456789ab…");
     expect(shortHash("abc")).toBe("abc");
+  });
+});
+
+describe("formatDuration", () => {
+  it("shows milliseconds under a second, then counts like the countdown", () => {
+    expect(formatDuration(850)).toBe("850 ms");
+    expect(formatDuration(185_000)).toBe("3 min 05 s");
+    expect(formatDuration(3_900_000)).toBe("1 h 05 min");
   });
 });

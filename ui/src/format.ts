@@ -106,6 +106,12 @@ export function formatCountdown(ms: number): string {
   return `${seconds} s`;
 }
 
+/** How long something took: "850 ms" under a second, then as `formatCountdown` ("3 min 05 s"). */
+export function formatDuration(ms: number): string {
+  if (ms < 1000) return `${Math.max(0, Math.round(ms))} ms`;
+  return formatCountdown(ms);
+}
+
 /** The first characters of a hash, for a column; the full hash belongs in a title. */
 export function shortHash(hash: string, length = 12): string {
   return hash.length > length ? `${hash.slice(0, length)}…` : hash;

@@ -57,6 +57,8 @@ describe("the error table", () => {
       budget_out_of_range: true,
       mission_not_found: true,
       audit_unavailable: true,
+      mission_not_active: true,
+      kafka_unavailable: true,
     };
     const codes = Object.keys(ERROR_WORDING);
     expect(codes.sort()).toEqual(Object.keys(every).sort());

@@ -54,6 +54,11 @@ const mocks = vi.hoisted(() => {
       decideApproval: vi.fn(),
       auditPage: vi.fn(),
       auditVerify: vi.fn(),
+      missionViews: vi.fn(),
+      missionEvents: vi.fn(),
+      deployMission: vi.fn(),
+      stopMission: vi.fn(),
+      kafkaStatus: vi.fn(),
     },
     events: {
       importStarted: event("importStarted"),
@@ -62,6 +67,7 @@ const mocks = vi.hoisted(() => {
       importFailed: event("importFailed"),
       libraryChanged: event("libraryChanged"),
       approvalsChanged: event("approvalsChanged"),
+      missionsChanged: event("missionsChanged"),
     },
   };
 });
@@ -225,6 +231,46 @@ describe("the Tauri platform", () => {
     expect(changed).toHaveBeenCalledWith({ pending: 4 });
     off();
     expect(mocks.unlistened).toEqual(["approvalsChanged"]);
+  });
+
+  it("maps the mission commands", async () => {
+    const view = { mission: { id: "m-1" }, usage: { status: "Running" } };
+    const events = [{ seq: 7, mission_id: "m-1" }];
+    const kafka = { mode: "embedded", embedded: true, bootstrap_servers: "127.0.0.1:1" };
+    mocks.commands.missionViews.mockResolvedValueOnce({ status: "ok", data: [view] });
+    mocks.commands.missionEvents.mockResolvedValueOnce({ status: "ok", data: events });
+    mocks.commands.deployMission.mockResolvedValueOnce({ status: "ok", data: view });
+    mocks.commands.stopMission.mockResolvedValueOnce({ status: "ok", data: view });
+    mocks.commands.kafkaStatus.mockResolvedValueOnce({ status: "ok", data: kafka });
+    const platform = createTauriPlatform();
+
+    await expect(platform.missionViews()).resolves.toEqual([view]);
+    await expect(platform.missionEvents("m-1", 6)).resolves.toBe(events);
+    expect(mocks.commands.missionEvents).toHaveBeenCalledWith("m-1", 6);
+    await expect(platform.deployMission("m-1")).resolves.toBe(view);
+    expect(mocks.commands.deployMission).toHaveBeenCalledWith("m-1");
+    await expect(platform.stopMission("m-2")).resolves.toBe(view);
+    expect(mocks.commands.stopMission).toHaveBeenCalledWith("m-2");
+    await expect(platform.kafkaStatus()).resolves.toBe(kafka);
+  });
+
+  it("rejects a refused stop and an absent Kafka with their AppErrors", async () => {
+    const notActive = { code: "mission_not_active", message: "the mission is Completed", details: { field: null, limit: null, problems: [] } };
+    const noKafka = { code: "kafka_unavailable", message: "Kafka did not start", details: { field: null, limit: null, problems: [] } };
+    mocks.commands.stopMission.mockResolvedValueOnce({ status: "error", error: notActive });
+    mocks.commands.kafkaStatus.mockResolvedValueOnce({ status: "error", error: noKafka });
+    await expect(createTauriPlatform().stopMission("m-1")).rejects.toEqual(notActive);
+    await expect(createTauriPlatform().kafkaStatus()).rejects.toEqual(noKafka);
+  });
+
+  it("delivers the mission id of missions-changed", async () => {
+    const changed = vi.fn();
+    const off = createTauriPlatform().onMissionsChanged(changed);
+    await Promise.resolve();
+    mocks.emit("missionsChanged", { mission_id: "m-9" });
+    expect(changed).toHaveBeenCalledWith("m-9");
+    off();
+    expect(mocks.unlistened).toEqual(["missionsChanged"]);
   });
 
   it("makes fresh request ids", () => {

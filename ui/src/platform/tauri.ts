@@ -64,6 +64,11 @@ export function createTauriPlatform(): Platform {
     missionDraft: (templateId) => unwrap(commands.missionDraft(templateId)),
     saveMission: (request) => unwrap(commands.saveMission(request)),
     listMissions: () => unwrap(commands.listMissions()),
+    missionViews: () => unwrap(commands.missionViews()),
+    missionEvents: (missionId, afterSeq) => unwrap(commands.missionEvents(missionId, afterSeq)),
+    deployMission: (missionId) => unwrap(commands.deployMission(missionId)),
+    stopMission: (missionId) => unwrap(commands.stopMission(missionId)),
+    kafkaStatus: () => unwrap(commands.kafkaStatus()),
     pickManifests: () => unwrap(commands.pickManifests()),
     confirmImport: (importId) => unwrap(commands.confirmImport(importId)),
     cancelImport: async (importId) => {
@@ -79,6 +84,7 @@ export function createTauriPlatform(): Platform {
     onImportFailed: (cb) => subscribe(events.importFailed.listen, (p) => cb(toAppError(p.error))),
     onLibraryChanged: (cb) => subscribe(events.libraryChanged.listen, () => cb()),
     onApprovalsChanged: (cb) => subscribe(events.approvalsChanged.listen, cb),
+    onMissionsChanged: (cb) => subscribe(events.missionsChanged.listen, (p) => cb(p.mission_id)),
     libraryRendered: (count) => {
       // A startup metric: losing it must never disturb the library.
       // (It returns the bare invoke promise, not a `{status}` result; a synchronous throw counts too.)

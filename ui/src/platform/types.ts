@@ -9,9 +9,12 @@ import type {
   ImportPreview,
   ImportProgress,
   ImportReport,
+  KafkaInfo,
   LibraryPage,
   LibraryQuery,
   MissionDraft,
+  MissionEvent,
+  MissionView,
   RiskLevel,
   SaveMissionRequest,
   SaveOutcome,
@@ -30,6 +33,18 @@ export interface Platform {
   missionDraft(templateId: string): Promise<MissionDraft>;
   saveMission(request: SaveMissionRequest): Promise<SaveOutcome>;
   listMissions(): Promise<ActiveMission[]>;
+  /** Missions, newest first, each with its usage, plan progress and run record. */
+  missionViews(): Promise<MissionView[]>;
+  /** A mission's events with `seq` above `afterSeq`, oldest first; at most 500 at a time. */
+  missionEvents(missionId: string, afterSeq: number): Promise<MissionEvent[]>;
+  /** Starts a Ready mission (its clock starts and its squad assembles); resolves with it as it is now. */
+  deployMission(missionId: string): Promise<MissionView>;
+  /** Stops a Running or Paused mission as the person at the keyboard; resolves with it as it is now. */
+  stopMission(missionId: string): Promise<MissionView>;
+  /** Which Kafka the squads use; rejects when Kafka could not be started. */
+  kafkaStatus(): Promise<KafkaInfo>;
+  /** A mission's state or events changed (a few times a second at most, per mission). */
+  onMissionsChanged(cb: (missionId: string) => void): () => void;
   /** Native file picker opened by Rust; `null` = cancelled. */
   pickManifests(): Promise<ImportPreview | null>;
   confirmImport(importId: string): Promise<ImportReport>;

@@ -13,9 +13,15 @@ import type {
   ErrorDetails,
   ImportPreview,
   ImportProgress,
+  KafkaInfo,
   LibraryQuery,
   MissionDraft,
+  MissionEvent,
+  MissionStatus,
+  MissionUsage,
+  MissionView,
   Problem,
+  RunRecord,
   SaveMissionRequest,
   SectorTree,
   TemplateSummary,
@@ -36,11 +42,19 @@ export type FakePlatform = Mocked<Platform> & {
     importFailed: (error: AppError) => void;
     libraryChanged: () => void;
     approvalsChanged: (p: ApprovalsChanged) => void;
+    missionsChanged: (missionId: string) => void;
   };
   /** How many listeners each event has now (to check that components unsubscribe). */
   listenerCount: () => number;
   templates: TemplateSummary[];
   missions: ActiveMission[];
+  /**
+   * The store `missionViews` reads and `deployMission` / `stopMission` change, newest first.
+   * `saveMission` adds a Ready view of the mission it saves.
+   */
+  views: MissionView[];
+  /** Every mission's events, in any order; `missionEvents` filters, sorts and pages them. */
+  events: MissionEvent[];
   /** The approval store `listApprovals` reads and `decideApproval` changes, in list order. */
   approvals: ApprovalItem[];
   /** The audit log `auditPage` reads, in any order. */
@@ -174,6 +188,93 @@ export function makeBudgetCap(i: number, overrides: Partial<ApprovalItem> = {}):
   });
 }
 
+/** A saved mission; `i` makes the id distinct. Burn Rate Watch v3, $500.00, 1 d, 200 steps, Strict. */
+export function makeMission(i: number, overrides: Partial<ActiveMission> = {}): ActiveMission {
+  return {
+    id: `0190f0c4-0000-7000-8000-${String(i).padStart(12, "0")}`,
+    template_id: "tpl-1",
+    template_name: "Burn Rate Watch",
+    template_version: 3,
+    logic_hash: "ab".repeat(32),
+    sector: "finance",
+    perimeter: { budget_cents: 50_000, ttl_seconds: 86_400, max_steps: 200, approval_mode: "Strict", threshold_cents: null },
+    connections: [],
+    status: "Ready",
+    created_at: "2026-11-25T08:30:00.000000Z",
+    ...overrides,
+  };
+}
+
+const ENDED: MissionStatus[] = ["Completed", "Failed", "Expired", "Stopped"];
+
+/** The outcome of a finished mission. */
+export function makeRunRecord(mission: ActiveMission, overrides: Partial<RunRecord> = {}): RunRecord {
+  return {
+    mission_id: mission.id,
+    template_id: mission.template_id,
+    template_version: mission.template_version,
+    status: "Completed",
+    profit_cents: 4_210,
+    gas_cents: 123,
+    steps: 17,
+    duration_ms: 185_000,
+    failure_reason: null,
+    started_at: "2026-11-25T09:00:00Z",
+    ended_at: "2026-11-25T09:03:05Z",
+    ...overrides,
+  };
+}
+
+interface ViewOverrides {
+  mission?: Partial<ActiveMission>;
+  usage?: Partial<MissionUsage>;
+  steps_done?: number;
+  plan_steps?: number;
+  run?: RunRecord | null;
+}
+
+/**
+ * One mission as the Active Missions view gets it; the status set in `usage` is the mission's
+ * too. An ended one gets a run record of that status unless one is given.
+ */
+export function makeMissionView(i: number, overrides: ViewOverrides = {}): MissionView {
+  const status = overrides.usage?.status ?? overrides.mission?.status ?? "Ready";
+  const mission = makeMission(i, { ...overrides.mission, status });
+  const started = status !== "Ready";
+  const usage: MissionUsage = {
+    status,
+    steps_used: 0,
+    max_steps: mission.perimeter.max_steps,
+    reserved_cents: 0,
+    spent_cents: 0,
+    budget_cents: mission.perimeter.budget_cents,
+    ttl_seconds: mission.perimeter.ttl_seconds,
+    started_at: started ? fromNow(-60_000) : null,
+    expires_at: started ? fromNow(mission.perimeter.ttl_seconds * 1000 - 60_000) : null,
+    ...overrides.usage,
+  };
+  const run = overrides.run !== undefined ? overrides.run : ENDED.includes(status) ? makeRunRecord(mission, { status }) : null;
+  return { mission, usage, steps_done: overrides.steps_done ?? 0, plan_steps: overrides.plan_steps ?? 4, run };
+}
+
+/** One event of the first mission (`makeMission(1)`), from Dept 2's first job, already on Kafka. */
+export function makeMissionEvent(seq: number, overrides: Partial<MissionEvent> = {}): MissionEvent {
+  return {
+    seq,
+    event_id: `0190f0c7-0000-7000-8000-${String(seq).padStart(12, "0")}`,
+    mission_id: makeMission(1).id,
+    job_id: "0190f0c6-0000-7000-8000-0000000000a2",
+    dept: 2,
+    kind: "job.result",
+    ts: new Date(Date.UTC(2026, 10, 25, 9, 0, seq)).toISOString(),
+    topic: "mission.events",
+    summary: `Dept 2 finished step ${seq}`,
+    payload: "{}",
+    published: true,
+    ...overrides,
+  };
+}
+
 export function makeAuditEntry(seq: number, overrides: Partial<AuditEntry> = {}): AuditEntry {
   const hash = (n: number) => n.toString(16).padStart(64, "0");
   return {
@@ -279,6 +380,52 @@ function auditPage(entries: AuditEntry[], query: AuditQuery) {
   return { entries: hits.slice(0, query.limit), has_more: hits.length > query.limit };
 }
 
+const PAGE = 500;
+
+function findView(views: MissionView[], missionId: string): { index: number; view: MissionView } {
+  const index = views.findIndex((v) => v.mission.id === missionId);
+  const view = views[index];
+  if (!view) throw appError("mission_not_found", `no mission has the id ${missionId}`);
+  return { index, view };
+}
+
+function withStatus(view: MissionView, status: MissionStatus, usage: Partial<MissionUsage> = {}): MissionView {
+  return { ...view, mission: { ...view.mission, status }, usage: { ...view.usage, ...usage, status } };
+}
+
+/** What the core would do to deploy a mission, on the in-memory store. */
+function deploy(views: MissionView[], missionId: string): MissionView {
+  const { index, view } = findView(views, missionId);
+  if (view.usage.status !== "Ready") throw appError("mission_not_active", `the mission is ${view.usage.status}, not Ready`);
+  const now = Date.now();
+  const deployed = withStatus(view, "Running", {
+    started_at: new Date(now).toISOString(),
+    expires_at: new Date(now + view.usage.ttl_seconds * 1000).toISOString(),
+  });
+  views[index] = deployed;
+  return deployed;
+}
+
+/** What the core would do to stop a mission, on the in-memory store. */
+function stop(views: MissionView[], missionId: string): MissionView {
+  const { index, view } = findView(views, missionId);
+  if (view.usage.status !== "Running" && view.usage.status !== "Paused") {
+    throw appError("mission_not_active", `the mission is ${view.usage.status}, not running`);
+  }
+  const stopped: MissionView = {
+    ...withStatus(view, "Stopped"),
+    run: makeRunRecord(view.mission, {
+      status: "Stopped",
+      profit_cents: -view.usage.spent_cents,
+      gas_cents: view.usage.spent_cents,
+      steps: view.usage.steps_used,
+      failure_reason: "stopped by operator",
+    }),
+  };
+  views[index] = stopped;
+  return stopped;
+}
+
 /** An in-memory platform: a searchable template list, a mission store and hand-fired events. */
 export function createFakePlatform(templates: TemplateSummary[] = Array.from({ length: 30 }, (_, i) => makeTemplate(i))): FakePlatform {
   const listeners = {
@@ -288,6 +435,7 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     importFailed: new Set<(error: AppError) => void>(),
     libraryChanged: new Set<() => void>(),
     approvalsChanged: new Set<(p: ApprovalsChanged) => void>(),
+    missionsChanged: new Set<(missionId: string) => void>(),
   };
   function on<T>(set: Set<T>, cb: T): () => void {
     set.add(cb);
@@ -296,6 +444,8 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     };
   }
   const missions: ActiveMission[] = [];
+  const views: MissionView[] = [];
+  const events: MissionEvent[] = [];
   const approvals: ApprovalItem[] = [];
   const audit: AuditEntry[] = [];
   const byRequest = new Map<string, ActiveMission>();
@@ -305,6 +455,8 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
   const fake: FakePlatform = {
     templates,
     missions,
+    views,
+    events,
     approvals,
     audit,
     searchLibrary: vi.fn(async (query: LibraryQuery, offset: number, limit: number) => {
@@ -344,9 +496,25 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
       };
       byRequest.set(request.request_id, mission);
       missions.unshift(mission);
+      views.unshift(makeMissionView(ids, { mission }));
       return { mission, created: true };
     }),
     listMissions: vi.fn(async () => [...missions]),
+    missionViews: vi.fn(async () => [...views]),
+    missionEvents: vi.fn(async (missionId: string, afterSeq: number) =>
+      events
+        .filter((e) => e.mission_id === missionId && e.seq > afterSeq)
+        .sort((a, b) => a.seq - b.seq)
+        .slice(0, PAGE)
+        .map((e) => ({ ...e })),
+    ),
+    deployMission: vi.fn(async (missionId: string) => deploy(views, missionId)),
+    stopMission: vi.fn(async (missionId: string) => stop(views, missionId)),
+    kafkaStatus: vi.fn(async (): Promise<KafkaInfo> => ({
+      mode: "embedded (librdkafka mock cluster)",
+      embedded: true,
+      bootstrap_servers: "127.0.0.1:39092",
+    })),
     pickManifests: vi.fn(async () => null),
     confirmImport: vi.fn(async () => ({ dry_run: false, new: 0, updated: 0, unchanged: 0, items: [] })),
     cancelImport: vi.fn(async () => undefined),
@@ -360,6 +528,7 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     onImportFailed: vi.fn((cb: (error: AppError) => void) => on(listeners.importFailed, cb)),
     onLibraryChanged: vi.fn((cb: () => void) => on(listeners.libraryChanged, cb)),
     onApprovalsChanged: vi.fn((cb: (p: ApprovalsChanged) => void) => on(listeners.approvalsChanged, cb)),
+    onMissionsChanged: vi.fn((cb: (missionId: string) => void) => on(listeners.missionsChanged, cb)),
     libraryRendered: vi.fn(() => undefined),
     newRequestId: vi.fn(() => `00000000-0000-4000-8000-${String(++requestIds).padStart(12, "0")}`),
     emit: {
@@ -369,6 +538,7 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
       importFailed: (error) => listeners.importFailed.forEach((cb) => cb(error)),
       libraryChanged: () => listeners.libraryChanged.forEach((cb) => cb()),
       approvalsChanged: (p) => listeners.approvalsChanged.forEach((cb) => cb(p)),
+      missionsChanged: (missionId) => listeners.missionsChanged.forEach((cb) => cb(missionId)),
     },
     listenerCount: () => Object.values(listeners).reduce((n, set) => n + set.size, 0),
   };

@@ -122,6 +122,9 @@ pub struct EngineOptions {
     pub external_depts: Vec<i64>,
 }
 
+/// Environment variable listing departments served by external agents (comma-separated).
+pub const EXTERNAL_DEPTS_ENV: &str = "MISSION_CONTROL_EXTERNAL_DEPTS";
+
 /// Environment variable that shortens or lengthens the squad lease (seconds).
 pub const LEASE_ENV: &str = "MISSION_CONTROL_SQUAD_LEASE_SECONDS";
 
@@ -132,12 +135,18 @@ impl Default for EngineOptions {
             .and_then(|s| s.trim().parse::<u64>().ok())
             .filter(|s| *s > 0)
             .unwrap_or(15);
+        // Departments handed to external agents, e.g. "3,8".
+        let external_depts = std::env::var(EXTERNAL_DEPTS_ENV)
+            .unwrap_or_default()
+            .split(',')
+            .filter_map(|d| d.trim().parse::<i64>().ok())
+            .collect();
         Self {
             owner: format!("engine-{}", uuid::Uuid::now_v7()),
             lease: Duration::from_secs(lease),
             tick: Duration::from_millis(500),
             gateway_url: None,
-            external_depts: Vec::new(),
+            external_depts,
         }
     }
 }

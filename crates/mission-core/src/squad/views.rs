@@ -167,7 +167,7 @@ pub fn summarize(event_kind: &str, payload: &Value) -> String {
             "step {} to dept {}: {}{tool}",
             number("step"),
             number("dept"),
-            text("action")
+            text("action").trim_end_matches('.')
         ),
         kind::JOB_RESULT => format!(
             "step {} done{tool}: cost {} ¢, value {} ¢",
