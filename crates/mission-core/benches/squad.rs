@@ -5,7 +5,8 @@
 //!   headers, published by the bus's idempotent producer and read back by a mission consumer
 //!   that checks every header against its envelope;
 //! - end-to-end latency (publish called → event consumed and checked) at a steady 1,000
-//!   events per second, p50 and p99.
+//!   events per second, p50 and p99;
+//! - the CPU that consumers with nothing to read cost while they wait (Linux).
 //!
 //! Run: `cargo bench -p mission-core --bench squad`. With `KAFKA_BOOTSTRAP_SERVERS` set the
 //! same figures are taken against real brokers.
@@ -145,6 +146,51 @@ async fn latency(bus: Arc<Bus>) {
     );
 }
 
+/// Idle consumers this many, as a desktop with five missions of four departments has.
+const IDLE_CONSUMERS: usize = 20;
+const IDLE_SECONDS: u64 = 10;
+
+/// This process's CPU time (user + system) in clock ticks, from /proc.
+#[cfg(target_os = "linux")]
+fn cpu_ticks() -> Option<u64> {
+    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let rest = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let user: u64 = fields.get(11)?.parse().ok()?;
+    let system: u64 = fields.get(12)?.parse().ok()?;
+    Some(user + system)
+}
+
+/// What waiting costs: CPU used by consumers that have nothing to read (each polls its broker).
+#[cfg(target_os = "linux")]
+async fn idle(bus: Arc<Bus>) {
+    let mut waiting = tokio::task::JoinSet::new();
+    for _ in 0..IDLE_CONSUMERS {
+        let mission = uuid::Uuid::now_v7().to_string();
+        bus.ensure_mission_topic(&mission).await.expect("topic");
+        let stream = bus.mission_stream(&mission, 1).expect("consumer");
+        waiting.spawn(async move {
+            let _ = stream.next().await;
+        });
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (Some(before), started) = (cpu_ticks(), Instant::now()) else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(IDLE_SECONDS)).await;
+    let Some(after) = cpu_ticks() else { return };
+    // Linux reports these in USER_HZ, 100 per second on every mainstream configuration.
+    let cpu_seconds = (after - before) as f64 / 100.0;
+    let share = cpu_seconds / started.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "idle: {IDLE_CONSUMERS} consumers with nothing to read for {IDLE_SECONDS} s use {share:.1} % \
+         of one core in all ({:.2} % each), broker included",
+        share / IDLE_CONSUMERS as f64
+    );
+    waiting.abort_all();
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -154,6 +200,8 @@ fn main() {
         let bus = Arc::new(bus());
         println!("Kafka: {}", bus.mode().describe());
         throughput(Arc::clone(&bus)).await;
-        latency(bus).await;
+        latency(Arc::clone(&bus)).await;
+        #[cfg(target_os = "linux")]
+        idle(bus).await;
     });
 }
