@@ -35,6 +35,7 @@ crate::on_both_backends!(
     a_tampered_context_is_refused_and_the_agent_acts_on_nothing,
     stopping_a_mission_writes_its_run_record_and_tears_the_squad_down,
     an_external_agent_speaking_the_contract_takes_a_departments_place,
+    a_mission_past_its_time_to_live_expires_with_a_run_record,
 );
 
 const TEMPLATE: &str = "finance.squad-close";
@@ -709,4 +710,44 @@ async fn an_external_agent_speaking_the_contract_takes_a_departments_place(db: T
     check_mission(&rig, &mission, &HashSet::new()).await;
     let audit = audit_of(&rig, &mission).await;
     assert!(audit.entries.iter().any(|e| e.dept == Some(3)));
+}
+
+async fn a_mission_past_its_time_to_live_expires_with_a_run_record(db: TestDb) {
+    let rig = rig(&db, options()).await;
+    let mission = rig.deploy(ApprovalMode::Strict).await;
+    rig.pending_approval(&mission).await;
+    // The clock cannot wait an hour: the deadline is moved into the past instead.
+    let past = "2000-01-01T00:00:00.000000Z";
+    let moved = if db.url.starts_with("postgres") {
+        let pool = sqlx::PgPool::connect(&db.url).await.expect("pg");
+        sqlx::query("UPDATE active_missions SET expires_at = $1 WHERE id = $2::uuid")
+            .bind(past)
+            .bind(&mission)
+            .execute(&pool)
+            .await
+            .expect("move the deadline")
+            .rows_affected()
+    } else {
+        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
+        sqlx::query("UPDATE active_missions SET expires_at = $1 WHERE id = $2")
+            .bind(past)
+            .bind(&mission)
+            .execute(&pool)
+            .await
+            .expect("move the deadline")
+            .rows_affected()
+    };
+    assert_eq!(moved, 1);
+    let run = rig.run_record(&mission).await;
+    assert_eq!(run.status, MissionStatus::Expired);
+    assert_eq!(
+        run.failure_reason.as_deref(),
+        Some("its time to live ran out")
+    );
+    assert_eq!(run.steps, 2);
+    tokens_revoked(&rig, &mission).await;
+    let events = rig.drained(&mission).await;
+    assert!(events.iter().any(
+        |e| e.envelope.kind == kind::MISSION_ENDED && e.envelope.payload["status"] == "Expired"
+    ));
 }
