@@ -129,6 +129,8 @@ pub trait GatewayStore {
     async fn mission_usage(&self, id: &str) -> Result<Option<MissionUsage>, DbError>;
     /// Approvals, newest first; only Pending ones if asked.
     async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, DbError>;
+    /// One approval.
+    async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRow>, DbError>;
     /// A page of the audit log, newest first.
     async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError>;
     /// Records after a seq, in order, with signatures.
@@ -1011,6 +1013,22 @@ macro_rules! gateway_store {
                         .iter()
                         .map(approval_row)
                         .collect()
+                }
+
+                async fn approval(
+                    &self,
+                    approval_id: &str,
+                ) -> Result<Option<ApprovalRow>, DbError> {
+                    let Ok(key) = id(approval_id) else {
+                        return Ok(None);
+                    };
+                    sqlx::query(&format!("{APPROVAL_SELECT} WHERE a.id = $1"))
+                        .bind(key)
+                        .fetch_optional(&self.pool)
+                        .await?
+                        .as_ref()
+                        .map(approval_row)
+                        .transpose()
                 }
 
                 async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError> {

@@ -142,6 +142,9 @@ pub trait Repository:
     /// Saved missions, newest first.
     async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError>;
 
+    /// One saved mission.
+    async fn mission(&self, id: &str) -> Result<Option<ActiveMission>, DbError>;
+
     /// The listing row of one template.
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError>;
 

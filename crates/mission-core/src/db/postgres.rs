@@ -369,6 +369,20 @@ impl Repository for PostgresRepository {
             .collect()
     }
 
+    async fn mission(&self, id: &str) -> Result<Option<ActiveMission>, DbError> {
+        // Mission ids are UUIDs here; anything else names no mission.
+        let Ok(key) = gateway_id(id) else {
+            return Ok(None);
+        };
+        sqlx::query("SELECT * FROM active_missions WHERE id = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(mission)
+            .transpose()
+    }
+
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM templates t \

@@ -533,6 +533,16 @@ impl Repository for SqliteRepository {
             .collect()
     }
 
+    async fn mission(&self, id: &str) -> Result<Option<ActiveMission>, DbError> {
+        sqlx::query("SELECT * FROM active_missions WHERE id = ?")
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(mission)
+            .transpose()
+    }
+
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
         let sql = format!(
             "SELECT {SUMMARY_COLUMNS} FROM templates t \

@@ -980,6 +980,13 @@ impl Gateway {
         .await
     }
 
+    /// One approval request as reviewers see it.
+    pub async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalItem>, GatewayError> {
+        let row = self.inner.repo.approval(approval_id).await?;
+        let now = self.inner.clock.now();
+        Ok(row.map(|row| approval_item(row, &self.inner.catalog, now)))
+    }
+
     /// A reviewer's decision, audited with their name. Approving a call lets exactly that call
     /// (same tool, same arguments) run once; approving a budget cap raises the budget within
     /// the global policy and resumes the mission; denying a budget cap stops it.

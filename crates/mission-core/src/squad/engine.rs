@@ -268,15 +268,28 @@ impl SquadEngine {
             .await
     }
 
+    /// Aborts every squad; returns the missions they ran.
+    fn stop_squads(&self) -> Vec<String> {
+        self.inner
+            .squads
+            .lock()
+            .map(|mut squads| {
+                squads
+                    .drain()
+                    .map(|(id, squad)| {
+                        squad.abort();
+                        id
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
     fn stop_tasks(&mut self) {
         for task in self.tasks.drain(..) {
             task.abort();
         }
-        if let Ok(mut squads) = self.inner.squads.lock() {
-            for (_, squad) in squads.drain() {
-                squad.abort();
-            }
-        }
+        self.stop_squads();
     }
 
     /// Stops everything at once without handing missions back, as a crash would: another
@@ -288,20 +301,11 @@ impl SquadEngine {
     /// Stops the squads, publishes what the outbox still holds (for up to `drain`), and hands
     /// the missions back so the next engine re-assembles them at once.
     pub async fn shutdown(mut self, drain: Duration) {
-        let owned: Vec<String> = self
-            .inner
-            .squads
-            .lock()
-            .map(|s| s.keys().cloned().collect())
-            .unwrap_or_default();
+        // The supervisor first (it would assemble them again), the relay last.
         if let Some(supervisor) = self.tasks.first() {
             supervisor.abort();
         }
-        if let Ok(mut squads) = self.inner.squads.lock() {
-            for (_, squad) in squads.drain() {
-                squad.abort();
-            }
-        }
+        let owned = self.stop_squads();
         let deadline = tokio::time::Instant::now() + drain;
         while tokio::time::Instant::now() < deadline {
             match self
@@ -1341,8 +1345,13 @@ impl Agent {
         approval_id: &str,
     ) -> Result<Option<ApprovalStatus>, SquadError> {
         loop {
-            let queue = self.inner.gateway.approvals(false).await?;
-            match queue.iter().find(|a| a.id == approval_id).map(|a| a.status) {
+            match self
+                .inner
+                .gateway
+                .approval(approval_id)
+                .await?
+                .map(|a| a.status)
+            {
                 Some(ApprovalStatus::Pending) => {}
                 Some(status) => return Ok(Some(status)),
                 None => return Ok(Some(ApprovalStatus::Expired)),

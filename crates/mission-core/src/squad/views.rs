@@ -101,12 +101,9 @@ pub async fn mission_views(
 
 /// One mission by id.
 pub async fn find_mission(repo: &dyn Repository, id: &str) -> Result<MissionView, SquadError> {
-    // The newest ten thousand missions: far more than a desktop keeps in view.
     let mission = repo
-        .missions(10_000)
+        .mission(id)
         .await?
-        .into_iter()
-        .find(|m| m.id == id)
         .ok_or_else(|| SquadError::MissionNotFound(id.to_owned()))?;
     mission_view(repo, mission).await
 }
