@@ -41,7 +41,7 @@ pub struct LibraryChanged {
 #[derive(Debug, Clone, PartialEq, Serialize, specta::Type, tauri_specta::Event)]
 pub struct ImportFailed {
     /// What went wrong.
-    pub error: crate::error::AppError,
+    pub error: mission_core::CoreError,
 }
 
 /// Approvals were added or decided; lists should reload.

@@ -5,10 +5,11 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use mission_core::registry::import::{ImportReport, ProgressFn};
-use mission_core::registry::staging::{ImportPreview, ImportStage};
+use mission_core::gateway::Actor;
+use mission_core::registry::import::{ImportPhase, ImportReport, ProgressFn};
+use mission_core::registry::staging::ImportPreview;
+use mission_core::{Core, CoreError};
 
-use crate::error::AppError;
 use crate::events::{ImportPreviewReady, ImportProgress, ImportStarted, LibraryChanged};
 
 /// Something the import flow tells the window.
@@ -30,7 +31,7 @@ pub type Sink = Arc<dyn Fn(ImportEvent) + Send + Sync>;
 /// Progress reports at most every 1/64th of the work, so large files do not flood the window.
 fn progress_to(sink: &Sink, import_id: Option<String>) -> ProgressFn {
     let sink = sink.clone();
-    let last = std::sync::Mutex::new(None::<(u64, mission_core::registry::import::ImportPhase)>);
+    let last = std::sync::Mutex::new(None::<(u64, ImportPhase)>);
     Arc::new(move |p| {
         let step = (p.total / 64).max(1);
         let mut last = last.lock().unwrap_or_else(|e| e.into_inner());
@@ -53,29 +54,29 @@ fn progress_to(sink: &Sink, import_id: Option<String>) -> ProgressFn {
 /// Reads and previews files; writes nothing. `announce` sends the preview as an event too
 /// (dropped files), where the file picker's command returns it instead.
 pub async fn stage(
-    stage: &ImportStage,
+    core: &Core,
     paths: Vec<PathBuf>,
     sink: Sink,
     announce: bool,
-) -> Result<ImportPreview, AppError> {
+) -> Result<ImportPreview, CoreError> {
     sink(ImportEvent::Started(ImportStarted {
         files: paths.iter().map(|p| p.display().to_string()).collect(),
     }));
-    let preview = stage.stage(paths, Some(progress_to(&sink, None))).await?;
+    let preview = core
+        .stage_import(paths, Some(progress_to(&sink, None)))
+        .await?;
     if announce {
         sink(ImportEvent::Preview(ImportPreviewReady(preview.clone())));
     }
     Ok(preview)
 }
 
-/// Writes exactly what was previewed, in one transaction.
-pub async fn confirm(
-    stage: &ImportStage,
-    import_id: &str,
-    sink: Sink,
-) -> Result<ImportReport, AppError> {
+/// Writes exactly what was previewed, in one transaction, as the OS user at the keyboard.
+pub async fn confirm(core: &Core, import_id: &str, sink: Sink) -> Result<ImportReport, CoreError> {
     let progress = progress_to(&sink, Some(import_id.to_owned()));
-    let report = stage.confirm(import_id, Some(progress)).await?;
+    let report = core
+        .confirm_import(&Actor::operator(), import_id, Some(progress))
+        .await?;
     if !report.changed_nothing() {
         sink(ImportEvent::LibraryChanged(LibraryChanged {
             summary: report.summary(),

@@ -11,16 +11,15 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Instant;
 
-use mission_core::gateway::{GatewayConfig, GatewayEvent};
+use mission_core::app::ApprovalNotice;
+use mission_core::gateway::GatewayEvent;
 use mission_core::registry::import::ImportReport;
-use tauri::{AppHandle, DragDropEvent, Manager, WindowEvent};
+use mission_core::{Core, CoreError, Settings};
+use tauri::{AppHandle, DragDropEvent, Manager, Runtime, WindowEvent};
 use tauri_plugin_notification::NotificationExt;
-use tauri_specta::{collect_commands, collect_events, Event};
+use tauri_specta::Event;
 
-use crate::events::{
-    ApprovalsChanged, ImportFailed, ImportPreviewReady, ImportProgress, ImportStarted,
-    LibraryChanged, MissionsChanged,
-};
+use crate::events::{ApprovalsChanged, ImportFailed, MissionsChanged};
 use crate::imports::{ImportEvent, Sink};
 use crate::state::AppState;
 
@@ -31,43 +30,53 @@ const BINDINGS_HEADER: &str =
     "// Generated from the Rust types by tauri-specta (src-tauri/src/lib.rs); do not edit.\n\
 // Regenerate with: UPDATE_BINDINGS=1 cargo test --test shell bindings";
 
-/// The commands and events the window may use, for both the app and the bindings.
+/// The commands and events the window may use, on one runtime. A macro rather than a generic
+/// function: the command list names each generic command with its runtime, which an item
+/// nested in a generic function cannot see.
+#[macro_export]
+macro_rules! specta_builder_for {
+    ($runtime:ty) => {
+        tauri_specta::Builder::<$runtime>::new()
+            .commands(tauri_specta::collect_commands![
+                $crate::commands::library_search,
+                $crate::commands::library_facets,
+                $crate::commands::mission_draft,
+                $crate::commands::save_mission,
+                $crate::commands::list_missions,
+                $crate::commands::mission_views,
+                $crate::commands::mission_events,
+                $crate::commands::deploy_mission,
+                $crate::commands::stop_mission,
+                $crate::commands::kafka_status,
+                $crate::commands::pick_manifests::<$runtime>,
+                $crate::commands::confirm_import::<$runtime>,
+                $crate::commands::cancel_import,
+                $crate::commands::list_approvals,
+                $crate::commands::decide_approval::<$runtime>,
+                $crate::commands::audit_page,
+                $crate::commands::audit_verify,
+                $crate::commands::library_rendered,
+            ])
+            .events(tauri_specta::collect_events![
+                $crate::events::ApprovalsChanged,
+                $crate::events::ImportStarted,
+                $crate::events::ImportProgress,
+                $crate::events::ImportPreviewReady,
+                $crate::events::ImportFailed,
+                $crate::events::LibraryChanged,
+                $crate::events::MissionsChanged
+            ])
+            // Counts, cents and seconds stay far below 2^53, so plain numbers are exact.
+            .dangerously_cast_bigints_to_number()
+            // The boundary types go one way each (results out, requests in), so one TypeScript
+            // type per Rust type is exact; phase-split `_Serialize`/`_Deserialize` twins add noise.
+            .disable_serde_phases()
+    };
+}
+
+/// The commands and events of the app on its real runtime, for the app and the bindings.
 pub fn specta_builder() -> tauri_specta::Builder<tauri::Wry> {
-    tauri_specta::Builder::<tauri::Wry>::new()
-        .commands(collect_commands![
-            commands::library_search,
-            commands::library_facets,
-            commands::mission_draft,
-            commands::save_mission,
-            commands::list_missions,
-            commands::mission_views,
-            commands::mission_events,
-            commands::deploy_mission,
-            commands::stop_mission,
-            commands::kafka_status,
-            commands::pick_manifests,
-            commands::confirm_import,
-            commands::cancel_import,
-            commands::list_approvals,
-            commands::decide_approval,
-            commands::audit_page,
-            commands::audit_verify,
-            commands::library_rendered,
-        ])
-        .events(collect_events![
-            ApprovalsChanged,
-            ImportStarted,
-            ImportProgress,
-            ImportPreviewReady,
-            ImportFailed,
-            LibraryChanged,
-            MissionsChanged
-        ])
-        // Counts, cents and seconds stay far below 2^53, so plain numbers are exact.
-        .dangerously_cast_bigints_to_number()
-        // The boundary types go one way each (results out, requests in), so one TypeScript
-        // type per Rust type is exact; phase-split `_Serialize`/`_Deserialize` twins add noise.
-        .disable_serde_phases()
+    specta_builder_for!(tauri::Wry)
 }
 
 /// Writes the TypeScript bindings to a file.
@@ -81,7 +90,7 @@ pub fn export_bindings(path: &Path) -> Result<(), String> {
 }
 
 /// Sends the import flow's events to the window.
-pub fn window_sink(app: &AppHandle) -> Sink {
+pub fn window_sink<R: Runtime>(app: &AppHandle<R>) -> Sink {
     let app = app.clone();
     Arc::new(move |event| {
         let sent = match event {
@@ -97,7 +106,7 @@ pub fn window_sink(app: &AppHandle) -> Sink {
 }
 
 /// Shows a native notification for a finished import when the window is in the background.
-pub fn notify_if_unfocused(app: &AppHandle, report: &ImportReport) {
+pub fn notify_if_unfocused<R: Runtime>(app: &AppHandle<R>, report: &ImportReport) {
     let focused = main_window_focused(app);
     if let Some((title, body)) = imports::notification(report, focused) {
         if let Err(e) = app.notification().builder().title(title).body(body).show() {
@@ -106,36 +115,9 @@ pub fn notify_if_unfocused(app: &AppHandle, report: &ImportReport) {
     }
 }
 
-/// How many approvals wait now, in this database (whichever process's gateway opened them).
-async fn pending_approvals(app: &AppHandle) -> Option<u32> {
-    let state = app.state::<AppState>();
-    let services = state.services().await.ok()?;
-    match mission_core::gateway::approvals(
-        services.registry.repository().as_ref(),
-        services.registry.catalog(),
-        chrono::Utc::now(),
-        true,
-    )
-    .await
-    {
-        Ok(items) => Some(u32::try_from(items.len()).unwrap_or(u32::MAX)),
-        Err(e) => {
-            tracing::warn!(error = %e, "could not count the waiting approvals");
-            None
-        }
-    }
-}
-
-fn emit_pending(app: &AppHandle, pending: u32) {
+pub(crate) fn emit_pending<R: Runtime>(app: &AppHandle<R>, pending: u32) {
     if let Err(e) = (ApprovalsChanged { pending }).emit(app) {
         tracing::warn!(error = %e, "could not tell the window about approvals");
-    }
-}
-
-/// Tells the window how many approvals wait now, so the queue and its tab count reload.
-pub async fn approvals_changed(app: &AppHandle) {
-    if let Some(pending) = pending_approvals(app).await {
-        emit_pending(app, pending);
     }
 }
 
@@ -164,65 +146,6 @@ pub fn approval_notification(event: &GatewayEvent, focused: bool) -> Option<(Str
     }
 }
 
-/// How often the queue is recounted for requests this app's gateway did not open (an agent
-/// API served by `missionctl serve` on the same database) and for requests that expired.
-const APPROVALS_RECOUNT: std::time::Duration = std::time::Duration::from_secs(10);
-
-fn main_window_focused(app: &AppHandle) -> bool {
-    app.get_webview_window("main")
-        .and_then(|w| w.is_focused().ok())
-        .unwrap_or(false)
-}
-
-fn notify(app: &AppHandle, (title, body): (String, String)) {
-    if let Err(e) = app.notification().builder().title(title).body(body).show() {
-        tracing::warn!(error = %e, "could not show the approval notification");
-    }
-}
-
-/// Relays gateway events to the window, and to reviewers as native notifications while the
-/// window is in the background; recounts the queue now and then for what no event announced.
-async fn relay_gateway_events(
-    app: AppHandle,
-    mut events: tokio::sync::broadcast::Receiver<GatewayEvent>,
-) {
-    use tokio::sync::broadcast::error::RecvError;
-    let mut recount = tokio::time::interval(APPROVALS_RECOUNT);
-    recount.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let mut last = pending_approvals(&app).await.unwrap_or(0);
-    emit_pending(&app, last);
-    loop {
-        tokio::select! {
-            received = events.recv() => {
-                match received {
-                    Ok(event) => {
-                        if let Some(note) = approval_notification(&event, main_window_focused(&app)) {
-                            notify(&app, note);
-                        }
-                    }
-                    // Missed events only mean the count is stale; it is recounted below.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
-                }
-                if let Some(pending) = pending_approvals(&app).await {
-                    last = pending;
-                    emit_pending(&app, pending);
-                }
-            }
-            _ = recount.tick() => {
-                let Some(pending) = pending_approvals(&app).await else { continue };
-                if pending != last {
-                    if let Some(note) = queue_grew_notification(last, pending, main_window_focused(&app)) {
-                        notify(&app, note);
-                    }
-                    last = pending;
-                    emit_pending(&app, pending);
-                }
-            }
-        }
-    }
-}
-
 /// The notification for requests found by a recount (opened by another process on the same
 /// database): only when the queue grew and the window is in the background.
 pub fn queue_grew_notification(before: u32, now: u32, focused: bool) -> Option<(String, String)> {
@@ -239,26 +162,52 @@ pub fn queue_grew_notification(before: u32, now: u32, focused: bool) -> Option<(
     })
 }
 
-/// Where the agent API listens: `MISSION_CONTROL_API_LISTEN` if set, else `config/gateway.json`.
-pub(crate) fn api_listen_address() -> Result<String, String> {
-    if let Ok(addr) = std::env::var("MISSION_CONTROL_API_LISTEN") {
-        if !addr.trim().is_empty() {
-            return Ok(addr);
+/// What to tell a reviewer natively about a change of the queue, if anything.
+pub fn notice_notification(notice: &ApprovalNotice, focused: bool) -> Option<(String, String)> {
+    match notice {
+        ApprovalNotice::Event { event, .. } => approval_notification(event, focused),
+        ApprovalNotice::Recounted { before, pending } => {
+            queue_grew_notification(*before, *pending, focused)
         }
     }
-    GatewayConfig::bundled()
-        .map(|c| c.listen)
-        .map_err(|e| format!("config/gateway.json: {e}"))
 }
 
-/// Starts the squad engine (re-assembling missions that were running when the app last
-/// stopped) and tells the window which missions changed, a few times a second at most.
-async fn start_squads(app: AppHandle) {
-    let state = app.state::<AppState>();
-    let mut notices = match state.squads().await {
-        Ok(squads) => squads.engine.subscribe(),
+fn main_window_focused<R: Runtime>(app: &AppHandle<R>) -> bool {
+    app.get_webview_window("main")
+        .and_then(|w| w.is_focused().ok())
+        .unwrap_or(false)
+}
+
+fn notify<R: Runtime>(app: &AppHandle<R>, (title, body): (String, String)) {
+    if let Err(e) = app.notification().builder().title(title).body(body).show() {
+        tracing::warn!(error = %e, "could not show the approval notification");
+    }
+}
+
+/// Hands the core's approval notices to the window (the tab count) and, while the window is in
+/// the background, to the reviewer as native notifications.
+async fn relay_approvals<R: Runtime>(app: AppHandle<R>, core: Core) {
+    let mut notices = match core.watch_approvals().await {
+        Ok(notices) => notices,
         Err(e) => {
-            tracing::error!(error = %e.message, "no squad engine runs");
+            tracing::error!(error = %e, "the approvals queue is not watched");
+            return;
+        }
+    };
+    while let Some(notice) = notices.recv().await {
+        if let Some(note) = notice_notification(&notice, main_window_focused(&app)) {
+            notify(&app, note);
+        }
+        emit_pending(&app, notice.pending());
+    }
+}
+
+/// Tells the window which missions changed, a few times a second at most.
+async fn relay_missions<R: Runtime>(app: AppHandle<R>, core: Core) {
+    let mut notices = match core.mission_notices().await {
+        Ok(notices) => notices,
+        Err(e) => {
+            tracing::error!(error = %e, "no squad engine runs");
             return;
         }
     };
@@ -281,34 +230,16 @@ async fn start_squads(app: AppHandle) {
     }
 }
 
-/// Starts the gateway, its event relay and the agent API in the background. A failure is
-/// logged and leaves the rest of the app working; commands that need the gateway report it.
-async fn start_gateway(app: AppHandle) {
-    let state = app.state::<AppState>();
-    let gateway = match state.gateway().await {
-        Ok(gateway) => gateway.clone(),
-        Err(e) => {
-            tracing::error!(error = %e.message, "the tool gateway did not start");
-            return;
-        }
-    };
-    tauri::async_runtime::spawn(relay_gateway_events(app.clone(), gateway.subscribe()));
-    tauri::async_runtime::spawn(start_squads(app.clone()));
-    let addr = match api_listen_address() {
-        Ok(addr) => addr,
-        Err(e) => {
-            tracing::error!(error = %e, "the agent API has no address to listen on");
-            return;
-        }
-    };
-    let listener = match tokio::net::TcpListener::bind(&addr).await {
+/// Starts, beside the window, the approvals relay, the squad engine (re-assembling missions
+/// that were running when the app last stopped) and the agent API. A failure is logged and
+/// leaves the rest of the app working; commands that need the failed part report it.
+async fn start_background<R: Runtime>(app: AppHandle<R>, core: Core) {
+    tauri::async_runtime::spawn(relay_approvals(app.clone(), core.clone()));
+    tauri::async_runtime::spawn(relay_missions(app.clone(), core.clone()));
+    let listener = match core.bind_api().await {
         Ok(listener) => listener,
         Err(e) => {
-            tracing::error!(
-                error = %e,
-                %addr,
-                "the agent API could not listen; is `missionctl serve` or another app running?"
-            );
+            tracing::error!(error = %e, "the agent API does not run");
             return;
         }
     };
@@ -316,18 +247,18 @@ async fn start_gateway(app: AppHandle) {
         Ok(local) => tracing::info!(%local, "agent API listening"),
         Err(e) => tracing::warn!(error = %e, "agent API listening on an unknown address"),
     }
-    if let Err(e) = mission_core::api::serve(listener, gateway, std::future::pending()).await {
+    if let Err(e) = core.serve_api(listener, std::future::pending()).await {
         tracing::error!(error = %e, "the agent API stopped");
     }
 }
 
 /// Previews files dropped on the window; the window gets the preview (or the error) as events.
-fn on_drop(app: &AppHandle, paths: Vec<PathBuf>) {
+fn on_drop<R: Runtime>(app: &AppHandle<R>, paths: Vec<PathBuf>) {
     let app = app.clone();
     tauri::async_runtime::spawn(async move {
         let state = app.state::<AppState>();
-        let result = match state.services().await {
-            Ok(services) => imports::stage(&services.imports, paths, window_sink(&app), true)
+        let result = match state.core().await {
+            Ok(core) => imports::stage(core, paths, window_sink(&app), true)
                 .await
                 .map(|_| ()),
             Err(e) => Err(e),
@@ -338,24 +269,6 @@ fn on_drop(app: &AppHandle, paths: Vec<PathBuf>) {
             }
         }
     });
-}
-
-/// The database the app opens: `DATABASE_URL` if set, else the SQLite file in the app-data
-/// folder (the same file `missionctl` uses).
-fn database_url(app: &AppHandle) -> Result<String, String> {
-    if let Ok(url) = std::env::var("DATABASE_URL") {
-        if !url.trim().is_empty() {
-            return Ok(url);
-        }
-    }
-    let dir = app
-        .path()
-        .app_data_dir()
-        .map_err(|e| format!("no app-data folder is known for this user: {e}"))?;
-    Ok(dir
-        .join("mission-control.sqlite3")
-        .to_string_lossy()
-        .into_owned())
 }
 
 /// On Linux without a GPU render node, WebKitGTK composites in software anyway; its
@@ -374,6 +287,38 @@ fn prefer_plain_rendering_without_gpu() {
     }
 }
 
+/// The app on any runtime: plugins, commands, the core opened in the background, and the
+/// window's drag-and-drop. The real app runs it on Wry; tests on `tauri::test::mock_builder()`.
+pub fn app<R: Runtime>(
+    builder: tauri::Builder<R>,
+    specta: tauri_specta::Builder<R>,
+    settings: Result<Settings, CoreError>,
+    started: Instant,
+) -> tauri::Builder<R> {
+    builder
+        .plugin(tauri_plugin_dialog::init())
+        .plugin(tauri_plugin_notification::init())
+        .invoke_handler(specta.invoke_handler())
+        .manage(AppState::new(settings, started))
+        .setup(move |app| {
+            specta.mount_events(app);
+            // Open the database while the webview loads, then start what runs beside the
+            // window.
+            let handle = app.handle().clone();
+            tauri::async_runtime::spawn(async move {
+                if let Ok(core) = handle.state::<AppState>().core().await {
+                    start_background(handle.clone(), core.clone()).await;
+                }
+            });
+            Ok(())
+        })
+        .on_window_event(|window, event| {
+            if let WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) = event {
+                on_drop(window.app_handle(), paths.clone());
+            }
+        })
+}
+
 /// Runs the desktop app until its window closes.
 pub fn run() {
     let started = Instant::now();
@@ -386,35 +331,17 @@ pub fn run() {
         )
         .with_writer(std::io::stderr)
         .init();
-    if let Err(e) = mission_core::audit::select_keystore_from_env() {
-        tracing::error!(error = %e, "the key store setting is wrong");
-        std::process::exit(2);
+    let settings = Settings::from_env(None);
+    if let Err(e) = &settings {
+        tracing::error!(error = %e, "the settings are wrong");
     }
-    let specta = specta_builder();
-    let result = tauri::Builder::default()
-        .plugin(tauri_plugin_dialog::init())
-        .plugin(tauri_plugin_notification::init())
-        .invoke_handler(specta.invoke_handler())
-        .setup(move |app| {
-            specta.mount_events(app);
-            let url = database_url(app.handle())?;
-            app.manage(AppState::new(url, started));
-            // Open the database while the webview loads, then start the gateway and the agent
-            // API beside the window.
-            let handle = app.handle().clone();
-            tauri::async_runtime::spawn(async move {
-                if handle.state::<AppState>().services().await.is_ok() {
-                    start_gateway(handle).await;
-                }
-            });
-            Ok(())
-        })
-        .on_window_event(|window, event| {
-            if let WindowEvent::DragDrop(DragDropEvent::Drop { paths, .. }) = event {
-                on_drop(window.app_handle(), paths.clone());
-            }
-        })
-        .run(tauri::generate_context!());
+    let result = app(
+        tauri::Builder::default(),
+        specta_builder(),
+        settings,
+        started,
+    )
+    .run(tauri::generate_context!());
     if let Err(e) = result {
         tracing::error!(error = %e, "the app stopped with an error");
         std::process::exit(1);

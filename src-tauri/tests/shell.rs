@@ -7,9 +7,9 @@ use std::sync::{Arc, Mutex};
 
 use mission_control::error::ErrorCode;
 use mission_control::imports::{self, ImportEvent, Sink};
+use mission_core::app::KeyStore;
 use mission_core::registry::import::ImportPhase;
-use mission_core::registry::ImportStage;
-use mission_core::Registry;
+use mission_core::{Core, Registry, Settings};
 
 fn repo_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -63,11 +63,13 @@ fn manifest(dir: &Path, name: &str, count: usize) -> PathBuf {
     path
 }
 
-async fn open(dir: &Path) -> (Registry, ImportStage) {
+/// The core over a fresh SQLite file, signing with a key held in memory (never the keychain).
+async fn open(dir: &Path) -> (Registry, Core) {
     let url = dir.join("library.sqlite3").to_string_lossy().into_owned();
-    let registry = Registry::open(&url).await.expect("open registry");
-    let stage = ImportStage::new(registry.clone());
-    (registry, stage)
+    let mut settings = Settings::bundled(Some(url)).expect("settings");
+    settings.keystore = KeyStore::Ephemeral;
+    let core = Core::open(settings).await.expect("open the core");
+    (core.registry().clone(), core)
 }
 
 #[tokio::test]

@@ -75,12 +75,8 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
         .await
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let gateway = rig.gateway.clone();
-    tokio::spawn(mission_core::api::serve(
-        listener,
-        gateway,
-        std::future::pending(),
-    ));
+    let core = rig.core.clone();
+    tokio::spawn(async move { core.serve_api(listener, std::future::pending()).await });
     let client = reqwest::Client::new();
     let post = |tool: &str, token: &str, body: Value| {
         client

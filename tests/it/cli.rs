@@ -12,6 +12,8 @@ fn missionctl(home: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_missionctl"))
         .args(args)
         .env_remove("DATABASE_URL")
+        // Changes are signed into the audit log; the key must never come from the real keychain.
+        .env("MISSION_CONTROL_KEYSTORE", "ephemeral")
         .env("HOME", home)
         .env("XDG_DATA_HOME", home.join("data"))
         .env("XDG_CONFIG_HOME", home.join("config"))
@@ -241,8 +243,10 @@ async fn approvals_and_audit_commands_decide_verify_and_export() {
 
     let verified = run(&["audit", "verify"]);
     assert!(verified.status.success(), "{}", text(&verified));
+    // The mission's start and its token, the held call, the approval, the refused second
+    // decision, and the call that ran.
     assert!(
-        text(&verified).contains("3 record(s)"),
+        text(&verified).contains("6 record(s)"),
         "{}",
         text(&verified)
     );
@@ -267,7 +271,8 @@ async fn approvals_and_audit_commands_decide_verify_and_export() {
     assert_eq!(tampered.status.code(), Some(1), "{}", text(&tampered));
     let report: serde_json::Value = serde_json::from_slice(&tampered.stdout).expect("json report");
     assert_eq!(report["ok"], false);
-    assert_eq!(report["first_bad"]["seq"], 2, "{report}");
+    // #4: after the mission's start, its token and the held call.
+    assert_eq!(report["first_bad"]["seq"], 4, "{report}");
 }
 
 /// `missionctl kafka status` names the mode and proves it answers; an unreachable broker is
@@ -395,10 +400,10 @@ fn deploy_killed_mid_mission_is_finished_by_the_next_process_and_reads_back() {
 
     let events = run(&["missions", "events", &id, "--json"]);
     assert!(events.status.success(), "{}", text(&events));
-    let lines: Vec<serde_json::Value> = String::from_utf8_lossy(&events.stdout)
-        .lines()
-        .map(|l| serde_json::from_str(l).expect("json line"))
-        .collect();
+    let events: serde_json::Value =
+        serde_json::from_slice(&events.stdout).expect("one JSON document");
+    let lines = events.as_array().expect("an array of events");
+    assert!(!lines.is_empty());
     assert!(lines.iter().all(|e| e["mission_id"] == id.as_str()));
     assert!(lines
         .iter()
@@ -422,4 +427,79 @@ fn deploy_killed_mid_mission_is_finished_by_the_next_process_and_reads_back() {
         "{}",
         text(&stopped)
     );
+}
+
+/// `missionctl templates list | head` ends quietly when the reader goes away: exit 0, nothing
+/// on stderr (no panic about a broken pipe).
+#[test]
+fn a_closed_pipe_ends_a_listing_quietly() {
+    let home = tempfile::tempdir().expect("dir");
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    // The reader is gone before the command writes a byte.
+    drop(reader);
+    let out = Command::new(env!("CARGO_BIN_EXE_missionctl"))
+        .args(["templates", "list", "--limit", "1000"])
+        .env_remove("DATABASE_URL")
+        .env("MISSION_CONTROL_KEYSTORE", "ephemeral")
+        .env("HOME", home.path())
+        .env("XDG_DATA_HOME", home.path().join("data"))
+        .env("XDG_CONFIG_HOME", home.path().join("config"))
+        .stdout(writer)
+        .stderr(std::process::Stdio::piped())
+        .output()
+        .expect("run missionctl");
+    assert!(out.status.success(), "{}", text(&out));
+    assert!(out.stderr.is_empty(), "{}", text(&out));
+}
+
+/// Reading commands never create or load the signing key (no key is registered with the log
+/// afterwards), print nothing on stderr, and each `--json` answer is one JSON document.
+#[test]
+fn reading_commands_touch_no_key_and_answer_one_json_document() {
+    let home = tempfile::tempdir().expect("dir");
+    let db = home.path().join("read.sqlite3");
+    let run = |args: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_missionctl"))
+            .arg("--database-url")
+            .arg(&db)
+            .args(args)
+            .env("HOME", home.path())
+            .env("XDG_DATA_HOME", home.path().join("data"))
+            // Were a key loaded, this store would make one, and the log would list it.
+            .env("MISSION_CONTROL_KEYSTORE", "ephemeral")
+            .output()
+            .expect("run missionctl")
+    };
+    for args in [
+        &["templates", "list", "--json"][..],
+        &["templates", "search", "burn", "--json"],
+        &["templates", "show", "talent.burnout-recruiter", "--json"],
+        &["missions", "list", "--json"],
+        &["approvals", "list", "--all", "--json"],
+        &["audit", "verify", "--json"],
+    ] {
+        let out = run(args);
+        assert!(out.status.success(), "{args:?}: {}", text(&out));
+        assert!(
+            out.stderr.is_empty(),
+            "{args:?} wrote to stderr: {}",
+            text(&out)
+        );
+        serde_json::from_slice::<serde_json::Value>(&out.stdout)
+            .unwrap_or_else(|e| panic!("{args:?} is not one JSON document: {e}"));
+    }
+    // An error asked for as JSON is one JSON document too, with the core's code.
+    let missing = run(&["missions", "show", "no-such-mission", "--json"]);
+    assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
+    let error: serde_json::Value = serde_json::from_slice(&missing.stdout).expect("JSON error");
+    assert_eq!(error["code"], "mission_not_found");
+
+    let report = run(&["audit", "verify", "--json"]);
+    let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("json");
+    assert_eq!(
+        report["keys"],
+        json!([]),
+        "a reading command loaded the key"
+    );
+    assert_eq!(report["records"], 0);
 }

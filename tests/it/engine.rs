@@ -25,7 +25,7 @@ use mission_core::{Catalog, Registry};
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{input, manifest, with_hash, TestDb};
+use crate::helpers::{input, manifest, operator, reviewer, with_hash, TestDb};
 
 crate::on_both_backends!(
     a_three_department_mission_runs_end_to_end_with_mission_and_job_on_every_event,
@@ -151,7 +151,7 @@ impl Rig {
             .await
             .expect("save");
         self.gateway
-            .start_mission(&saved.mission.id)
+            .start_mission(&operator("alice"), &saved.mission.id)
             .await
             .expect("start");
         self.engine().poke().await.expect("assemble");
@@ -200,12 +200,12 @@ impl Rig {
     async fn approve(&self, approval_id: &str) {
         self.gateway
             .decide(
+                &reviewer("reviewer"),
                 &DecideApproval {
                     approval_id: approval_id.to_owned(),
                     decision: ApprovalDecision::Approve,
                     budget_cents: None,
                 },
-                "reviewer",
             )
             .await
             .expect("approve");
@@ -467,7 +467,10 @@ async fn a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice(db: T
     let executed = audit
         .entries
         .iter()
-        .filter(|e| e.decision == mission_core::audit::AuditDecision::Allowed)
+        .filter(|e| {
+            e.decision == mission_core::audit::AuditDecision::Allowed
+                && e.action.as_deref() == Some("tool.invoke")
+        })
         .count();
     assert_eq!(executed, usize::try_from(TOOL_STEPS).expect("small"));
 }
@@ -603,9 +606,17 @@ async fn a_tampered_context_is_refused_and_the_agent_acts_on_nothing(db: TestDb)
     assert!(events
         .iter()
         .any(|e| e.envelope.kind == kind::CONTEXT_REFUSED && e.envelope.dept == 3));
-    // Dept 3 held a valid token and still called nothing.
+    // Dept 3 held a valid token (its issue is on record) and still called nothing.
     let audit = audit_of(&rig, &mission).await;
-    assert!(audit.entries.iter().all(|e| e.dept != Some(3)));
+    assert!(audit
+        .entries
+        .iter()
+        .any(|e| e.dept == Some(3) && e.action.as_deref() == Some("token.issue")));
+    assert!(audit
+        .entries
+        .iter()
+        .filter(|e| e.action.as_deref() == Some("tool.invoke"))
+        .all(|e| e.dept != Some(3)));
 }
 
 async fn stopping_a_mission_writes_its_run_record_and_tears_the_squad_down(db: TestDb) {

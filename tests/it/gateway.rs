@@ -8,19 +8,19 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, Once};
 
 use chrono::{DateTime, Duration, Utc};
+use mission_core::app::KeyStore;
 use mission_core::audit::{AuditDecision, AuditLog, AuditQuery, KeyVault, Sealer};
 use mission_core::gateway::{
     ApprovalDecision, ApprovalKind, ApprovalStatus, CallOutcome, Clock, DecideApproval,
-    DecideError, Gateway, GatewayConfig, GatewayError, GatewayParts, RefusalCode, ToolCall,
-    BUNDLED_ADMIN_POLICIES,
+    DecideError, Gateway, GatewayConfig, GatewayError, RefusalCode, ToolCall,
 };
 use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::ApprovalMode;
-use mission_core::{Catalog, Registry};
+use mission_core::{Catalog, Core, Registry, Settings};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{input, manifest, with_hash, TestDb};
+use crate::helpers::{input, manifest, operator, reviewer, with_hash, TestDb};
 
 crate::on_both_backends!(
     a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_names_trading,
@@ -119,6 +119,7 @@ impl Clock for TestClock {
 }
 
 pub struct Rig {
+    pub core: Core,
     pub registry: Registry,
     pub gateway: Gateway,
     pub clock: Arc<TestClock>,
@@ -168,28 +169,26 @@ fn sector_templates(catalog: &Catalog) -> Vec<Value> {
 
 pub async fn rig_with(db: &TestDb, catalog: Catalog, config: GatewayConfig) -> Rig {
     let catalog = Arc::new(catalog);
-    let repo = mission_core::db::open(&db.url).await.expect("open db");
-    let registry = Registry::new(Arc::clone(&repo), Arc::clone(&catalog));
-    registry
-        .import(&[input("probes.json", &manifest(sector_templates(&catalog)))])
-        .await
-        .expect("import probe templates");
     let clock = Arc::new(TestClock(Mutex::new(
         DateTime::parse_from_rfc3339("2026-11-25T09:00:00Z")
             .expect("time")
             .with_timezone(&Utc),
     )));
-    let gateway = Gateway::start(GatewayParts {
-        repo,
-        catalog: Arc::clone(&catalog),
-        config,
-        admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
-        sealer: test_sealer(),
-        clock: Arc::clone(&clock) as Arc<dyn Clock>,
-    })
-    .await
-    .expect("gateway");
+    let mut settings = Settings::bundled(Some(db.url.clone())).expect("settings");
+    settings.catalog = Arc::clone(&catalog);
+    settings.gateway = config;
+    settings.keystore = KeyStore::key(test_sealer());
+    settings.clock = Arc::clone(&clock) as Arc<dyn Clock>;
+    settings.bundled_library = false;
+    let core = Core::open(settings).await.expect("open the core");
+    let registry = core.registry().clone();
+    registry
+        .import(&[input("probes.json", &manifest(sector_templates(&catalog)))])
+        .await
+        .expect("import probe templates");
+    let gateway = core.gateway().await.expect("gateway").clone();
     Rig {
+        core,
         registry,
         gateway,
         clock,
@@ -252,10 +251,13 @@ pub async fn running(rig: &Rig, spec: Spec<'_>) -> (String, String) {
         .await
         .expect("save mission");
     let id = saved.mission.id;
-    rig.gateway.start_mission(&id).await.expect("start");
+    rig.gateway
+        .start_mission(&operator("alice"), &id)
+        .await
+        .expect("start");
     let token = rig
         .gateway
-        .issue_token(&id, 1, "alice")
+        .issue_token(&operator("alice"), &id, 1)
         .await
         .expect("token");
     (id, token)
@@ -458,7 +460,7 @@ async fn a_token_acts_only_for_its_mission_and_ttl_and_steps_are_exact(db: TestD
     // Max steps is exact: three calls run, the fourth is refused.
     let token_b = rig
         .gateway
-        .issue_token(&b, 1, "alice")
+        .issue_token(&operator("alice"), &b, 1)
         .await
         .expect("token");
     for step in 1..=3 {
@@ -479,7 +481,7 @@ async fn a_token_acts_only_for_its_mission_and_ttl_and_steps_are_exact(db: TestD
 
     // Tokens only for the template's departments.
     assert!(matches!(
-        rig.gateway.issue_token(&a, 7, "alice").await,
+        rig.gateway.issue_token(&operator("alice"), &a, 7).await,
         Err(GatewayError::UnknownDepartment { dept: 7, .. })
     ));
 
@@ -554,7 +556,8 @@ async fn two_hundred_concurrent_calls_never_overspend_a_budget_for_one_hundred(d
     assert_eq!(usage.steps_used, 100);
     let report = verify(&rig).await;
     assert!(report.ok, "{report:?}");
-    assert_eq!(report.records, 200);
+    // The mission's start and its token, then the 200 calls.
+    assert_eq!(report.records, 202);
 }
 
 async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb) {
@@ -686,12 +689,12 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     let approved = rig
         .gateway
         .decide(
+            &reviewer("bob"),
             &DecideApproval {
                 approval_id: asked.approval_id.clone(),
                 decision: ApprovalDecision::Approve,
                 budget_cents: None,
             },
-            "bob",
         )
         .await
         .expect("approve");
@@ -738,12 +741,12 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     // An approval that expires before use is refused.
     rig.gateway
         .decide(
+            &reviewer("bob"),
             &DecideApproval {
                 approval_id: other.approval_id.clone(),
                 decision: ApprovalDecision::Approve,
                 budget_cents: None,
             },
-            "bob",
         )
         .await
         .expect("approve b");
@@ -758,12 +761,12 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     let late = rig
         .gateway
         .decide(
+            &reviewer("bob"),
             &DecideApproval {
                 approval_id: third.approval_id.clone(),
                 decision: ApprovalDecision::Approve,
                 budget_cents: None,
             },
-            "bob",
         )
         .await;
     assert!(
@@ -778,12 +781,12 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     );
     rig.gateway
         .decide(
+            &reviewer("carol"),
             &DecideApproval {
                 approval_id: fresh.approval_id.clone(),
                 decision: ApprovalDecision::Deny,
                 budget_cents: None,
             },
-            "carol",
         )
         .await
         .expect("deny");
@@ -847,7 +850,10 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     for bad in [max + 1, 100, 50] {
         let refused = rig
             .gateway
-            .decide(&decide(Some(bad), ApprovalDecision::Approve), "bob")
+            .decide(
+                &reviewer("bob"),
+                &decide(Some(bad), ApprovalDecision::Approve),
+            )
             .await;
         assert!(
             matches!(
@@ -862,7 +868,10 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
         MissionStatus::Paused
     );
     rig.gateway
-        .decide(&decide(Some(200), ApprovalDecision::Approve), "bob")
+        .decide(
+            &reviewer("bob"),
+            &decide(Some(200), ApprovalDecision::Approve),
+        )
         .await
         .expect("raise");
     let usage = rig.gateway.usage(&mission).await.expect("usage");
@@ -894,12 +903,12 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
         .expect("second request");
     rig.gateway
         .decide(
+            &reviewer("bob"),
             &DecideApproval {
                 approval_id: cap2.id,
                 decision: ApprovalDecision::Deny,
                 budget_cents: None,
             },
-            "bob",
         )
         .await
         .expect("stop");
@@ -946,7 +955,8 @@ async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb)
     let report = verify(&rig).await;
     assert!(report.ok, "{report:?}");
     let n = report.records;
-    assert_eq!(n, 8);
+    // The mission's start and its token, then the eight calls.
+    assert_eq!(n, 10);
 
     // The database itself refuses changes to the log.
     let repo_url = db.url.clone();

@@ -34,6 +34,7 @@ pub enum Kind {
 /// A database that exists for one test.
 pub struct TestDb {
     pub url: String,
+    pub kind: Kind,
     _dir: Option<tempfile::TempDir>,
     pg_name: Option<String>,
 }
@@ -47,6 +48,7 @@ impl TestDb {
                 let url = format!("sqlite://{}", dir.path().join("test.sqlite3").display());
                 Self {
                     url,
+                    kind,
                     _dir: Some(dir),
                     pg_name: None,
                 }
@@ -65,6 +67,7 @@ impl TestDb {
                 let base = admin.rsplit_once('/').map_or(admin.as_str(), |(b, _)| b);
                 Self {
                     url: format!("{base}/{name}"),
+                    kind,
                     _dir: None,
                     pg_name: Some(name),
                 }
@@ -173,4 +176,14 @@ macro_rules! on_both_backends {
             )*
         }
     };
+}
+
+/// A person at the keyboard, as the audit log names them.
+pub fn operator(name: &str) -> mission_core::gateway::Actor {
+    mission_core::gateway::Actor::Operator(name.to_owned())
+}
+
+/// A reviewer deciding in the approvals queue.
+pub fn reviewer(name: &str) -> mission_core::gateway::Actor {
+    mission_core::gateway::Actor::Reviewer(name.to_owned())
 }

@@ -4,6 +4,7 @@
 mod api;
 mod backends;
 mod cli;
+mod dispatch;
 mod engine;
 mod fuzz;
 mod gateway;

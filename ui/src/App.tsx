@@ -1,14 +1,14 @@
 import { useCallback, useEffect, useRef, useState, type KeyboardEvent } from "react";
 import type { TemplateSummary } from "./bindings";
-import { ActiveMissions } from "./components/ActiveMissions";
-import { ApprovalsView } from "./components/ApprovalsView";
-import { AuditView } from "./components/AuditView";
-import { ImportPanel } from "./components/ImportPanel";
-import { MissionConfigModal } from "./components/MissionConfigModal";
-import { MissionLibrary } from "./components/MissionLibrary";
-import { Modal } from "./components/Modal";
-import { useImportSession } from "./components/useImportSession";
+import { ApprovalsView } from "./features/approvals/ApprovalsView";
+import { AuditView } from "./features/audit/AuditView";
+import { ImportPanel } from "./features/import/ImportPanel";
+import { useImportSession } from "./features/import/useImportSession";
+import { MissionConfigModal } from "./features/library/MissionConfigModal";
+import { MissionLibrary } from "./features/library/MissionLibrary";
+import { ActiveMissions } from "./features/missions/ActiveMissions";
 import { usePlatform } from "./platform/context";
+import { Modal } from "./shared/Modal";
 
 type Tab = "library" | "missions" | "approvals" | "audit" | "import";
 

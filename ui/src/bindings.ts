@@ -19,7 +19,7 @@ export const commands = {
 	listMissions: () => typedError<ActiveMission[], AppError>(__TAURI_INVOKE("list_missions")),
 	/**  Missions, newest first, with usage, plan progress and run record. */
 	missionViews: () => typedError<MissionView[], AppError>(__TAURI_INVOKE("mission_views")),
-	/**  A mission's events after `after_seq`, oldest first (at most 500 at a time). */
+	/**  A mission's events after `after_seq`, oldest first. */
 	missionEvents: (missionId: string, afterSeq: number) => typedError<MissionEvent[], AppError>(__TAURI_INVOKE("mission_events", { missionId, afterSeq })),
 	/**  Deploys a saved (Ready) mission: its clock starts and the squad engine assembles its squad. */
 	deployMission: (missionId: string) => typedError<MissionView, AppError>(__TAURI_INVOKE("deploy_mission", { missionId })),
@@ -87,11 +87,11 @@ export type ActiveMission = {
 	created_at: string,
 };
 
-/**  An error as the UI receives it. */
+/**  An error as every shell receives it. (The window's code knows it as `AppError`.) */
 export type AppError = {
-	/**  What went wrong, from a closed list. */
+	/**  What went wrong, from the closed list. */
 	code: ErrorCode,
-	/**  One plain sentence. */
+	/**  One plain sentence that says what to do next where it can. */
 	message: string,
 	/**  Facts behind it. */
 	details: ErrorDetails,
@@ -220,6 +220,8 @@ export type AuditEntry = {
 	dept: number | null,
 	/**  Who acted. */
 	caller: string,
+	/**  The operation (absent on records written before operations were named). */
+	action?: string | null,
 	/**  Tool id. */
 	tool_id: string | null,
 	/**  Argument hash. */
@@ -312,7 +314,10 @@ export type DecideApproval = {
 	budget_cents: number | null,
 };
 
-/**  The closed list of error codes the UI knows how to word. */
+/**
+ *  The closed list of error codes. Each shell words or maps them; the UI's table from code to
+ *  wording is checked against this list by the TypeScript compiler.
+ */
 export type ErrorCode = 
 /**  A manifest has problems; `details.problems` lists them. */
 "invalid_manifest" | 
@@ -340,13 +345,13 @@ export type ErrorCode =
 "config" | 
 /**  A fault inside the app. */
 "internal" | 
-/**  The file picker could not be shown. */
+/**  The file picker could not be shown, or a chosen file is not a local file. */
 "dialog" | 
 /**  No approval has the id. */
 "approval_not_found" | 
 /**  Someone already decided the approval. */
 "approval_decided" | 
-/**  The approval expired before it was decided. */
+/**  The approval expired before it was decided or used. */
 "approval_expired" | 
 /**  A raised budget is not above the current one or is beyond the global policy's cap. */
 "budget_out_of_range" | 
@@ -357,9 +362,33 @@ export type ErrorCode =
 /**  The mission's state does not allow this (for example, stopping a finished mission). */
 "mission_not_active" | 
 /**  Kafka could not be started or reached. */
-"kafka_unavailable";
+"kafka_unavailable" | 
+/**  The department is not part of the mission's squad. */
+"unknown_department" | 
+/**  A tool call without a valid token. */
+"unauthenticated" | 
+/**  The mission's time to live has passed. */
+"mission_expired" | 
+/**  No tool has the id. */
+"unknown_tool" | 
+/**  A tool call's arguments cannot be priced or are too large. */
+"invalid_arguments" | 
+/**  The tool's sector is neither the mission's nor connected to it, or a policy forbids it. */
+"sector_denied" | 
+/**  An `http` tool's host is not on the allowlist. */
+"host_not_allowed" | 
+/**  The mission used all its steps. */
+"steps_exhausted" | 
+/**  The mission reached its budget cap. */
+"budget_exhausted" | 
+/**  Calls in flight hold the rest of the budget. */
+"budget_reserved" | 
+/**  A reviewer denied the call. */
+"approval_denied" | 
+/**  The tool ran and failed. */
+"tool_failed";
 
-/**  Structured facts behind an error, for the UI to point at. */
+/**  Structured facts behind an error, for a shell to point at. */
 export type ErrorDetails = {
 	/**  The request field at fault, when one is. */
 	field: string | null,
@@ -367,6 +396,8 @@ export type ErrorDetails = {
 	limit: number | null,
 	/**  Every manifest problem, for `invalid_manifest`. */
 	problems: Problem[],
+	/**  The audit record of a refused or failed operation, when one was written. */
+	audit_seq: number | null,
 };
 
 /**  Dropped files could not be previewed at all (for example, the database is unavailable). */

@@ -127,6 +127,66 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
       "Missions can still be saved, but no squad runs until Kafka answers; running missions wait and resume then. Check the Kafka settings (config/kafka.json or KAFKA_BOOTSTRAP_SERVERS) and restart Mission Control if it does not recover.",
     severity: "warning",
   },
+  unknown_department: {
+    title: "That department is not part of the mission's squad",
+    whatToDo: "Choose one of the departments the mission's template requires. Nothing was issued.",
+    severity: "warning",
+  },
+  unauthenticated: {
+    title: "The call had no valid token",
+    whatToDo: "Use the token issued for this mission's department; a mission that ended or was re-assembled issues new ones. Nothing ran.",
+    severity: "warning",
+  },
+  mission_expired: {
+    title: "The mission's time to live has passed",
+    whatToDo: "Deploy the template again with a longer time to live if the work is still needed. Nothing ran.",
+    severity: "warning",
+  },
+  unknown_tool: {
+    title: "No tool has that id",
+    whatToDo: "Check the tool id against the tool catalogue. Nothing ran.",
+    severity: "warning",
+  },
+  invalid_arguments: {
+    title: "The call's arguments were refused",
+    whatToDo: "Send the arguments as a JSON object the tool can price (at most 64 KiB). Nothing ran.",
+    severity: "warning",
+  },
+  sector_denied: {
+    title: "The tool's sector is not open to this mission",
+    whatToDo: "Only the mission's own sector and the connections granted on Save are open. Deploy again with the connection ticked if it is needed. Nothing ran.",
+    severity: "warning",
+  },
+  host_not_allowed: {
+    title: "The tool's host is not on the allowlist",
+    whatToDo: "Ask an admin to add the host to the gateway's allowlist if it should be reachable. Nothing ran.",
+    severity: "warning",
+  },
+  steps_exhausted: {
+    title: "The mission used all its steps",
+    whatToDo: "The mission stops at its step cap. Deploy it again with more steps if the work is not done.",
+    severity: "warning",
+  },
+  budget_exhausted: {
+    title: "The mission reached its budget",
+    whatToDo: "Open Approvals to raise the budget (up to the global cap) or to stop the mission.",
+    severity: "warning",
+  },
+  budget_reserved: {
+    title: "Calls in flight hold the rest of the budget",
+    whatToDo: "Wait for the calls in flight to finish, then retry. Nothing ran.",
+    severity: "warning",
+  },
+  approval_denied: {
+    title: "A reviewer denied this call",
+    whatToDo: "The call will not run. Change the plan or ask the reviewer. Nothing ran.",
+    severity: "warning",
+  },
+  tool_failed: {
+    title: "The tool ran and failed",
+    whatToDo: "Nothing was charged. Check the tool's service and retry.",
+    severity: "error",
+  },
 };
 
 export function wordingFor(code: string): ErrorWording {
@@ -137,7 +197,7 @@ function isErrorCode(code: string): code is ErrorCode {
   return Object.prototype.hasOwnProperty.call(ERROR_WORDING, code);
 }
 
-const NO_DETAILS: ErrorDetails = { field: null, limit: null, problems: [] };
+const NO_DETAILS: ErrorDetails = { field: null, limit: null, problems: [], audit_seq: null };
 
 function isRecord(value: unknown): value is Record<string, unknown> {
   return typeof value === "object" && value !== null;
@@ -157,6 +217,7 @@ export function toAppError(e: unknown): AppError {
         field: typeof details.field === "string" ? details.field : null,
         limit: typeof details.limit === "number" ? details.limit : null,
         problems: Array.isArray(details.problems) ? details.problems : [],
+        audit_seq: typeof details.audit_seq === "number" ? details.audit_seq : null,
       },
     };
   }

@@ -17,17 +17,14 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use ed25519_dalek::SigningKey;
-use mission_core::audit::{AuditLog, Sealer};
-use mission_core::db::Repository;
-use mission_core::gateway::{
-    Gateway, GatewayConfig, GatewayParts, SystemClock, BUNDLED_ADMIN_POLICIES,
-};
+use mission_core::app::KeyStore;
+use mission_core::audit::Sealer;
+use mission_core::gateway::{Actor, Gateway};
 use mission_core::perimeter::{Missions, SaveMissionRequest};
 use mission_core::registry::hash::logic_hash;
 use mission_core::registry::manifest::ManifestInput;
 use mission_core::registry::ApprovalMode;
-use mission_core::{Catalog, Registry};
+use mission_core::{Core, Registry, Settings};
 use serde_json::json;
 use support::{percentile, ThrowawayPostgres};
 
@@ -43,9 +40,7 @@ const IN_FLIGHT: [usize; 2] = [64, 256];
 const CONCURRENCY: usize = 256;
 
 fn sealer() -> Sealer {
-    let mut seed = [0u8; 32];
-    rand::RngCore::fill_bytes(&mut rand::rngs::OsRng, &mut seed);
-    Sealer::new(SigningKey::from_bytes(&seed))
+    Sealer::generate()
 }
 
 fn micros(d: Duration) -> f64 {
@@ -85,8 +80,9 @@ async fn running_mission(
         .await
         .expect("save");
     let id = saved.mission.id;
-    gateway.start_mission(&id).await.expect("start");
-    let token = gateway.issue_token(&id, 1, "bench").await.expect("token");
+    let bench = Actor::Operator("bench".to_owned());
+    gateway.start_mission(&bench, &id).await.expect("start");
+    let token = gateway.issue_token(&bench, &id, 1).await.expect("token");
     // The cheapest tool of the mission's own sector without outside effects.
     let tool = registry
         .catalog()
@@ -99,20 +95,14 @@ async fn running_mission(
     (id, token, tool)
 }
 
-async fn gateway_over(repo: Arc<dyn Repository>) -> (Registry, Gateway) {
-    let catalog = Arc::new(Catalog::bundled().expect("catalog"));
-    let registry = Registry::new(Arc::clone(&repo), Arc::clone(&catalog));
-    let gateway = Gateway::start(GatewayParts {
-        repo,
-        catalog,
-        config: GatewayConfig::bundled().expect("config"),
-        admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
-        sealer: sealer(),
-        clock: Arc::new(SystemClock),
-    })
-    .await
-    .expect("gateway");
-    (registry, gateway)
+/// The core over a database, signing with a key held in memory.
+async fn core_over(url: &str) -> (Core, Registry, Gateway) {
+    let mut settings = Settings::bundled(Some(url.to_owned())).expect("settings");
+    settings.keystore = KeyStore::key(sealer());
+    settings.bundled_library = false;
+    let core = Core::open(settings).await.expect("core");
+    let gateway = core.gateway().await.expect("gateway").clone();
+    (core.clone(), core.registry().clone(), gateway)
 }
 
 /// One template per sector whose perimeter allows the global caps (so a handful of missions
@@ -225,8 +215,8 @@ async fn bench_authorization(registry: &Registry, gateway: &Gateway) {
 }
 
 /// Calls per second through the agent API on loopback; every call is audited and signed.
-async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
-    let (registry, gateway) = gateway_over(Arc::clone(&repo)).await;
+async fn bench_http(label: &str, url: &str) {
+    let (core, registry, gateway) = core_over(url).await;
     let templates = bench_templates(&registry).await;
     let mut agents = Vec::new();
     let mut capacity = 0i64;
@@ -244,9 +234,14 @@ async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let server = tokio::spawn(mission_core::api::serve(listener, gateway.clone(), async {
-        let _ = stopped.await;
-    }));
+    let serving = core.clone();
+    let server = tokio::spawn(async move {
+        serving
+            .serve_api(listener, async {
+                let _ = stopped.await;
+            })
+            .await
+    });
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
@@ -352,7 +347,7 @@ async fn bench_http(label: &str, repo: Arc<dyn Repository>) {
     }
     let _ = stop.send(());
     server.await.expect("server task").expect("server");
-    let report = AuditLog::new(repo).verify(None).await.expect("verify");
+    let report = core.verify_audit(&[]).await.expect("verify");
     assert!(
         report.ok,
         "the benchmark's audit chain must verify: {report:?}"
@@ -368,16 +363,13 @@ async fn main() {
     let dir = tempfile::tempdir().expect("dir");
 
     let url = format!("sqlite://{}", dir.path().join("authz.sqlite3").display());
-    let repo = mission_core::db::open(&url).await.expect("sqlite");
-    let (registry, gateway) = gateway_over(repo).await;
+    let (_core, registry, gateway) = core_over(&url).await;
     bench_authorization(&registry, &gateway).await;
 
     let url = format!("sqlite://{}", dir.path().join("http.sqlite3").display());
-    let repo = mission_core::db::open(&url).await.expect("sqlite");
-    bench_http("SQLite", Arc::clone(&repo)).await;
-    repo.close().await;
+    bench_http("SQLite", &url).await;
 
     let pg = ThrowawayPostgres::create().await;
-    bench_http("Postgres", Arc::clone(&pg.repo)).await;
+    bench_http("Postgres", &pg.url).await;
     pg.drop_db().await;
 }

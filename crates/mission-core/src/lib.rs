@@ -2,13 +2,17 @@
 //! is implemented here; the shells only translate.
 
 pub mod api;
+pub mod app;
 pub mod audit;
 pub mod catalog;
 pub mod db;
+pub mod error;
 pub mod gateway;
 pub mod perimeter;
 pub mod registry;
 pub mod squad;
 
+pub use app::{Core, Settings};
 pub use catalog::Catalog;
+pub use error::{CoreError, ErrorCode};
 pub use registry::{Registry, RegistryError};

@@ -93,7 +93,7 @@ describe("the Tauri platform", () => {
   });
 
   it("rejects with the AppError of an error result", async () => {
-    const error = { code: "template_changed", message: "changed", details: { field: null, limit: null, problems: [] } };
+    const error = { code: "template_changed", message: "changed", details: { field: null, limit: null, problems: [], audit_seq: null } };
     mocks.commands.saveMission.mockResolvedValueOnce({ status: "error", error });
     await expect(
       createTauriPlatform().saveMission({
@@ -115,7 +115,7 @@ describe("the Tauri platform", () => {
     await expect(createTauriPlatform().listMissions()).rejects.toEqual({
       code: "internal",
       message: "command list_missions not found",
-      details: { field: null, limit: null, problems: [] },
+      details: { field: null, limit: null, problems: [], audit_seq: null },
     });
   });
 
@@ -151,7 +151,7 @@ describe("the Tauri platform", () => {
     const failed = vi.fn();
     const off = createTauriPlatform().onImportFailed(failed);
     await Promise.resolve();
-    const error = { code: "storage", message: "database is locked", details: { field: null, limit: null, problems: [] } };
+    const error = { code: "storage", message: "database is locked", details: { field: null, limit: null, problems: [], audit_seq: null } };
     mocks.emit("importFailed", { error });
     expect(failed).toHaveBeenCalledWith(error);
     off();
@@ -218,7 +218,7 @@ describe("the Tauri platform", () => {
   });
 
   it("rejects a refused decision with its AppError", async () => {
-    const error = { code: "approval_expired", message: "expired", details: { field: null, limit: null, problems: [] } };
+    const error = { code: "approval_expired", message: "expired", details: { field: null, limit: null, problems: [], audit_seq: null } };
     mocks.commands.decideApproval.mockResolvedValueOnce({ status: "error", error });
     await expect(createTauriPlatform().decideApproval({ approval_id: "a-1", decision: "Deny", budget_cents: null })).rejects.toEqual(error);
   });
@@ -255,8 +255,8 @@ describe("the Tauri platform", () => {
   });
 
   it("rejects a refused stop and an absent Kafka with their AppErrors", async () => {
-    const notActive = { code: "mission_not_active", message: "the mission is Completed", details: { field: null, limit: null, problems: [] } };
-    const noKafka = { code: "kafka_unavailable", message: "Kafka did not start", details: { field: null, limit: null, problems: [] } };
+    const notActive = { code: "mission_not_active", message: "the mission is Completed", details: { field: null, limit: null, problems: [], audit_seq: null } };
+    const noKafka = { code: "kafka_unavailable", message: "Kafka did not start", details: { field: null, limit: null, problems: [], audit_seq: null } };
     mocks.commands.stopMission.mockResolvedValueOnce({ status: "error", error: notActive });
     mocks.commands.kafkaStatus.mockResolvedValueOnce({ status: "error", error: noKafka });
     await expect(createTauriPlatform().stopMission("m-1")).rejects.toEqual(notActive);

@@ -134,7 +134,7 @@ export function makePreview(overrides: Partial<ImportPreview> = {}): ImportPrevi
 }
 
 export function appError(code: ErrorCode, message: string, problems: Problem[] = [], details: Partial<ErrorDetails> = {}): AppError {
-  return { code, message, details: { field: null, limit: null, problems, ...details } };
+  return { code, message, details: { field: null, limit: null, problems, audit_seq: null, ...details } };
 }
 
 /** RFC 3339 for `ms` milliseconds from now (negative: in the past). */

@@ -16,6 +16,9 @@ pub fn percentile(sorted: &[Duration], p: f64) -> Duration {
 pub struct ThrowawayPostgres {
     admin: sqlx::PgPool,
     name: String,
+    /// The new database's URL.
+    #[allow(dead_code, reason = "only the gateway benchmark opens the core by URL")]
+    pub url: String,
     /// The repository over the new database.
     pub repo: Arc<dyn Repository>,
 }
@@ -34,10 +37,14 @@ impl ThrowawayPostgres {
             .await
             .expect("create");
         let base = url.rsplit_once('/').map_or(url.as_str(), |(b, _)| b);
-        let repo = mission_core::db::open(&format!("{base}/{name}"))
-            .await
-            .expect("pg");
-        Self { admin, name, repo }
+        let url = format!("{base}/{name}");
+        let repo = mission_core::db::open(&url).await.expect("pg");
+        Self {
+            admin,
+            name,
+            url,
+            repo,
+        }
     }
 
     /// Closes the repository and drops the database.

@@ -1,5 +1,6 @@
 //! The agent API: HTTP on loopback by default. Agents call tools with their bearer token;
-//! every call goes to [`Gateway::invoke`], the same function built-in agents use.
+//! every call goes to [`Core::invoke`], the gateway function built-in agents use too. The
+//! handlers only translate HTTP to the core and back; error codes come from the core's list.
 
 use std::future::Future;
 
@@ -14,7 +15,9 @@ use serde_json::Value;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
-use crate::gateway::{CallOutcome, Gateway, GatewayError, RefusalCode, ToolCall};
+use crate::error::{CoreError, ErrorCode};
+use crate::gateway::{CallOutcome, ToolCall};
+use crate::Core;
 
 /// Body of an invoke request.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -81,11 +84,11 @@ pub struct ApiError {
     pub audit_seq: Option<i64>,
 }
 
-fn error(status: StatusCode, code: &str, message: String, audit_seq: Option<i64>) -> Response {
+fn error(status: StatusCode, code: ErrorCode, message: String, audit_seq: Option<i64>) -> Response {
     (
         status,
         Json(ApiError {
-            code: code.to_owned(),
+            code: code.as_str().to_owned(),
             message,
             audit_seq,
         }),
@@ -93,20 +96,53 @@ fn error(status: StatusCode, code: &str, message: String, audit_seq: Option<i64>
         .into_response()
 }
 
-fn refusal_status(code: RefusalCode) -> StatusCode {
+/// The HTTP status of each code an agent can meet.
+pub fn status(code: ErrorCode) -> StatusCode {
     match code {
-        RefusalCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        RefusalCode::SectorDenied | RefusalCode::HostNotAllowed | RefusalCode::ApprovalDenied => {
+        ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
+        ErrorCode::SectorDenied | ErrorCode::HostNotAllowed | ErrorCode::ApprovalDenied => {
             StatusCode::FORBIDDEN
         }
-        RefusalCode::UnknownTool => StatusCode::NOT_FOUND,
-        RefusalCode::InvalidArguments => StatusCode::UNPROCESSABLE_ENTITY,
-        RefusalCode::MissionNotActive
-        | RefusalCode::StepsExhausted
-        | RefusalCode::BudgetExhausted
-        | RefusalCode::BudgetReserved => StatusCode::CONFLICT,
-        RefusalCode::MissionExpired | RefusalCode::ApprovalExpired => StatusCode::GONE,
-        RefusalCode::ToolFailed => StatusCode::BAD_GATEWAY,
+        ErrorCode::UnknownTool
+        | ErrorCode::MissionNotFound
+        | ErrorCode::TemplateNotFound
+        | ErrorCode::VersionNotFound
+        | ErrorCode::ApprovalNotFound
+        | ErrorCode::ImportNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::InvalidArguments
+        | ErrorCode::InvalidManifest
+        | ErrorCode::PerimeterOutOfRange
+        | ErrorCode::BudgetOutOfRange
+        | ErrorCode::UnknownSector
+        | ErrorCode::UnknownCategory
+        | ErrorCode::UnknownConnection
+        | ErrorCode::UnknownDepartment => StatusCode::UNPROCESSABLE_ENTITY,
+        ErrorCode::MissionNotActive
+        | ErrorCode::StepsExhausted
+        | ErrorCode::BudgetExhausted
+        | ErrorCode::BudgetReserved
+        | ErrorCode::TemplateChanged
+        | ErrorCode::ApprovalDecided => StatusCode::CONFLICT,
+        ErrorCode::MissionExpired | ErrorCode::ApprovalExpired => StatusCode::GONE,
+        ErrorCode::ToolFailed => StatusCode::BAD_GATEWAY,
+        ErrorCode::InvalidRequest | ErrorCode::Dialog => StatusCode::BAD_REQUEST,
+        ErrorCode::AuditUnavailable | ErrorCode::KafkaUnavailable => {
+            StatusCode::SERVICE_UNAVAILABLE
+        }
+        ErrorCode::Storage | ErrorCode::Config | ErrorCode::Internal => {
+            StatusCode::INTERNAL_SERVER_ERROR
+        }
+    }
+}
+
+impl IntoResponse for CoreError {
+    fn into_response(self) -> Response {
+        error(
+            status(self.code),
+            self.code,
+            self.message,
+            self.details.audit_seq,
+        )
     }
 }
 
@@ -130,7 +166,7 @@ fn refusal_status(code: RefusalCode) -> StatusCode {
     security(("bearer" = []))
 )]
 async fn invoke(
-    State(gateway): State<Gateway>,
+    State(core): State<Core>,
     Path(tool_id): Path<String>,
     headers: HeaderMap,
     body: Result<Json<InvokeBody>, JsonRejection>,
@@ -147,7 +183,7 @@ async fn invoke(
         Err(rejection) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                "invalid_request",
+                ErrorCode::InvalidRequest,
                 format!("the body must be {{\"args\": {{…}}, \"job_id\": …}}: {rejection}"),
                 None,
             )
@@ -160,7 +196,7 @@ async fn invoke(
         job_id: body.job_id,
         mission_id: body.mission_id,
     };
-    match gateway.invoke(call).await {
+    match core.invoke(call).await {
         Ok(CallOutcome::Executed(e)) => (
             StatusCode::OK,
             Json(InvokeResponse::Executed {
@@ -184,23 +220,7 @@ async fn invoke(
             }),
         )
             .into_response(),
-        Err(GatewayError::Refused(r)) => error(
-            refusal_status(r.code),
-            r.code.as_str(),
-            r.message,
-            Some(r.audit_seq),
-        ),
-        Err(e) => {
-            tracing::error!(error = %e, "gateway failure");
-            error(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                e.code(),
-                "the gateway could not decide on the call; nothing ran. Try again, and check \
-                 the app's log if it persists"
-                    .to_owned(),
-                None,
-            )
-        }
+        Err(e) => e.into_response(),
     }
 }
 
@@ -235,21 +255,21 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-/// The API's routes over a gateway.
-pub fn router(gateway: Gateway) -> Router {
+/// The API's routes over the core.
+pub fn router(core: Core) -> Router {
     Router::new()
         .route("/v1/tools/{tool_id}/invoke", post(invoke))
         .route("/v1/openapi.json", get(openapi))
-        .with_state(gateway)
+        .with_state(core)
 }
 
 /// Serves the API on a bound listener until `shutdown` resolves.
 pub async fn serve(
     listener: tokio::net::TcpListener,
-    gateway: Gateway,
+    core: Core,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
-    axum::serve(listener, router(gateway))
+    axum::serve(listener, router(core))
         .with_graceful_shutdown(shutdown)
         .await
 }

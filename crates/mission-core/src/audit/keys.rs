@@ -103,6 +103,14 @@ impl Sealer {
         Self { key, key_id }
     }
 
+    /// A fresh key held only in memory: records it signs verify through the public half the
+    /// database keeps, but nothing can sign with it once the process ends.
+    pub fn generate() -> Self {
+        let mut seed = [0u8; 32];
+        rand::rngs::OsRng.fill_bytes(&mut seed);
+        Self::new(SigningKey::from_bytes(&seed))
+    }
+
     /// The public key's id.
     pub fn key_id(&self) -> &str {
         &self.key_id
@@ -122,6 +130,7 @@ impl Sealer {
             job_id: draft.job_id,
             dept: draft.dept,
             caller: draft.caller,
+            action: draft.action,
             tool_id: draft.tool_id,
             args_hash: draft.args_hash,
             decision: draft.decision.unwrap_or(super::AuditDecision::Denied),

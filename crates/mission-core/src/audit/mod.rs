@@ -60,6 +60,50 @@ impl AuditDecision {
     }
 }
 
+/// The operations the log records, one per thing a person or agent can change.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum Operation {
+    /// A tool call through the gateway.
+    ToolInvoke,
+    /// A reviewer's decision on a held tool call.
+    ApprovalDecide,
+    /// A reviewer's decision on a mission paused at its budget: raise it, or stop the mission.
+    BudgetDecide,
+    /// A configured perimeter saved as an active mission.
+    MissionSave,
+    /// A saved mission started.
+    MissionStart,
+    /// A mission stopped by a person.
+    MissionStop,
+    /// A template saved and started as a mission in one step.
+    MissionDeploy,
+    /// A previewed import written to the library.
+    ImportConfirm,
+    /// Manifests imported without a preview (the command line).
+    Import,
+    /// A gateway token issued for one department of a mission.
+    TokenIssue,
+}
+
+impl Operation {
+    /// The stored name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ToolInvoke => "tool.invoke",
+            Self::ApprovalDecide => "approval.decide",
+            Self::BudgetDecide => "budget.decide",
+            Self::MissionSave => "mission.save",
+            Self::MissionStart => "mission.start",
+            Self::MissionStop => "mission.stop",
+            Self::MissionDeploy => "mission.deploy",
+            Self::ImportConfirm => "import.confirm",
+            Self::Import => "import",
+            Self::TokenIssue => "token.issue",
+        }
+    }
+}
+
 /// A record before it takes its place in the chain.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub struct AuditDraft {
@@ -71,8 +115,10 @@ pub struct AuditDraft {
     pub job_id: Option<String>,
     /// The caller's department.
     pub dept: Option<i64>,
-    /// Who acted: an agent's token reference or a reviewer's name.
+    /// Who acted: an agent's token reference, a reviewer's or an operator's name.
     pub caller: String,
+    /// The operation, e.g. `tool.invoke`, `mission.save`, `approval.decide`.
+    pub action: Option<String>,
     /// The tool called.
     pub tool_id: Option<String>,
     /// SHA-256 of the canonical JSON arguments.
@@ -118,6 +164,9 @@ pub struct AuditEntry {
     pub dept: Option<i64>,
     /// Who acted.
     pub caller: String,
+    /// The operation (absent on records written before operations were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub action: Option<String>,
     /// Tool id.
     pub tool_id: Option<String>,
     /// Argument hash.
@@ -163,6 +212,9 @@ struct Canonical<'a> {
     job_id: Option<&'a str>,
     dept: Option<i64>,
     caller: &'a str,
+    // Left out when absent, so records written before operations were named keep their hash.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    action: Option<&'a str>,
     tool_id: Option<&'a str>,
     args_hash: Option<&'a str>,
     decision: &'a str,
@@ -186,6 +238,7 @@ impl AuditEntry {
             job_id: self.job_id.as_deref(),
             dept: self.dept,
             caller: &self.caller,
+            action: self.action.as_deref(),
             tool_id: self.tool_id.as_deref(),
             args_hash: self.args_hash.as_deref(),
             decision: self.decision.as_str(),

@@ -183,7 +183,7 @@ macro_rules! gateway_store {
                 pending: Vec<SignedEntry>,
             }
 
-            /// Rows per insert: 19 parameters each stays under both backends' limits.
+            /// Rows per insert: 20 parameters each stays under both backends' limits.
             const INSERT_CHUNK: usize = 500;
 
             /// Seals a record onto the chain; it is written by [`flush`] with the batch.
@@ -214,6 +214,7 @@ macro_rules! gateway_store {
                             .push_bind(e.job_id.clone())
                             .push_bind(e.dept)
                             .push_bind(e.caller.clone())
+                            .push_bind(e.action.clone())
                             .push_bind(e.tool_id.clone())
                             .push_bind(e.args_hash.clone())
                             .push_bind(e.decision.as_str())
@@ -495,23 +496,16 @@ macro_rules! gateway_store {
                 .bind(mission.clone())
                 .fetch_one(&mut **tx)
                 .await?;
-                let status: String = row.try_get("status")?;
-                let steps: i64 = row.try_get("steps_used")?;
-                let max_steps: i64 = row.try_get("max_steps")?;
-                let spent: i64 = row.try_get("spent_cents")?;
-                let reserved: i64 = row.try_get("reserved_cents")?;
-                let budget: i64 = row.try_get("budget_cents")?;
-                let (code, message) = if status != "Running" {
-                    (
-                        RefusalCode::MissionNotActive,
-                        format!("the mission is {status}, not Running"),
-                    )
-                } else if steps >= max_steps {
-                    (
-                        RefusalCode::StepsExhausted,
-                        format!("the mission has used all {max_steps} of its steps"),
-                    )
-                } else if spent + r.cost_cents > budget {
+                let counters = crate::gateway::rules::Counters {
+                    status: row.try_get("status")?,
+                    steps_used: row.try_get("steps_used")?,
+                    max_steps: row.try_get("max_steps")?,
+                    spent_cents: row.try_get("spent_cents")?,
+                    reserved_cents: row.try_get("reserved_cents")?,
+                    budget_cents: row.try_get("budget_cents")?,
+                };
+                let refused = crate::gateway::rules::refuse_reservation(&counters, r.cost_cents);
+                if let Some(reason) = &refused.pause {
                     // The cap itself is reached: pause and ask a human to raise it or stop.
                     sqlx::query(
                         "UPDATE active_missions SET status = 'Paused' WHERE id = $1 \
@@ -528,34 +522,13 @@ macro_rules! gateway_store {
                     .bind(id(&r.budget_request_id)?)
                     .bind(mission.clone())
                     .bind(r.cost_cents)
-                    .bind(format!(
-                        "the mission spent {spent} of its {budget} cents and a call costing {} \
-                         would pass the cap; raise the budget or stop the mission",
-                        r.cost_cents
-                    ))
+                    .bind(reason)
                     .bind(&r.now)
-                    .bind(budget)
+                    .bind(counters.budget_cents)
                     .execute(&mut **tx)
                     .await?;
-                    (
-                        RefusalCode::BudgetExhausted,
-                        format!(
-                            "the call would cost {} cents and the mission has {} of its {budget} \
-                             left; the mission is paused until a human raises the budget",
-                            r.cost_cents,
-                            budget - spent
-                        ),
-                    )
-                } else {
-                    (
-                        RefusalCode::BudgetReserved,
-                        format!(
-                            "calls in flight hold {reserved} cents of the {} left; try again \
-                             when they finish",
-                            budget - spent
-                        ),
-                    )
-                };
+                }
+                let (code, message) = (refused.code, refused.message);
                 let seq = append(
                     head,
                     sealer,
@@ -613,54 +586,21 @@ macro_rules! gateway_store {
                     return Ok(Err(DecideError::NotFound(d.approval_id)));
                 };
                 let a = approval_row(&row)?;
-                if a.status != "Pending" {
-                    return Ok(Err(DecideError::AlreadyDecided(a.status.to_lowercase())));
-                }
                 let mission = id(&a.mission_id)?;
-                if let Some(at) = a.expires_at.as_ref().filter(|at| at.as_str() <= d.now.as_str())
-                {
-                    sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
-                        .bind(approval.clone())
-                        .execute(&mut **tx)
-                        .await?;
-                    return Ok(Err(DecideError::Expired(at.clone())));
-                }
-                let budget_cap = a.kind == "BudgetCap";
-                let (status, reason, budget, expires_at) = match (budget_cap, d.approve) {
-                    (false, _) if d.budget_cents.is_some() => {
-                        return Ok(Err(DecideError::Invalid(
-                            "a budget only goes with a budget-cap request".into(),
-                        )))
+                let t = match crate::gateway::rules::decide(&a, &d) {
+                    Ok(t) => t,
+                    Err(DecideError::Expired(at)) => {
+                        sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
+                            .bind(approval.clone())
+                            .execute(&mut **tx)
+                            .await?;
+                        return Ok(Err(DecideError::Expired(at)));
                     }
-                    (false, true) => (
-                        "Approved",
-                        format!(
-                            "{} approved this exact call (approval {}); usable once until {}",
-                            d.by, a.id, d.approved_until
-                        ),
-                        a.budget_cents,
-                        Some(d.approved_until.clone()),
-                    ),
-                    (false, false) => (
-                        "Denied",
-                        format!("{} denied this exact call (approval {})", d.by, a.id),
-                        a.budget_cents,
-                        a.expires_at.clone(),
-                    ),
-                    (true, true) => {
-                        let current = a.mission_budget_cents;
-                        let Some(new) = d.budget_cents else {
-                            return Ok(Err(DecideError::Invalid(
-                                "raising the budget needs the new budget".into(),
-                            )));
-                        };
-                        if new <= current || new > d.max_budget_cents {
-                            return Ok(Err(DecideError::BudgetOutOfRange {
-                                value: new,
-                                current,
-                                max: d.max_budget_cents,
-                            }));
-                        }
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                match t.mission {
+                    crate::gateway::rules::MissionChange::None => {}
+                    crate::gateway::rules::MissionChange::RaiseBudget(new) => {
                         sqlx::query(
                             "UPDATE active_missions SET budget_cents = $2, status = 'Running' \
                              WHERE id = $1 AND status = 'Paused'",
@@ -669,18 +609,8 @@ macro_rules! gateway_store {
                         .bind(new)
                         .execute(&mut **tx)
                         .await?;
-                        (
-                            "Approved",
-                            format!(
-                                "{} raised the budget from {current} to {new} cents; the \
-                                 mission runs again",
-                                d.by
-                            ),
-                            Some(new),
-                            None,
-                        )
                     }
-                    (true, false) => {
+                    crate::gateway::rules::MissionChange::Stop => {
                         sqlx::query(
                             "UPDATE active_missions SET status = 'Stopped' WHERE id = $1 \
                              AND status IN ('Paused', 'Running')",
@@ -688,14 +618,11 @@ macro_rules! gateway_store {
                         .bind(mission.clone())
                         .execute(&mut **tx)
                         .await?;
-                        (
-                            "Denied",
-                            format!("{} stopped the mission at its budget cap", d.by),
-                            a.budget_cents,
-                            None,
-                        )
                     }
-                };
+                }
+                let budget_cap = a.kind == "BudgetCap";
+                let (status, reason, budget, expires_at) =
+                    (t.status, t.reason, t.budget_cents, t.expires_at);
                 sqlx::query(
                     "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, \
                      budget_cents = $5, expires_at = $6 WHERE id = $1",
@@ -719,6 +646,15 @@ macro_rules! gateway_store {
                     job_id: a.job_id.clone(),
                     dept: a.dept,
                     caller: d.by.clone(),
+                    action: Some(
+                        if budget_cap {
+                            crate::audit::Operation::BudgetDecide
+                        } else {
+                            crate::audit::Operation::ApprovalDecide
+                        }
+                        .as_str()
+                        .to_owned(),
+                    ),
                     tool_id: a.tool_id.clone(),
                     args_hash: a.args_hash.clone(),
                     sector: Some(a.sector.clone()),
@@ -745,6 +681,7 @@ macro_rules! gateway_store {
                         job_id: row.try_get("job_id")?,
                         dept: row.try_get("dept")?,
                         caller: row.try_get("caller")?,
+                        action: row.try_get("action")?,
                         tool_id: row.try_get("tool_id")?,
                         args_hash: row.try_get("args_hash")?,
                         decision: AuditDecision::parse(&decision).ok_or_else(|| {
@@ -765,7 +702,7 @@ macro_rules! gateway_store {
                 })
             }
 
-            const AUDIT_COLUMNS: &str = "seq, ts, mission_id, job_id, dept, caller, tool_id, \
+            const AUDIT_COLUMNS: &str = "seq, ts, mission_id, job_id, dept, caller, action, tool_id, \
                  args_hash, decision, reason, sector, grant_text, policy_ids, cost_cents, \
                  simulated, prev_hash, hash, key_id, signature";
 

@@ -6,7 +6,7 @@ mod sqlite;
 pub mod squad;
 
 use std::collections::HashMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
@@ -56,45 +56,7 @@ pub enum Backend {
     Postgres,
 }
 
-/// One template version to write, with the denormalised fields the listing needs.
-#[derive(Debug, Clone)]
-pub struct ImportRow {
-    /// Template id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Sector id.
-    pub sector: String,
-    /// Sector display name (searchable).
-    pub sector_name: String,
-    /// Category.
-    pub category: String,
-    /// Goal sentence.
-    pub goal: String,
-    /// Baseline risk.
-    pub baseline_risk: RiskLevel,
-    /// logic_hash of the ruleset.
-    pub logic_hash: String,
-    /// Hash of the whole canonical template.
-    pub content_hash: String,
-    /// The template's canonical JSON.
-    pub content: String,
-    /// Manifest it came from.
-    pub source: String,
-}
-
-/// What an importer sends while it is still validating: rows as each chunk passes, then
-/// `Commit` once everything has. Closing the channel without `Commit` rolls everything back.
-#[derive(Debug)]
-pub enum ImportBatch {
-    /// Valid rows to write.
-    Rows(Vec<ImportRow>),
-    /// Everything passed: make it permanent.
-    Commit,
-}
-
-/// The receiving end of an import.
-pub type ImportBatches = tokio::sync::mpsc::Receiver<ImportBatch>;
+pub use crate::registry::import::{ImportBatch, ImportBatches, ImportRow};
 
 /// The next rows of an import; `None` once the importer asked to commit.
 async fn next_rows(batches: &mut ImportBatches) -> Result<Option<Vec<ImportRow>>, DbError> {
@@ -171,15 +133,6 @@ pub trait Repository:
     async fn close(&self);
 }
 
-/// Where the embedded database lives when no URL is given: the OS app-data folder.
-pub fn default_sqlite_path() -> Result<PathBuf, DbError> {
-    let base = directories::BaseDirs::new().ok_or(DbError::NoDataDir)?;
-    Ok(base
-        .data_dir()
-        .join(APP_IDENTIFIER)
-        .join("mission-control.sqlite3"))
-}
-
 /// Opens (creating if needed) the database a URL names and applies migrations.
 /// `postgres://…` selects Postgres; `sqlite://PATH`, `sqlite:PATH` or a bare path selects SQLite.
 pub async fn open(url: &str) -> Result<Arc<dyn Repository>, DbError> {
@@ -199,64 +152,7 @@ pub async fn open(url: &str) -> Result<Arc<dyn Repository>, DbError> {
 /// Chunk size for multi-row statements: keeps bound parameters far below both backends' limits.
 const CHUNK: usize = 400;
 
-/// Classifies rows against the stored versions: (status, version after import).
-fn classify(
-    rows: &[ImportRow],
-    current: &HashMap<String, (i64, String)>,
-) -> Vec<(crate::registry::import::ImportStatus, i64)> {
-    use crate::registry::import::ImportStatus;
-    rows.iter()
-        .map(|r| match current.get(&r.id) {
-            None => (ImportStatus::New, 1),
-            Some((v, hash)) if hash == &r.content_hash => (ImportStatus::Unchanged, *v),
-            Some((v, _)) => (ImportStatus::Updated, v + 1),
-        })
-        .collect()
-}
-
-/// The rows that need a template row (new ids), and the rows that need a version row (new or
-/// changed content) with the version they get.
-fn split_writes<'a>(
-    rows: &'a [ImportRow],
-    outcomes: &[(crate::registry::import::ImportStatus, i64)],
-) -> (Vec<&'a ImportRow>, Vec<(&'a ImportRow, i64)>) {
-    use crate::registry::import::ImportStatus;
-    let mut new = Vec::new();
-    let mut written = Vec::new();
-    for (row, (status, version)) in rows.iter().zip(outcomes) {
-        if *status == ImportStatus::New {
-            new.push(row);
-        }
-        if *status != ImportStatus::Unchanged {
-            written.push((row, *version));
-        }
-    }
-    (new, written)
-}
-
-/// Outcome per row if these rows were imported now: the preview's answer.
-pub fn classify_items(
-    rows: &[ImportRow],
-    current: &HashMap<String, (i64, String)>,
-) -> Vec<ImportItem> {
-    items(rows, &classify(rows, current))
-}
-
-fn items(
-    rows: &[ImportRow],
-    outcomes: &[(crate::registry::import::ImportStatus, i64)],
-) -> Vec<ImportItem> {
-    rows.iter()
-        .zip(outcomes)
-        .map(|(r, (status, version))| ImportItem {
-            id: r.id.clone(),
-            name: r.name.clone(),
-            status: *status,
-            version: *version,
-            source: r.source.clone(),
-        })
-        .collect()
-}
+pub(crate) use crate::registry::import::{classify, items, split_writes};
 
 fn no_history(runs: i64) -> Option<String> {
     (runs == 0).then(|| crate::registry::search::NO_HISTORY.to_owned())

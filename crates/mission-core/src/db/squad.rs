@@ -371,16 +371,12 @@ macro_rules! squad_store {
                 .execute(&mut **tx)
                 .await?;
                 let started_at: Option<String> = row.try_get("started_at")?;
-                let spent: i64 = row.try_get("spent_cents")?;
-                let duration_ms = match (
-                    started_at
-                        .as_deref()
-                        .and_then(|s| chrono::DateTime::parse_from_rfc3339(s).ok()),
-                    chrono::DateTime::parse_from_rfc3339(at).ok(),
-                ) {
-                    (Some(start), Some(end)) => (end - start).num_milliseconds().max(0),
-                    _ => 0,
-                };
+                let run = crate::squad::run::figures(
+                    value,
+                    row.try_get("spent_cents")?,
+                    started_at.as_deref(),
+                    at,
+                );
                 sqlx::query(
                     "INSERT INTO mission_runs (mission_id, template_id, template_version, status, \
                      profit_cents, gas_cents, steps, duration_ms, failure_reason, started_at, \
@@ -390,10 +386,10 @@ macro_rules! squad_store {
                 .bind(row.try_get::<String, _>("template_id")?)
                 .bind(row.try_get::<i64, _>("template_version")?)
                 .bind(status.as_str())
-                .bind(value - spent)
-                .bind(spent)
+                .bind(run.profit_cents)
+                .bind(run.gas_cents)
                 .bind(row.try_get::<i64, _>("steps_used")?)
-                .bind(duration_ms)
+                .bind(run.duration_ms)
                 .bind(reason)
                 .bind(started_at)
                 .bind(at)

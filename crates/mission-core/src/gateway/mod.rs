@@ -4,7 +4,9 @@
 //! approval mode, execute, settle, and audit. Refusals are audited too, with their reason.
 
 pub mod authz;
+pub mod dispatch;
 pub mod ledger;
+pub mod rules;
 // Private: the executors are reachable only through `Gateway::invoke`, the one path to a tool.
 mod tools;
 
@@ -19,15 +21,15 @@ use sha2::{Digest, Sha256};
 use tokio::sync::broadcast;
 use uuid::Uuid;
 
-use crate::audit::{AuditDecision, AuditDraft, ExportedKey, Sealer};
+use crate::audit::{AuditDecision, AuditDraft, ExportedKey, Operation, Sealer};
 use crate::catalog::{Catalog, Tool};
 use crate::db::gateway::{MissionRow, MissionUsage, TokenRow};
 use crate::db::{DbError, Repository};
 use crate::perimeter::MissionStatus;
 use crate::registry::{ApprovalMode, RiskLevel, Template};
-use crate::Registry;
 
 pub use authz::{Authority, AuthzDecision, PolicyError, SectorAuthorizer, BUNDLED_ADMIN_POLICIES};
+pub use dispatch::{Actor, AuditedError, Done, Request};
 pub use ledger::DecideError;
 pub use tools::GatewayConfig;
 
@@ -390,6 +392,8 @@ struct Inner {
     missions: Mutex<HashMap<String, Arc<MissionRow>>>,
     tokens: Mutex<HashMap<String, (TokenRow, std::time::Instant)>>,
     events: broadcast::Sender<GatewayEvent>,
+    /// The public half of the signing key.
+    key: ExportedKey,
 }
 
 /// How long a token of a Running mission is trusted without reading it again. A mission this
@@ -439,16 +443,11 @@ impl Gateway {
     pub async fn start(parts: GatewayParts) -> Result<Self, GatewayError> {
         let authz = SectorAuthorizer::new(&parts.catalog, &parts.admin_policies)?;
         let now = timestamp(parts.clock.now());
-        parts
-            .repo
-            .register_key(
-                &ExportedKey {
-                    key_id: parts.sealer.key_id().to_owned(),
-                    public_key: parts.sealer.public_key_hex(),
-                },
-                &now,
-            )
-            .await?;
+        let key = ExportedKey {
+            key_id: parts.sealer.key_id().to_owned(),
+            public_key: parts.sealer.public_key_hex(),
+        };
+        parts.repo.register_key(&key, &now).await?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -466,24 +465,14 @@ impl Gateway {
                 missions: Mutex::new(HashMap::new()),
                 tokens: Mutex::new(HashMap::new()),
                 events,
+                key,
             }),
         })
     }
 
-    /// The gateway as the app and `missionctl` run it: over a registry's storage and catalogue,
-    /// with the bundled `config/gateway.json` and admin policies, on the system clock.
-    pub async fn start_bundled(registry: &Registry, sealer: Sealer) -> Result<Self, GatewayError> {
-        let config = GatewayConfig::bundled()
-            .map_err(|e| PolicyError(format!("config/gateway.json: {e}")))?;
-        Self::start(GatewayParts {
-            repo: Arc::clone(registry.repository()),
-            catalog: Arc::new(registry.catalog().clone()),
-            config,
-            admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
-            sealer,
-            clock: Arc::new(SystemClock),
-        })
-        .await
+    /// The public half of the key it signs audit records with.
+    pub fn signing_key(&self) -> ExportedKey {
+        self.inner.key.clone()
     }
 
     /// The sector authorizer (also used on its own by the benchmark).
@@ -579,8 +568,44 @@ impl Gateway {
         Err(refusal(code, message, seq))
     }
 
-    /// Starts a Ready mission's clock: it runs, and its time to live counts from now.
-    pub async fn start_mission(&self, mission_id: &str) -> Result<MissionUsage, GatewayError> {
+    /// Starts a Ready mission's clock: it runs, and its time to live counts from now. Audited.
+    pub async fn start_mission(
+        &self,
+        actor: &Actor,
+        mission_id: &str,
+    ) -> Result<MissionUsage, GatewayError> {
+        self.start_mission_as(actor, mission_id).await
+    }
+
+    /// [`Gateway::start_mission`], failing with the caller's error type so the audit record
+    /// of a failure travels with it.
+    pub async fn start_mission_as<E>(
+        &self,
+        actor: &Actor,
+        mission_id: &str,
+    ) -> Result<MissionUsage, E>
+    where
+        E: AuditedError + std::fmt::Display + From<GatewayError>,
+    {
+        let request = Request {
+            actor,
+            operation: Operation::MissionStart,
+            mission_id: Some(mission_id),
+            dept: None,
+        };
+        let start = async { self.start_clock(mission_id).await.map_err(E::from) };
+        self.audited(request, start, |usage: &MissionUsage| {
+            Done::said(format!(
+                "started; its time to live ends at {}",
+                usage.expires_at.as_deref().unwrap_or("an unknown time")
+            ))
+        })
+        .await
+    }
+
+    /// Starts the clock without an audit record of its own: for operations that record
+    /// themselves (a deployment).
+    pub(crate) async fn start_clock(&self, mission_id: &str) -> Result<MissionUsage, GatewayError> {
         let repo = &self.inner.repo;
         let usage = repo
             .mission_usage(mission_id)
@@ -608,12 +633,52 @@ impl Gateway {
     }
 
     /// Issues a token for one department of one mission. The token is returned once; only its
-    /// hash is stored.
+    /// hash is stored. Audited (without the token).
     pub async fn issue_token(
+        &self,
+        actor: &Actor,
+        mission_id: &str,
+        dept: i64,
+    ) -> Result<String, GatewayError> {
+        self.issue_token_as(actor, mission_id, dept).await
+    }
+
+    /// [`Gateway::issue_token`], failing with the caller's error type so the audit record of
+    /// a failure travels with it.
+    pub async fn issue_token_as<E>(
+        &self,
+        actor: &Actor,
+        mission_id: &str,
+        dept: i64,
+    ) -> Result<String, E>
+    where
+        E: AuditedError + std::fmt::Display + From<GatewayError>,
+    {
+        let request = Request {
+            actor,
+            operation: Operation::TokenIssue,
+            mission_id: Some(mission_id),
+            dept: Some(dept),
+        };
+        let issue = async {
+            self.new_token(mission_id, dept, actor.name())
+                .await
+                .map_err(E::from)
+        };
+        self.audited(request, issue, |token: &String| {
+            Done::said(format!(
+                "issued a token for dept {dept} (hash {})",
+                &hash_token(token)[..12]
+            ))
+        })
+        .await
+    }
+
+    async fn new_token(
         &self,
         mission_id: &str,
         dept: i64,
-        issued_by: &str,
+        issued_by: String,
     ) -> Result<String, GatewayError> {
         let row = self.mission(mission_id).await?;
         if matches!(
@@ -662,7 +727,7 @@ impl Gateway {
                 &hash_token(&token),
                 &row.id,
                 dept,
-                issued_by,
+                &issued_by,
                 &timestamp(self.inner.clock.now()),
             )
             .await?;
@@ -702,15 +767,48 @@ impl Gateway {
     }
 
     /// Passes one tool call through every check, runs it, and audits the outcome. This is the
-    /// only way to a tool.
+    /// only way to a tool. A failure inside the gateway (storage, policies) is audited too.
     pub async fn invoke(&self, call: ToolCall) -> Result<CallOutcome, GatewayError> {
+        self.invoke_as(call).await
+    }
+
+    /// [`Gateway::invoke`], failing with the caller's error type so the audit record of a
+    /// failure travels with it.
+    pub async fn invoke_as<E>(&self, call: ToolCall) -> Result<CallOutcome, E>
+    where
+        E: AuditedError + std::fmt::Display + From<GatewayError>,
+    {
+        let token_hash = hash_token(&call.token);
+        let actor = Actor::Agent(token_hash[..12].to_owned());
+        let claimed = call.mission_id.clone();
+        let request = Request {
+            actor: &actor,
+            operation: Operation::ToolInvoke,
+            mission_id: claimed.as_deref(),
+            dept: None,
+        };
+        let checked = async { self.checked_call(call, token_hash).await.map_err(E::from) };
+        self.audited(request, checked, |outcome: &CallOutcome| {
+            Done::recorded(match outcome {
+                CallOutcome::Executed(e) => e.audit_seq,
+                CallOutcome::Waiting(w) => w.audit_seq,
+            })
+        })
+        .await
+    }
+
+    async fn checked_call(
+        &self,
+        call: ToolCall,
+        token_hash: String,
+    ) -> Result<CallOutcome, GatewayError> {
         let inner = &self.inner;
         let now = inner.clock.now();
-        let token_hash = hash_token(&call.token);
         let mut draft = AuditDraft {
             ts: timestamp(now),
             job_id: call.job_id.clone(),
             caller: format!("token:{}", &token_hash[..12]),
+            action: Some(Operation::ToolInvoke.as_str().to_owned()),
             tool_id: Some(call.tool_id.clone()),
             ..Default::default()
         };
@@ -992,9 +1090,42 @@ impl Gateway {
     /// the global policy and resumes the mission; denying a budget cap stops it.
     pub async fn decide(
         &self,
+        actor: &Actor,
+        request: &DecideApproval,
+    ) -> Result<ApprovalItem, GatewayError> {
+        self.decide_as(actor, request).await
+    }
+
+    /// [`Gateway::decide`], failing with the caller's error type so the audit record of a
+    /// refusal travels with it.
+    pub async fn decide_as<E>(
+        &self,
+        actor: &Actor,
+        request: &DecideApproval,
+    ) -> Result<ApprovalItem, E>
+    where
+        E: AuditedError + std::fmt::Display + From<GatewayError>,
+    {
+        let audited = Request {
+            actor,
+            operation: Operation::ApprovalDecide,
+            mission_id: None,
+            dept: None,
+        };
+        let by = actor.name();
+        let decision = async { self.apply_decision(request, &by).await.map_err(E::from) };
+        self.audited(audited, decision, |(_, seq): &(ApprovalItem, i64)| {
+            Done::recorded(*seq)
+        })
+        .await
+        .map(|(item, _)| item)
+    }
+
+    async fn apply_decision(
+        &self,
         request: &DecideApproval,
         by: &str,
-    ) -> Result<ApprovalItem, GatewayError> {
+    ) -> Result<(ApprovalItem, i64), GatewayError> {
         let now = self.inner.clock.now();
         let result = self
             .inner
@@ -1013,12 +1144,12 @@ impl Gateway {
             .await?;
         match result {
             LedgerResult::Decided(decided) => match *decided {
-                Ok((row, _)) => {
+                Ok((row, seq)) => {
                     self.forget_tokens();
                     self.emit(GatewayEvent::ApprovalDecided {
                         approval_id: row.id.clone(),
                     });
-                    Ok(self.item(row))
+                    Ok((self.item(row), seq))
                 }
                 Err(e) => Err(e.into()),
             },

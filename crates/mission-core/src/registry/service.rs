@@ -4,6 +4,7 @@ use std::sync::Arc;
 
 use sha2::{Digest, Sha256};
 
+use super::import::{classify_items, ImportBatch, ImportRow};
 use super::import::{report, ImportPhase, ImportPreview, ImportReport, ProgressFn};
 use super::manifest::ManifestInput;
 use super::model::{Perimeter, RiskLevel};
@@ -15,7 +16,7 @@ use super::search::{
 use super::validate::ValidTemplate;
 use super::validate::{self, Validation};
 use crate::catalog::{Catalog, CatalogError};
-use crate::db::{self, DbError, ImportBatch, ImportRow, Repository};
+use crate::db::{self, DbError, Repository};
 
 /// The library shipped with the app, imported on first start and after upgrades.
 pub const BUNDLED_LIBRARY: &str = include_str!("../../../../config/mission_templates.json");
@@ -215,7 +216,7 @@ impl Registry {
         let rows = self.rows(validation);
         let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
         let current = self.repo.current_versions(&ids).await?;
-        let items = db::classify_items(&rows, &current);
+        let items = classify_items(&rows, &current);
         Ok(ImportPreview {
             report: ImportReport::from_items(items, true),
             problems: Vec::new(),

@@ -18,12 +18,10 @@ use super::context::{ContextError, MissionContext};
 use crate::db::squad::{JobRow, JobStatus, SquadOp};
 use crate::db::{DbError, Repository};
 use crate::gateway::{
-    timestamp, ApprovalStatus, CallOutcome, Gateway, GatewayError, RefusalCode, ToolCall,
+    timestamp, Actor, ApprovalStatus, CallOutcome, Gateway, GatewayError, RefusalCode, ToolCall,
 };
-use crate::perimeter::{
-    ActiveMission, MissionStatus, Missions, PerimeterError, SaveMissionRequest,
-};
-use crate::registry::{Perimeter, Registry, Template};
+use crate::perimeter::{MissionStatus, PerimeterError};
+use crate::registry::{Perimeter, Template};
 
 /// Event kinds of the squad contract.
 pub mod kind {
@@ -190,7 +188,7 @@ struct Inner {
 /// a crash would; [`SquadEngine::shutdown`] hands its missions back first.
 pub struct SquadEngine {
     inner: Arc<Inner>,
-    tasks: Vec<JoinHandle<()>>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
 }
 
 impl std::fmt::Debug for SquadEngine {
@@ -231,7 +229,10 @@ impl SquadEngine {
             tokio::spawn(supervise(Arc::clone(&inner))),
             tokio::spawn(relay(Arc::clone(&inner))),
         ];
-        Self { inner, tasks }
+        Self {
+            inner,
+            tasks: Mutex::new(tasks),
+        }
     }
 
     /// The bus it runs on.
@@ -285,8 +286,10 @@ impl SquadEngine {
             .unwrap_or_default()
     }
 
-    fn stop_tasks(&mut self) {
-        for task in self.tasks.drain(..) {
+    fn stop_tasks(&self) {
+        // A panic elsewhere cannot leave the list half-written, so a poisoned lock is usable.
+        let tasks = std::mem::take(&mut *self.tasks.lock().unwrap_or_else(|e| e.into_inner()));
+        for task in tasks {
             task.abort();
         }
         self.stop_squads();
@@ -294,15 +297,16 @@ impl SquadEngine {
 
     /// Stops everything at once without handing missions back, as a crash would: another
     /// engine re-assembles them when the lease runs out.
-    pub fn abandon(mut self) {
+    pub fn abandon(self) {
         self.stop_tasks();
     }
 
     /// Stops the squads, publishes what the outbox still holds (for up to `drain`), and hands
-    /// the missions back so the next engine re-assembles them at once.
-    pub async fn shutdown(mut self, drain: Duration) {
+    /// the missions back so the next engine re-assembles them at once. The engine does nothing
+    /// afterwards.
+    pub async fn shutdown(&self, drain: Duration) {
         // The supervisor first (it would assemble them again), the relay last.
-        if let Some(supervisor) = self.tasks.first() {
+        if let Some(supervisor) = self.tasks.lock().unwrap_or_else(|e| e.into_inner()).first() {
             supervisor.abort();
         }
         let owned = self.stop_squads();
@@ -328,30 +332,6 @@ impl SquadEngine {
         }
         self.stop_tasks();
     }
-}
-
-/// Saves a configured perimeter as an active mission and starts it; the squad engine that
-/// runs (the app's, or `missionctl`'s) assembles its squad.
-pub async fn deploy(
-    registry: &Registry,
-    gateway: &Gateway,
-    request: &SaveMissionRequest,
-    operator: &str,
-) -> Result<ActiveMission, SquadError> {
-    let saved = Missions::new(registry.clone())
-        .save(request, operator)
-        .await?;
-    start(gateway, saved.mission).await
-}
-
-/// Starts a saved (Ready) mission: its clock starts and its squad is assembled.
-pub async fn start(
-    gateway: &Gateway,
-    mut mission: ActiveMission,
-) -> Result<ActiveMission, SquadError> {
-    let usage = gateway.start_mission(&mission.id).await?;
-    mission.status = usage.status;
-    Ok(mission)
 }
 
 /// Ends a mission now (stopped by a person): its run record is written and its squad is torn
@@ -705,7 +685,7 @@ impl Inner {
         for dept in &depts {
             let token = self
                 .gateway
-                .issue_token(mission_id, *dept, "squad engine")
+                .issue_token(&Actor::Engine, mission_id, *dept)
                 .await?;
             let context = MissionContext {
                 mission_id: mission_id.to_owned(),

@@ -4,6 +4,7 @@
 pub mod bus;
 pub mod context;
 pub mod engine;
+pub mod run;
 pub mod views;
 
 pub use bus::{
@@ -13,8 +14,8 @@ pub use bus::{
 };
 pub use context::{ContextError, MissionContext};
 pub use engine::{
-    deploy, kind, start, stop_mission, AgentExit, Assignment, EngineOptions, SquadEngine,
-    SquadError, SquadNotice, ORCHESTRATOR_DEPT,
+    kind, stop_mission, AgentExit, Assignment, EngineOptions, SquadEngine, SquadError, SquadNotice,
+    ORCHESTRATOR_DEPT,
 };
 pub use views::{
     find_mission, mission_events, mission_view, mission_views, MissionEvent, MissionView,

@@ -1,6 +1,6 @@
 import { useCallback, useEffect, useId, useRef, useState, type KeyboardEvent, type MouseEvent } from "react";
-import type { AppError, KafkaInfo, MissionStatus, MissionUsage, MissionView, RunRecord } from "../bindings";
-import { toAppError } from "../errors";
+import type { AppError, MissionStatus, MissionUsage, MissionView, RunRecord } from "../../bindings";
+import { toAppError } from "../../errors";
 import {
   describeApproval,
   formatCents,
@@ -11,12 +11,13 @@ import {
   localTimeWithSeconds,
   plural,
   shortId,
-} from "../format";
-import { useNow } from "../hooks";
-import { usePlatform } from "../platform/context";
-import { ErrorNotice } from "./ErrorNotice";
+} from "../../format";
+import { usePlatform } from "../../platform/context";
+import { ErrorNotice } from "../../shared/ErrorNotice";
+import { useNow } from "../../shared/hooks";
+import { Modal } from "../../shared/Modal";
+import { useLoader } from "../../shared/useLoader";
 import { MissionEvents } from "./MissionEvents";
-import { Modal } from "./Modal";
 
 interface Props {
   /** The tab is on screen: refresh whenever it becomes so, and follow changes only then. */
@@ -36,8 +37,6 @@ const ENDED: readonly MissionStatus[] = ["Completed", "Failed", "Expired", "Stop
 const isLive = (s: MissionStatus) => LIVE.includes(s);
 const isEnded = (s: MissionStatus) => ENDED.includes(s);
 
-type KafkaState = { kind: "ok"; info: KafkaInfo } | { kind: "error"; error: AppError } | null;
-
 /**
  * Every saved mission, live: what it has spent and used of its perimeter, how far its plan is,
  * how long it has left, and its run once it ended. Deploy and Stop go to the core, which
@@ -46,11 +45,17 @@ type KafkaState = { kind: "ok"; info: KafkaInfo } | { kind: "error"; error: AppE
 export function ActiveMissions({ visible, refreshToken }: Props) {
   const platform = usePlatform();
   const uid = useId();
-  const [views, setViews] = useState<MissionView[] | null>(null);
-  const [error, setError] = useState<AppError | null>(null);
-  const [loading, setLoading] = useState(false);
+  // Refresh asks again for both the missions and the Kafka status.
   const [manual, setManual] = useState(0);
-  const [kafka, setKafka] = useState<KafkaState>(null);
+  const missions = useLoader(() => platform.missionViews(), [platform, refreshToken, manual], { enabled: visible });
+  const { data: views, error, loading, setData: setViews, reloadQuietly } = missions;
+  // Either the status or why Kafka is unavailable, never both. Showing the tab asks again, so an
+  // answer that comes back after it was hidden is not used.
+  const kafka = useLoader(() => platform.kafkaStatus(), [platform, manual], {
+    enabled: visible,
+    clearOnError: true,
+    dropWhenDisabled: true,
+  });
   const [selectedId, setSelectedId] = useState<string | null>(null);
   // The row that holds the table's one tab stop (arrow keys move it).
   const [cursorId, setCursorId] = useState<string | null>(null);
@@ -59,55 +64,12 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
   const [stopId, setStopId] = useState<string | null>(null);
   const [announcement, setAnnouncement] = useState("");
   const [focusRowId, setFocusRowId] = useState<string | null>(null);
-  const seq = useRef(0);
   const rowRefs = useRef(new Map<string, HTMLTableRowElement>());
-
-  // `quiet` loads follow the squads in the background: they must not flash "Refreshing…".
-  const load = useCallback(
-    (quiet: boolean) => {
-      const mine = ++seq.current;
-      if (!quiet) setLoading(true);
-      platform.missionViews().then(
-        (list) => {
-          if (mine !== seq.current) return;
-          setViews(list);
-          setError(null);
-          setLoading(false);
-        },
-        (e: unknown) => {
-          if (mine !== seq.current) return;
-          setError(toAppError(e));
-          setLoading(false);
-        },
-      );
-    },
-    [platform],
-  );
 
   const reload = useCallback(() => setManual((n) => n + 1), []);
 
-  useEffect(() => {
-    if (!visible) return;
-    load(false);
-  }, [visible, refreshToken, manual, load]);
-
-  useEffect(() => {
-    if (!visible) return;
-    let current = true;
-    platform.kafkaStatus().then(
-      (info) => {
-        if (current) setKafka({ kind: "ok", info });
-      },
-      (e: unknown) => {
-        if (current) setKafka({ kind: "error", error: toAppError(e) });
-      },
-    );
-    return () => {
-      current = false;
-    };
-  }, [platform, visible, manual]);
-
   // Trailing throttle: the first change schedules one reload, later ones until then ride on it.
+  // These reloads follow the squads in the background: they must not flash "Refreshing…".
   useEffect(() => {
     if (!visible) return;
     let timer: ReturnType<typeof setTimeout> | null = null;
@@ -115,14 +77,14 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
       if (timer !== null) return;
       timer = setTimeout(() => {
         timer = null;
-        load(true);
+        reloadQuietly();
       }, RELOAD_GAP_MS);
     });
     return () => {
       off();
       if (timer !== null) clearTimeout(timer);
     };
-  }, [platform, visible, load]);
+  }, [platform, visible, reloadQuietly]);
 
   useEffect(() => {
     if (focusRowId === null) return;
@@ -138,9 +100,12 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
   const ticking = visible && list.some((v) => isLive(v.usage.status) && v.usage.expires_at !== null);
   const now = useNow(ticking ? 1000 : null);
 
-  const replace = useCallback((updated: MissionView) => {
-    setViews((prev) => prev?.map((v) => (v.mission.id === updated.mission.id ? updated : v)) ?? prev);
-  }, []);
+  const replace = useCallback(
+    (updated: MissionView) => {
+      setViews((prev) => prev?.map((v) => (v.mission.id === updated.mission.id ? updated : v)) ?? prev);
+    },
+    [setViews],
+  );
 
   function select(id: string) {
     setSelectedId(id);
@@ -151,7 +116,7 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
     const err = toAppError(e);
     setActionError({ ...err, message: `${verb} ${view.mission.template_name} ${shortId(view.mission.id)}: ${err.message}` });
     // The refusal usually means the list is out of date (someone else deployed or stopped it).
-    load(true);
+    reloadQuietly();
   }
 
   async function deploy(view: MissionView) {
@@ -251,13 +216,13 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
         {announcement}
       </p>
 
-      {kafka?.kind === "ok" && (
-        <p className="kafka-line" data-testid="kafka-mode" title={`Bootstrap servers: ${kafka.info.bootstrap_servers}`}>
-          <span className={`kafka-dot ${kafka.info.embedded ? "kafka-embedded" : "kafka-brokers"}`} aria-hidden="true" />
-          Kafka: {kafka.info.mode}
+      {kafka.data && (
+        <p className="kafka-line" data-testid="kafka-mode" title={`Bootstrap servers: ${kafka.data.bootstrap_servers}`}>
+          <span className={`kafka-dot ${kafka.data.embedded ? "kafka-embedded" : "kafka-brokers"}`} aria-hidden="true" />
+          Kafka: {kafka.data.mode}
         </p>
       )}
-      {kafka?.kind === "error" && (
+      {kafka.error && (
         <div data-testid="kafka-warning">
           <ErrorNotice error={kafka.error} onRetry={reload} retryLabel="Check again" />
         </div>

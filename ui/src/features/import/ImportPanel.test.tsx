@@ -1,7 +1,7 @@
 import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
-import type { ImportItem, ImportPreview } from "../bindings";
+import type { ImportItem, ImportPreview } from "../../bindings";
 import {
   appError,
   createFakePlatform,
@@ -10,7 +10,7 @@ import {
   makeProblem,
   renderWithPlatform,
   type FakePlatform,
-} from "../test/fakePlatform";
+} from "../../test/fakePlatform";
 import { ImportPanel } from "./ImportPanel";
 import { useImportSession } from "./useImportSession";
 

@@ -1,7 +1,9 @@
-import { useCallback, useEffect, useRef, useState } from "react";
-import type { AppError, LibraryQuery, TemplateSummary } from "../bindings";
-import { toAppError } from "../errors";
-import type { Platform } from "../platform/types";
+import { useCallback, useRef, useState } from "react";
+import type { AppError, LibraryQuery, TemplateSummary } from "../../bindings";
+import { toAppError } from "../../errors";
+import type { Platform } from "../../platform/types";
+import { useLatest } from "../../shared/hooks";
+import { useLoader } from "../../shared/useLoader";
 
 export const FIRST_PAGE = 200;
 export const PAGE = 100;
@@ -20,15 +22,15 @@ export interface LibraryResults {
   pageError: AppError | null;
 }
 
-const INITIAL: LibraryResults = {
-  generation: 0,
-  status: "loading",
-  total: 0,
-  rows: [],
-  firstPageCount: 0,
-  error: null,
-  pageError: null,
-};
+/** The rows of one query, as its first page left them and later pages filled them in. */
+interface Loaded {
+  generation: number;
+  total: number;
+  rows: ReadonlyArray<TemplateSummary | undefined>;
+  firstPageCount: number;
+}
+
+const NO_ROWS: ReadonlyArray<TemplateSummary | undefined> = [];
 
 function place(rows: ReadonlyArray<TemplateSummary | undefined>, total: number, offset: number, page: TemplateSummary[]) {
   const next = Array.from({ length: total }, (_, i) => rows[i]);
@@ -44,42 +46,34 @@ function place(rows: ReadonlyArray<TemplateSummary | undefined>, total: number, 
  * "bur" never overwrites the answer to "burn".
  */
 export function useLibraryResults(platform: Platform, query: LibraryQuery, reloadToken: number) {
-  const [results, setResults] = useState<LibraryResults>(INITIAL);
+  // Numbers every query: the list is keyed by it, and a page of an older query is dropped.
   const generation = useRef(0);
   const requested = useRef(new Set<number>());
   const queryRef = useRef(query);
-  /** The generation whose rows are on screen; pages are only fetched for the query shown. */
-  const shown = useRef(0);
+  const [pageError, setPageError] = useState<AppError | null>(null);
   const { text, sector, category, risk } = query;
 
-  useEffect(() => {
+  // The previous rows stay on screen until the new ones arrive: no flicker while typing.
+  const first = useLoader(() => {
     const current = { text, sector, category, risk };
     const gen = ++generation.current;
     queryRef.current = current;
     requested.current = new Set();
     for (let offset = 0; offset < FIRST_PAGE; offset += PAGE) requested.current.add(offset);
-    // Keep showing the previous rows until the new ones arrive: no flicker while typing.
-    setResults((prev) => ({ ...prev, status: "loading", pageError: null }));
-    platform.searchLibrary(current, 0, FIRST_PAGE).then(
-      (page) => {
-        if (gen !== generation.current) return;
-        shown.current = gen;
-        setResults({
-          generation: gen,
-          status: "ready",
-          total: page.total,
-          rows: place([], page.total, page.offset, page.templates),
-          firstPageCount: page.templates.length,
-          error: null,
-          pageError: null,
-        });
-      },
-      (e: unknown) => {
-        if (gen !== generation.current) return;
-        setResults((prev) => ({ ...prev, generation: gen, status: "error", error: toAppError(e) }));
-      },
+    setPageError(null);
+    return platform.searchLibrary(current, 0, FIRST_PAGE).then(
+      (page): Loaded => ({
+        generation: gen,
+        total: page.total,
+        rows: place([], page.total, page.offset, page.templates),
+        firstPageCount: page.templates.length,
+      }),
     );
   }, [platform, text, sector, category, risk, reloadToken]);
+  const { data, error, loading, setData } = first;
+
+  /** The generation whose rows are on screen; pages are only fetched for the query shown. */
+  const shown = useLatest(data?.generation ?? 0);
 
   /** Makes sure rows start..end (inclusive) are loaded or on their way. */
   const ensureRange = useCallback(
@@ -92,8 +86,8 @@ export function useLibraryResults(platform: Platform, query: LibraryQuery, reloa
         platform.searchLibrary(queryRef.current, offset, PAGE).then(
           (page) => {
             if (gen !== generation.current) return;
-            setResults((prev) =>
-              prev.generation !== gen
+            setData((prev) =>
+              prev === null || prev.generation !== gen
                 ? prev
                 : { ...prev, total: page.total, rows: place(prev.rows, page.total, page.offset, page.templates) },
             );
@@ -102,15 +96,26 @@ export function useLibraryResults(platform: Platform, query: LibraryQuery, reloa
             if (gen !== generation.current) return;
             // Forget the page so scrolling (or Retry) asks for it again.
             requested.current.delete(offset);
-            setResults((prev) => (prev.generation !== gen ? prev : { ...prev, pageError: toAppError(e) }));
+            setPageError(toAppError(e));
           },
         );
       }
     },
-    [platform],
+    [platform, shown, setData],
   );
 
-  const clearPageError = useCallback(() => setResults((prev) => ({ ...prev, pageError: null })), []);
+  const clearPageError = useCallback(() => setPageError(null), []);
+
+  const results: LibraryResults = {
+    generation: data?.generation ?? 0,
+    // Before the first answer there is nothing to show but "loading".
+    status: loading || (data === null && error === null) ? "loading" : error ? "error" : "ready",
+    total: data?.total ?? 0,
+    rows: data?.rows ?? NO_ROWS,
+    firstPageCount: data?.firstPageCount ?? 0,
+    error,
+    pageError,
+  };
 
   return { results, ensureRange, clearPageError };
 }

@@ -1,9 +1,10 @@
-import { useEffect, useId, useMemo, useRef, useState } from "react";
-import type { ActiveMission, AppError, AuditDecision, AuditEntry, SectorCount, VerifyReport } from "../bindings";
-import { toAppError } from "../errors";
-import { formatCents, formatCount, localTimeWithSeconds, plural, shortHash, shortId } from "../format";
-import { usePlatform } from "../platform/context";
-import { ErrorNotice } from "./ErrorNotice";
+import { useEffect, useId, useMemo, useState } from "react";
+import type { ActiveMission, AppError, AuditDecision, AuditEntry, AuditPage, SectorCount, VerifyReport } from "../../bindings";
+import { toAppError } from "../../errors";
+import { formatCents, formatCount, localTimeWithSeconds, plural, shortHash, shortId } from "../../format";
+import { usePlatform } from "../../platform/context";
+import { ErrorNotice } from "../../shared/ErrorNotice";
+import { useLoader } from "../../shared/useLoader";
 
 interface Props {
   /** The tab is on screen: the first time it is, the log and the filter choices load. */
@@ -27,6 +28,16 @@ function ran(decision: AuditDecision): boolean {
   return decision === "Allowed" || decision === "Failed";
 }
 
+const NO_MISSIONS: ActiveMission[] = [];
+const NO_SECTORS: SectorCount[] = [];
+
+/** `page` followed by the records of `older` it does not already hold. */
+function appendOlder(page: AuditPage | null, older: AuditPage): AuditPage {
+  const shown = page?.entries ?? [];
+  const seen = new Set(shown.map((e) => e.seq));
+  return { ...older, entries: [...shown, ...older.entries.filter((e) => !seen.has(e.seq))] };
+}
+
 type Verify =
   | { kind: "idle" }
   | { kind: "running" }
@@ -43,90 +54,41 @@ export function AuditView({ visible }: Props) {
   const [activated, setActivated] = useState(visible);
   const [missionId, setMissionId] = useState<string | null>(null);
   const [sector, setSector] = useState<string | null>(null);
-  const [missions, setMissions] = useState<ActiveMission[]>([]);
-  const [sectors, setSectors] = useState<SectorCount[]>([]);
-  const [choicesError, setChoicesError] = useState<AppError | null>(null);
-  const [choicesToken, setChoicesToken] = useState(0);
-  const [entries, setEntries] = useState<AuditEntry[] | null>(null);
-  const [hasMore, setHasMore] = useState(false);
-  const [loading, setLoading] = useState<"first" | "older" | null>(null);
-  const [error, setError] = useState<AppError | null>(null);
-  const [olderError, setOlderError] = useState<AppError | null>(null);
-  const [reloadToken, setReloadToken] = useState(0);
   const [fullHashes, setFullHashes] = useState(false);
   const [verify, setVerify] = useState<Verify>({ kind: "idle" });
-  // Bumped by every first-page load, so that an older page asked for under other filters is dropped.
-  const generation = useRef(0);
 
   useEffect(() => {
     if (visible) setActivated(true);
   }, [visible]);
 
-  useEffect(() => {
-    if (!activated) return;
-    let current = true;
-    setChoicesError(null);
-    Promise.all([platform.listMissions(), platform.libraryFacets(null, null)]).then(
-      ([m, tree]) => {
-        if (!current) return;
-        setMissions(m);
-        setSectors(tree.sectors);
-      },
-      (e: unknown) => {
-        if (current) setChoicesError(toAppError(e));
-      },
-    );
-    return () => {
-      current = false;
-    };
-  }, [platform, activated, choicesToken]);
+  // The filters' choices; a retry shows no stale error while it runs.
+  const choices = useLoader(
+    async () => {
+      const [m, tree] = await Promise.all([platform.listMissions(), platform.libraryFacets(null, null)]);
+      return { missions: m, sectors: tree.sectors };
+    },
+    [platform],
+    { enabled: activated, clearErrorOnStart: true },
+  );
+  const missions = choices.data?.missions ?? NO_MISSIONS;
+  const sectors = choices.data?.sectors ?? NO_SECTORS;
 
-  useEffect(() => {
-    if (!activated) return;
-    const mine = ++generation.current;
-    setLoading("first");
-    platform.auditPage({ mission_id: missionId, sector, before_seq: null, limit: AUDIT_PAGE_SIZE }).then(
-      (page) => {
-        if (mine !== generation.current) return;
-        setEntries(page.entries);
-        setHasMore(page.has_more);
-        setError(null);
-        setOlderError(null);
-        setLoading(null);
-      },
-      (e: unknown) => {
-        if (mine !== generation.current) return;
-        // Rows of other filters must not stand under these.
-        setEntries(null);
-        setHasMore(false);
-        setError(toAppError(e));
-        setLoading(null);
-      },
-    );
-  }, [platform, activated, missionId, sector, reloadToken]);
+  // Rows of other filters must not stand under a failure to read these, hence `clearOnError`.
+  // "Load older" pages are dropped once the filters change.
+  const log = useLoader(
+    () => platform.auditPage({ mission_id: missionId, sector, before_seq: null, limit: AUDIT_PAGE_SIZE }),
+    [platform, missionId, sector],
+    { enabled: activated, clearOnError: true },
+  );
+  const entries = log.data?.entries ?? null;
+  const hasMore = log.data?.has_more ?? false;
+  const loading = log.loading ? "first" : log.loadingMore ? "older" : null;
+  const { error, moreError: olderError } = log;
 
   function loadOlder() {
     if (!entries || entries.length === 0 || loading) return;
-    const mine = generation.current;
     const oldest = Math.min(...entries.map((e) => e.seq));
-    setLoading("older");
-    setOlderError(null);
-    platform.auditPage({ mission_id: missionId, sector, before_seq: oldest, limit: AUDIT_PAGE_SIZE }).then(
-      (page) => {
-        if (mine !== generation.current) return;
-        setEntries((prev) => {
-          const seen = new Set((prev ?? []).map((e) => e.seq));
-          return [...(prev ?? []), ...page.entries.filter((e) => !seen.has(e.seq))];
-        });
-        setHasMore(page.has_more);
-        setLoading(null);
-      },
-      (e: unknown) => {
-        if (mine !== generation.current) return;
-        setOlderError(toAppError(e));
-        setLoading(null);
-      },
-    );
+    log.loadMore(() => platform.auditPage({ mission_id: missionId, sector, before_seq: oldest, limit: AUDIT_PAGE_SIZE }), appendOlder);
   }
 
   async function runVerify() {
@@ -150,7 +112,7 @@ export function AuditView({ visible }: Props) {
         <span className="muted" aria-live="polite">
           {loading === "first" ? "Loading…" : entries ? `${plural(entries.length, "record", "records")} shown${hasMore ? ", older ones exist" : ""}` : ""}
         </span>
-        <button type="button" className="btn" onClick={() => setReloadToken((n) => n + 1)} disabled={loading !== null}>
+        <button type="button" className="btn" onClick={log.reload} disabled={loading !== null}>
           Refresh
         </button>
         <button type="button" className="btn btn-primary" data-testid="verify-log" onClick={runVerify} disabled={verify.kind === "running"}>
@@ -201,8 +163,8 @@ export function AuditView({ visible }: Props) {
           Full hashes
         </button>
       </div>
-      {choicesError && <ErrorNotice error={choicesError} onRetry={() => setChoicesToken((n) => n + 1)} retryLabel="Reload filters" />}
-      {error && <ErrorNotice error={error} onRetry={() => setReloadToken((n) => n + 1)} />}
+      {choices.error && <ErrorNotice error={choices.error} onRetry={choices.reload} retryLabel="Reload filters" />}
+      {error && <ErrorNotice error={error} onRetry={log.reload} />}
 
       {entries && entries.length === 0 && !error && (
         <p className="empty" data-testid="audit-empty">

@@ -1,8 +1,8 @@
 import { useId } from "react";
-import type { ImportPreview, ImportProgress, ImportReport, ImportStatus } from "../bindings";
-import { formatBytes, formatCount, plural } from "../format";
-import { ErrorNotice } from "./ErrorNotice";
-import { ProblemsTable } from "./ProblemsTable";
+import type { ImportPreview, ImportProgress, ImportReport, ImportStatus } from "../../bindings";
+import { formatBytes, formatCount, plural } from "../../format";
+import { ErrorNotice } from "../../shared/ErrorNotice";
+import { ProblemsTable } from "../../shared/ProblemsTable";
 import type { ImportSession } from "./useImportSession";
 
 export const ITEMS_SHOWN = 500;

@@ -1,8 +1,8 @@
 import { act, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { ApprovalItem } from "../bindings";
-import { appError, createFakePlatform, deferred, makeApproval, makeBudgetCap, renderWithPlatform, type FakePlatform } from "../test/fakePlatform";
+import type { ApprovalItem } from "../../bindings";
+import { appError, createFakePlatform, deferred, makeApproval, makeBudgetCap, renderWithPlatform, type FakePlatform } from "../../test/fakePlatform";
 import { ApprovalsView } from "./ApprovalsView";
 
 function setup(items: ApprovalItem[], platform: FakePlatform = createFakePlatform([])) {

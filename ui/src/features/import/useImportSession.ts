@@ -1,7 +1,7 @@
 import { useCallback, useEffect, useRef, useState } from "react";
-import type { AppError, ImportPreview, ImportProgress, ImportReport } from "../bindings";
-import { toAppError } from "../errors";
-import { usePlatform } from "../platform/context";
+import type { AppError, ImportPreview, ImportProgress, ImportReport } from "../../bindings";
+import { toAppError } from "../../errors";
+import { usePlatform } from "../../platform/context";
 
 export type ImportStage =
   | { kind: "idle" }

@@ -59,6 +59,18 @@ describe("the error table", () => {
       audit_unavailable: true,
       mission_not_active: true,
       kafka_unavailable: true,
+      unknown_department: true,
+      unauthenticated: true,
+      mission_expired: true,
+      unknown_tool: true,
+      invalid_arguments: true,
+      sector_denied: true,
+      host_not_allowed: true,
+      steps_exhausted: true,
+      budget_exhausted: true,
+      budget_reserved: true,
+      approval_denied: true,
+      tool_failed: true,
     };
     const codes = Object.keys(ERROR_WORDING);
     expect(codes.sort()).toEqual(Object.keys(every).sort());
@@ -72,7 +84,7 @@ describe("the error table", () => {
     expect(toAppError(new Error("invoke failed"))).toEqual({
       code: "internal",
       message: "invoke failed",
-      details: { field: null, limit: null, problems: [] },
+      details: { field: null, limit: null, problems: [], audit_seq: null },
     });
     expect(toAppError(appError("storage", "locked")).code).toBe("storage");
     expect(toAppError("plain text").message).toBe("plain text");

@@ -1,9 +1,9 @@
 import { render, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it } from "vitest";
-import type { ActiveMission, AuditEntry } from "../bindings";
-import { PlatformProvider } from "../platform/context";
-import { appError, createFakePlatform, deferred, makeAuditEntry, makeTemplate, renderWithPlatform, type FakePlatform } from "../test/fakePlatform";
+import type { ActiveMission, AuditEntry } from "../../bindings";
+import { PlatformProvider } from "../../platform/context";
+import { appError, createFakePlatform, deferred, makeAuditEntry, makeTemplate, renderWithPlatform, type FakePlatform } from "../../test/fakePlatform";
 import { AuditView } from "./AuditView";
 
 const MISSION_A = "0190f0c4-0000-7000-8000-00000000000a";

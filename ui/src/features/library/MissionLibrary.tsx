@@ -1,13 +1,13 @@
 import { useVirtualizer } from "@tanstack/react-virtual";
 import { useEffect, useMemo, useRef, useState, type KeyboardEvent, type Ref } from "react";
-import type { AppError, LibraryQuery, RiskLevel, SectorTree as SectorTreeData, TemplateSummary } from "../bindings";
-import { toAppError } from "../errors";
-import { formatRoi, plural, riskOf } from "../format";
-import { useDebouncedValue } from "../hooks";
-import { usePlatform } from "../platform/context";
-import { ErrorNotice } from "./ErrorNotice";
+import type { AppError, LibraryQuery, RiskLevel, TemplateSummary } from "../../bindings";
+import { formatRoi, plural, riskOf } from "../../format";
+import { usePlatform } from "../../platform/context";
+import { ErrorNotice } from "../../shared/ErrorNotice";
+import { useDebouncedValue } from "../../shared/hooks";
+import { SegmentedControl } from "../../shared/SegmentedControl";
+import { useLoader } from "../../shared/useLoader";
 import { SectorTree, type SectorSelection } from "./SectorTree";
-import { SegmentedControl } from "./SegmentedControl";
 import { useLibraryResults } from "./useLibraryResults";
 
 export const SEARCH_DEBOUNCE_MS = 80;
@@ -40,7 +40,8 @@ export function MissionLibrary({ onDeploy, searchRef }: Props) {
   );
 
   const { results, ensureRange, clearPageError } = useLibraryResults(platform, query, reloadToken);
-  const facets = useFacets(queryText, riskLevel, reloadToken);
+  // Sector counts follow the text and risk but not the sector chosen, so the tree still offers every sector.
+  const facets = useLoader(() => platform.libraryFacets(queryText, riskLevel), [platform, queryText, riskLevel, reloadToken]);
 
   useEffect(() => platform.onLibraryChanged(() => setReloadToken((n) => n + 1)), [platform]);
 
@@ -68,7 +69,7 @@ export function MissionLibrary({ onDeploy, searchRef }: Props) {
         {facets.error ? (
           <ErrorNotice error={facets.error} onRetry={() => setReloadToken((n) => n + 1)} />
         ) : (
-          <SectorTree tree={facets.tree} selection={selection} onSelect={setSelection} />
+          <SectorTree tree={facets.data} selection={selection} onSelect={setSelection} />
         )}
       </aside>
       <section className="library-main" aria-label="Missions">
@@ -144,25 +145,6 @@ export function MissionLibrary({ onDeploy, searchRef }: Props) {
       </section>
     </div>
   );
-}
-
-/** Sector counts for the current text and risk; older answers never overwrite newer ones. */
-function useFacets(text: string | null, risk: RiskLevel | null, reloadToken: number) {
-  const platform = usePlatform();
-  const [state, setState] = useState<{ tree: SectorTreeData | null; error: AppError | null }>({ tree: null, error: null });
-  const seq = useRef(0);
-  useEffect(() => {
-    const mine = ++seq.current;
-    platform.libraryFacets(text, risk).then(
-      (tree) => {
-        if (mine === seq.current) setState({ tree, error: null });
-      },
-      (e: unknown) => {
-        if (mine === seq.current) setState((prev) => ({ tree: prev.tree, error: toAppError(e) }));
-      },
-    );
-  }, [platform, text, risk, reloadToken]);
-  return state;
 }
 
 interface ListProps {

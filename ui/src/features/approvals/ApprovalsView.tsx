@@ -1,10 +1,11 @@
 import { useCallback, useEffect, useId, useMemo, useRef, useState, type FormEvent, type KeyboardEvent, type Ref } from "react";
-import type { AppError, ApprovalDecision, ApprovalItem } from "../bindings";
-import { toAppError } from "../errors";
-import { formatCents, formatCountdown, indentJson, localTime, plural, shortHash } from "../format";
-import { useNow } from "../hooks";
-import { usePlatform } from "../platform/context";
-import { ErrorNotice } from "./ErrorNotice";
+import type { AppError, ApprovalDecision, ApprovalItem } from "../../bindings";
+import { toAppError } from "../../errors";
+import { formatCents, formatCountdown, indentJson, localTime, plural, shortHash } from "../../format";
+import { usePlatform } from "../../platform/context";
+import { ErrorNotice } from "../../shared/ErrorNotice";
+import { useNow } from "../../shared/hooks";
+import { useLoader } from "../../shared/useLoader";
 
 interface Props {
   /** The tab is on screen: load when it becomes so, and follow changes only then. */
@@ -29,36 +30,12 @@ function isExpired(item: ApprovalItem, now: number): boolean {
 export function ApprovalsView({ visible }: Props) {
   const platform = usePlatform();
   const [showDecided, setShowDecided] = useState(false);
-  const [items, setItems] = useState<ApprovalItem[] | null>(null);
-  const [error, setError] = useState<AppError | null>(null);
-  const [loading, setLoading] = useState(false);
-  const [reloadToken, setReloadToken] = useState(0);
+  const approvals = useLoader(() => platform.listApprovals(!showDecided), [platform, showDecided], { enabled: visible });
+  const { data: items, error, loading, reload, setData: setItems } = approvals;
   const [announcement, setAnnouncement] = useState("");
   const [focusTarget, setFocusTarget] = useState<FocusTarget | null>(null);
-  const seq = useRef(0);
   const headingRef = useRef<HTMLHeadingElement>(null);
   const cardRefs = useRef(new Map<string, HTMLElement>());
-
-  const reload = useCallback(() => setReloadToken((n) => n + 1), []);
-
-  useEffect(() => {
-    if (!visible) return;
-    const mine = ++seq.current;
-    setLoading(true);
-    platform.listApprovals(!showDecided).then(
-      (list) => {
-        if (mine !== seq.current) return;
-        setItems(list);
-        setError(null);
-        setLoading(false);
-      },
-      (e: unknown) => {
-        if (mine !== seq.current) return;
-        setError(toAppError(e));
-        setLoading(false);
-      },
-    );
-  }, [platform, visible, showDecided, reloadToken]);
 
   // While hidden, changes are not followed: becoming visible loads afresh anyway.
   useEffect(() => {
@@ -94,7 +71,7 @@ export function ApprovalsView({ visible }: Props) {
       setAnnouncement(describeDecision(decided));
       setFocusTarget(next ? { kind: "card", id: next.id } : { kind: "heading" });
     },
-    [ordered, showDecided],
+    [ordered, showDecided, setItems],
   );
 
   return (

@@ -1,7 +1,7 @@
 import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
-import type { MissionView } from "../bindings";
+import type { MissionView } from "../../bindings";
 import {
   appError,
   createFakePlatform,
@@ -11,7 +11,7 @@ import {
   makeRunRecord,
   renderWithPlatform,
   type FakePlatform,
-} from "../test/fakePlatform";
+} from "../../test/fakePlatform";
 import { ActiveMissions } from "./ActiveMissions";
 
 const ID1 = makeMission(1).id;

@@ -1,12 +1,13 @@
 import { useEffect, useId, useRef, useState, type FormEvent } from "react";
-import type { ActiveMission, AppError, ApprovalMode, Caps, MissionDraft, SaveOutcome } from "../bindings";
-import { toAppError } from "../errors";
-import { formatCents, formatTtl, plural, riskOf } from "../format";
-import { usePlatform } from "../platform/context";
+import type { ActiveMission, AppError, ApprovalMode, Caps, MissionDraft, SaveOutcome } from "../../bindings";
+import { toAppError } from "../../errors";
+import { formatCents, formatTtl, plural, riskOf } from "../../format";
+import { usePlatform } from "../../platform/context";
+import { ErrorNotice } from "../../shared/ErrorNotice";
+import { Modal } from "../../shared/Modal";
+import { SegmentedControl } from "../../shared/SegmentedControl";
+import { useLoader } from "../../shared/useLoader";
 import { CapField, NumberField, type ClampKind } from "./CapField";
-import { ErrorNotice } from "./ErrorNotice";
-import { Modal } from "./Modal";
-import { SegmentedControl } from "./SegmentedControl";
 
 interface Props {
   templateId: string;
@@ -36,25 +37,12 @@ export function MissionConfigModal({ templateId, templateName, onClose, onSaved 
   const uid = useId();
   const titleId = `${uid}-title`;
   const [requestId] = useState(() => platform.newRequestId());
-  const [draft, setDraft] = useState<MissionDraft | null>(null);
-  const [draftError, setDraftError] = useState<AppError | null>(null);
-  const [attempt, setAttempt] = useState(0);
-
-  useEffect(() => {
-    let current = true;
-    setDraftError(null);
-    platform.missionDraft(templateId).then(
-      (d) => {
-        if (current) setDraft(d);
-      },
-      (e: unknown) => {
-        if (current) setDraftError(toAppError(e));
-      },
-    );
-    return () => {
-      current = false;
-    };
-  }, [platform, templateId, attempt]);
+  // A retry shows "Loading the perimeter…" again rather than the failure it is retrying.
+  const {
+    data: draft,
+    error: draftError,
+    reload: retryDraft,
+  } = useLoader(() => platform.missionDraft(templateId), [platform, templateId], { clearErrorOnStart: true });
 
   const name = draft?.template.name ?? templateName ?? "mission";
 
@@ -74,7 +62,7 @@ export function MissionConfigModal({ templateId, templateName, onClose, onSaved 
         <DraftForm draft={draft} requestId={requestId} onClose={onClose} onSaved={onSaved} />
       ) : draftError ? (
         <div className="modal-body">
-          <ErrorNotice error={draftError} onRetry={() => setAttempt((n) => n + 1)} />
+          <ErrorNotice error={draftError} onRetry={retryDraft} />
           <div className="modal-actions">
             <button type="button" className="btn" data-testid="cancel-mission" onClick={onClose}>
               Cancel

@@ -1,9 +1,9 @@
 import { useCallback, useEffect, useId, useLayoutEffect, useRef, useState } from "react";
-import type { AppError, MissionEvent, MissionView } from "../bindings";
-import { toAppError } from "../errors";
-import { localTimeWithSeconds, plural, shortId } from "../format";
-import { usePlatform } from "../platform/context";
-import { ErrorNotice } from "./ErrorNotice";
+import type { AppError, MissionEvent, MissionView } from "../../bindings";
+import { toAppError } from "../../errors";
+import { localTimeWithSeconds, plural, shortId } from "../../format";
+import { usePlatform } from "../../platform/context";
+import { ErrorNotice } from "../../shared/ErrorNotice";
 
 /** The most events the core returns at once; a full page means more may follow. */
 export const EVENT_PAGE = 500;

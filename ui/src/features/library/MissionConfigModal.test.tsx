@@ -1,8 +1,8 @@
 import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import type { SaveOutcome } from "../bindings";
-import { appError, createFakePlatform, deferred, makeDraft, makeTemplate, renderWithPlatform, type FakePlatform } from "../test/fakePlatform";
+import type { SaveOutcome } from "../../bindings";
+import { appError, createFakePlatform, deferred, makeDraft, makeTemplate, renderWithPlatform, type FakePlatform } from "../../test/fakePlatform";
 import { MissionConfigModal } from "./MissionConfigModal";
 
 function setup(platform: FakePlatform = createFakePlatform([makeTemplate(1, { name: "Burn Rate Watch" })])) {
@@ -187,7 +187,7 @@ describe("MissionConfigModal", () => {
     platform.saveMission.mockRejectedValueOnce({
       code: "perimeter_out_of_range",
       message: "the budget must be between 100 and 25000; 30000 was refused",
-      details: { field: "budget_cents", limit: 25000, problems: [] },
+      details: { field: "budget_cents", limit: 25000, problems: [], audit_seq: null },
     });
     const { user } = setup(platform);
     await user.click(await field("save-mission"));

@@ -1,8 +1,8 @@
 import { act, fireEvent, screen, waitFor, within } from "@testing-library/react";
 import userEvent from "@testing-library/user-event";
 import { describe, expect, it, vi } from "vitest";
-import type { LibraryPage, LibraryQuery } from "../bindings";
-import { appError, createFakePlatform, deferred, makeTemplate, renderWithPlatform } from "../test/fakePlatform";
+import type { LibraryPage, LibraryQuery } from "../../bindings";
+import { appError, createFakePlatform, deferred, makeTemplate, renderWithPlatform } from "../../test/fakePlatform";
 import { MissionLibrary, SEARCH_DEBOUNCE_MS } from "./MissionLibrary";
 
 const ALL: LibraryQuery = { text: null, sector: null, category: null, risk: null };

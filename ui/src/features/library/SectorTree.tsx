@@ -1,6 +1,6 @@
 import { useEffect, useMemo, useRef, useState, type FocusEvent, type KeyboardEvent } from "react";
-import type { SectorTree as SectorTreeData } from "../bindings";
-import { formatCount } from "../format";
+import type { SectorTree as SectorTreeData } from "../../bindings";
+import { formatCount } from "../../format";
 
 export interface SectorSelection {
   sector: string | null;

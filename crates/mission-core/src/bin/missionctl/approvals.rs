@@ -1,0 +1,67 @@
+//! `approvals`: the queue, and decisions on it.
+
+use std::process::ExitCode;
+
+use mission_core::gateway::{operator_name, Actor, ApprovalDecision, DecideApproval};
+use mission_core::Core;
+
+use crate::args::ApprovalsCommand;
+use crate::render::{self, outln};
+
+pub async fn run(core: &Core, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
+    let (id, decision, budget_cents, reviewer) = match cmd {
+        ApprovalsCommand::List { all, json } => {
+            let items = core.approvals(!all).await?;
+            if json {
+                render::json(&items)?;
+            } else if items.is_empty() {
+                outln!("Nothing waits for approval.");
+            } else {
+                for a in &items {
+                    let what = match (&a.tool_id, a.budget_cents) {
+                        (Some(tool), _) => {
+                            format!("{tool} args {}", a.args.as_deref().unwrap_or_default())
+                        }
+                        (None, Some(budget)) => format!("budget cap reached at {budget} cents"),
+                        (None, None) => "budget cap reached".to_owned(),
+                    };
+                    outln!(
+                        "{}  {:<8} {} [{}]  {}  expires {}\n    {}",
+                        a.id,
+                        format!("{:?}", a.status),
+                        a.mission_name,
+                        a.sector,
+                        what,
+                        a.expires_at.as_deref().unwrap_or("never"),
+                        a.reason
+                    );
+                }
+            }
+            return Ok(ExitCode::SUCCESS);
+        }
+        ApprovalsCommand::Approve {
+            id,
+            budget_cents,
+            reviewer,
+        } => (id, ApprovalDecision::Approve, budget_cents, reviewer),
+        ApprovalsCommand::Deny { id, reviewer } => (id, ApprovalDecision::Deny, None, reviewer),
+    };
+    let reviewer = Actor::Reviewer(reviewer.unwrap_or_else(operator_name));
+    let item = core
+        .decide_approval(
+            &reviewer,
+            &DecideApproval {
+                approval_id: id,
+                decision,
+                budget_cents,
+            },
+        )
+        .await?;
+    outln!(
+        "{} is now {:?} (decided by {}).",
+        item.id,
+        item.status,
+        item.decided_by.unwrap_or_default()
+    );
+    Ok(ExitCode::SUCCESS)
+}
