@@ -236,7 +236,7 @@ async fn relay_missions<R: Runtime>(app: AppHandle<R>, core: Core) {
 async fn start_background<R: Runtime>(app: AppHandle<R>, core: Core) {
     tauri::async_runtime::spawn(relay_approvals(app.clone(), core.clone()));
     tauri::async_runtime::spawn(relay_missions(app.clone(), core.clone()));
-    let listener = match core.bind_api().await {
+    let listener = match mission_core::api::bind(&core).await {
         Ok(listener) => listener,
         Err(e) => {
             tracing::error!(error = %e, "the agent API does not run");
@@ -247,7 +247,7 @@ async fn start_background<R: Runtime>(app: AppHandle<R>, core: Core) {
         Ok(local) => tracing::info!(%local, "agent API listening"),
         Err(e) => tracing::warn!(error = %e, "agent API listening on an unknown address"),
     }
-    if let Err(e) = core.serve_api(listener, std::future::pending()).await {
+    if let Err(e) = mission_core::api::serve(listener, core, std::future::pending()).await {
         tracing::error!(error = %e, "the agent API stopped");
     }
 }

@@ -400,21 +400,19 @@ async fn quick_deploy_burnout_recruiter_saves_one_clamped_threshold_mission() {
 /// storage (what `missionctl missions token` does); returns the token.
 async fn token_for(home: &Path, mission_id: &str, dept: i64) -> String {
     let url = database_path(home).to_string_lossy().into_owned();
-    let registry = mission_core::Registry::open(&url)
+    let repo = mission_core::db::open(&url)
         .await
         .expect("open the app's database");
     let token = format!("mct_e2e-agent-token-of-department-{dept}");
-    registry
-        .repository()
-        .insert_token(
-            &mission_core::gateway::hash_token(&token),
-            mission_id,
-            dept,
-            "e2e",
-            &mission_core::gateway::timestamp(chrono::Utc::now()),
-        )
-        .await
-        .expect("store the token");
+    repo.insert_token(
+        &mission_core::gateway::hash_token(&token),
+        mission_id,
+        dept,
+        "e2e",
+        &mission_core::gateway::timestamp(chrono::Utc::now()),
+    )
+    .await
+    .expect("store the token");
     token
 }
 

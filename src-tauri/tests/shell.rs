@@ -76,11 +76,7 @@ async fn open(dir: &Path) -> (Registry, Core) {
 async fn dropped_files_are_previewed_and_written_only_on_confirm() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (registry, stage) = open(dir.path()).await;
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
     let valid = manifest(dir.path(), "valid.json", 3);
 
     let (sink, events) = collecting_sink();
@@ -91,11 +87,7 @@ async fn dropped_files_are_previewed_and_written_only_on_confirm() {
     assert!(preview.problems.is_empty(), "{:?}", preview.problems);
     assert_eq!(preview.files[0].name, "valid.json");
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before,
         "a preview wrote to the library"
     );
@@ -115,11 +107,7 @@ async fn dropped_files_are_previewed_and_written_only_on_confirm() {
         .expect("confirm");
     assert_eq!(report.new, 3);
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before + 3
     );
     assert!(events
@@ -139,11 +127,7 @@ async fn dropped_files_are_previewed_and_written_only_on_confirm() {
 async fn a_bad_file_among_good_ones_is_shown_and_confirm_writes_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
     let (registry, stage) = open(dir.path()).await;
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
     let valid = manifest(dir.path(), "valid.json", 2);
     let invalid = manifest(dir.path(), "invalid.json", 2);
     let mut broken: serde_json::Value =
@@ -173,11 +157,7 @@ async fn a_bad_file_among_good_ones_is_shown_and_confirm_writes_nothing() {
     assert_eq!(refused.code, ErrorCode::InvalidManifest);
     assert!(!refused.details.problems.is_empty());
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before,
         "a refused import wrote to the library"
     );

@@ -1,8 +1,6 @@
 //! The agent API over real HTTP on loopback: status codes and JSON errors, the OpenAPI
 //! document, `http` tools limited to the allowlist, and an admin policy overriding a permit.
 
-use std::sync::Arc;
-
 use axum::routing::post;
 use axum::{Json, Router};
 use mission_core::audit::AuditDecision;
@@ -76,7 +74,11 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
         .expect("bind");
     let base = format!("http://{}", listener.local_addr().expect("addr"));
     let core = rig.core.clone();
-    tokio::spawn(async move { core.serve_api(listener, std::future::pending()).await });
+    tokio::spawn(mission_core::api::serve(
+        listener,
+        core,
+        std::future::pending(),
+    ));
     let client = reqwest::Client::new();
     let post = |tool: &str, token: &str, body: Value| {
         client
@@ -135,7 +137,7 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
     let body: Value = pushed.json().await.expect("json");
     assert_eq!(body["code"], "sector_denied");
     let seq = body["audit_seq"].as_i64().expect("seq");
-    let entry = mission_core::audit::AuditLog::new(Arc::clone(rig.registry.repository()))
+    let entry = mission_core::audit::AuditLog::new(rig.core.repository().clone())
         .page(&mission_core::audit::AuditQuery {
             before_seq: Some(seq + 1),
             limit: 1,

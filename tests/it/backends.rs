@@ -26,18 +26,11 @@ crate::on_both_backends!(
 
 async fn first_open_imports_the_bundled_library_once(db: TestDb) {
     let registry = db.registry().await;
-    let count = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let count = registry.store().count_templates().await.expect("count");
     assert!(count >= 200, "{count}");
     let again = db.registry().await;
     assert_eq!(again.ensure_bundled_library().await.expect("ensure"), None);
-    assert_eq!(
-        again.repository().count_templates().await.expect("count"),
-        count
-    );
+    assert_eq!(again.store().count_templates().await.expect("count"), count);
 }
 
 async fn importing_the_same_file_twice_changes_nothing_and_says_so(db: TestDb) {
@@ -67,7 +60,7 @@ async fn importing_the_same_file_twice_changes_nothing_and_says_so(db: TestDb) {
     assert!(second.changed_nothing());
     assert!(second.summary().contains("Nothing to change"));
     let versions = registry
-        .repository()
+        .store()
         .versions("talent.one")
         .await
         .expect("versions");
@@ -137,11 +130,7 @@ async fn changed_content_gets_the_next_version_and_old_versions_stay_readable(db
 
 async fn an_invalid_file_in_the_batch_writes_nothing(db: TestDb) {
     let registry = db.registry().await;
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
     let good = manifest(vec![template(
         "talent.good",
         "Good",
@@ -165,11 +154,7 @@ async fn an_invalid_file_in_the_batch_writes_nothing(db: TestDb) {
         .iter()
         .all(|p| p.file == "bad.json" && p.template_id.as_deref() == Some("talent.bad")));
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before
     );
     assert!(matches!(
@@ -181,11 +166,7 @@ async fn an_invalid_file_in_the_batch_writes_nothing(db: TestDb) {
 async fn a_problem_found_after_rows_were_written_rolls_everything_back(db: TestDb) {
     use mission_core::registry::validate::CHUNK_TEMPLATES;
     let registry = db.registry().await;
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
     // Two full chunks are valid and reach the database before the last template, a duplicate
     // of the first, is checked; an existing template is changed in the same import.
     let mut templates: Vec<_> = (0..2 * CHUNK_TEMPLATES)
@@ -222,11 +203,7 @@ async fn a_problem_found_after_rows_were_written_rolls_everything_back(db: TestD
         format!("/templates/{}/id", 2 * CHUNK_TEMPLATES + 1)
     );
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before
     );
     let kept = registry
@@ -253,11 +230,7 @@ async fn a_problem_found_after_rows_were_written_rolls_everything_back(db: TestD
 
 async fn preview_reports_without_writing(db: TestDb) {
     let registry = db.registry().await;
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
     let existing = registry
         .show("talent.burnout-recruiter", None)
         .await
@@ -287,11 +260,7 @@ async fn preview_reports_without_writing(db: TestDb) {
     assert!(preview.report.dry_run);
     assert_eq!((preview.report.new, preview.report.updated), (1, 1));
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before
     );
     assert_eq!(
@@ -587,7 +556,7 @@ async fn concurrent_imports_of_one_template_agree_on_versions(db: TestDb) {
         h.await.expect("join").expect("every import succeeds");
     }
     let versions = registry
-        .repository()
+        .store()
         .versions("talent.race")
         .await
         .expect("versions");

@@ -9,7 +9,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use mission_core::audit::AuditQuery;
-use mission_core::db::squad::{JobStatus, RunRecord, StoredEvent};
 use mission_core::db::Repository;
 use mission_core::gateway::{
     ApprovalDecision, ApprovalStatus, DecideApproval, Gateway, GatewayConfig, GatewayParts,
@@ -17,6 +16,7 @@ use mission_core::gateway::{
 };
 use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::ApprovalMode;
+use mission_core::squad::store::{JobStatus, RunRecord, StoredEvent};
 use mission_core::squad::{
     dept_topic, kind, mission_topic, stop_mission, AgentExit, Bus, ContextError, EngineOptions,
     Envelope, MissionContext, Received, SquadEngine,
@@ -94,13 +94,13 @@ fn options() -> EngineOptions {
 async fn rig(db: &TestDb, options: EngineOptions) -> Rig {
     let catalog = Arc::new(Catalog::bundled().expect("catalog"));
     let repo = mission_core::db::open(&db.url).await.expect("open db");
-    let registry = Registry::new(Arc::clone(&repo), Arc::clone(&catalog));
+    let registry = Registry::new(repo.clone(), Arc::clone(&catalog));
     registry
         .import(&[input("squad.json", &manifest(vec![squad_template()]))])
         .await
         .expect("import the squad template");
     let gateway = Gateway::start(GatewayParts {
-        repo: Arc::clone(&repo),
+        repo: repo.clone(),
         catalog,
         config: GatewayConfig::bundled().expect("gateway config"),
         admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
@@ -110,12 +110,7 @@ async fn rig(db: &TestDb, options: EngineOptions) -> Rig {
     .await
     .expect("gateway");
     let bus = Arc::new(crate::squad::bus());
-    let engine = SquadEngine::start(
-        Arc::clone(&repo),
-        gateway.clone(),
-        Arc::clone(&bus),
-        options,
-    );
+    let engine = SquadEngine::start(repo.clone(), gateway.clone(), Arc::clone(&bus), options);
     Rig {
         repo,
         registry,
@@ -131,7 +126,7 @@ impl Rig {
     }
 
     async fn deploy(&self, mode: ApprovalMode) -> String {
-        let missions = Missions::new(self.registry.clone());
+        let missions = Missions::new(self.registry.clone(), self.repo.clone());
         let draft = missions.draft(TEMPLATE).await.expect("draft");
         let saved = missions
             .save(
@@ -512,7 +507,7 @@ async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_
     rig.engine.take().expect("engine").abandon();
     rig.bus = Arc::new(crate::squad::bus());
     let next = SquadEngine::start(
-        Arc::clone(&rig.repo),
+        rig.repo.clone(),
         rig.gateway.clone(),
         Arc::clone(&rig.bus),
         options(),

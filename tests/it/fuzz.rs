@@ -92,11 +92,7 @@ fn arb_json() -> impl Strategy<Value = serde_json::Value> {
 async fn import_of_garbage_changes_nothing() {
     let db = TestDb::new(Kind::Sqlite).await;
     let registry = db.registry().await;
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
     let mut runner = proptest::test_runner::TestRunner::new(ProptestConfig::with_cases(200));
     let strategy = proptest::collection::vec(any::<u8>(), 0..256);
     for _ in 0..200 {
@@ -111,11 +107,7 @@ async fn import_of_garbage_changes_nothing() {
         }
     }
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before
     );
     // The real library, cut anywhere, is refused as a whole.
@@ -127,11 +119,7 @@ async fn import_of_garbage_changes_nothing() {
         ));
     }
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before
     );
 }

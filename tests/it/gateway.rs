@@ -231,7 +231,7 @@ impl<'a> Spec<'a> {
 /// Saves, starts and issues a department-1 token for a mission; returns (mission id, token).
 pub async fn running(rig: &Rig, spec: Spec<'_>) -> (String, String) {
     let template_id = format!("{}.gateway-probe", spec.sector);
-    let missions = Missions::new(rig.registry.clone());
+    let missions = Missions::new(rig.registry.clone(), rig.core.repository().clone());
     let draft = missions.draft(&template_id).await.expect("draft");
     let saved = missions
         .save(
@@ -295,7 +295,7 @@ pub fn waiting(result: Result<CallOutcome, GatewayError>) -> mission_core::gatew
 }
 
 async fn record(rig: &Rig, seq: i64) -> mission_core::audit::AuditEntry {
-    let page = AuditLog::new(Arc::clone(rig.registry.repository()))
+    let page = AuditLog::new(rig.core.repository().clone())
         .page(&AuditQuery {
             before_seq: Some(seq + 1),
             limit: 1,
@@ -309,7 +309,7 @@ async fn record(rig: &Rig, seq: i64) -> mission_core::audit::AuditEntry {
 }
 
 async fn verify(rig: &Rig) -> mission_core::audit::VerifyReport {
-    AuditLog::new(Arc::clone(rig.registry.repository()))
+    AuditLog::new(rig.core.repository().clone())
         .verify(None)
         .await
         .expect("verify")
@@ -725,7 +725,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     assert_ne!(third.approval_id, asked.approval_id);
 
     // The approval decision itself is audited under the reviewer's name.
-    let page = AuditLog::new(Arc::clone(rig.registry.repository()))
+    let page = AuditLog::new(rig.core.repository().clone())
         .page(&AuditQuery {
             mission_id: Some(mission.clone()),
             limit: 100,
@@ -1048,7 +1048,7 @@ async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb)
 
     // An export verifies elsewhere with the public key, and a changed line does not.
     let mut out = Vec::new();
-    AuditLog::new(Arc::clone(rig.registry.repository()))
+    AuditLog::new(rig.core.repository().clone())
         .export(&mut out, "2026-11-25T10:00:00.000000Z")
         .await
         .expect("export");

@@ -3,6 +3,7 @@
 
 use std::sync::{Arc, Once};
 
+use mission_core::db::Repository;
 use mission_core::registry::manifest::ManifestInput;
 use mission_core::{Catalog, Registry};
 use serde_json::{json, Value};
@@ -75,15 +76,31 @@ impl TestDb {
         }
     }
 
-    /// Opens the registry (migrations and bundled library included).
-    pub async fn registry(&self) -> Registry {
-        Registry::open(&self.url).await.expect("open registry")
+    /// Opens the registry (migrations and bundled library included) and the storage under it.
+    pub async fn open(&self) -> (Registry, Arc<dyn Repository>) {
+        let (registry, repo) = self.open_empty().await;
+        registry
+            .ensure_bundled_library()
+            .await
+            .expect("import the bundled library");
+        (registry, repo)
     }
 
-    /// Opens the repository without importing the bundled library.
-    pub async fn empty_registry(&self) -> Registry {
+    /// Opens the registry (migrations and bundled library included).
+    pub async fn registry(&self) -> Registry {
+        self.open().await.0
+    }
+
+    /// Opens the storage without importing the bundled library.
+    pub async fn open_empty(&self) -> (Registry, Arc<dyn Repository>) {
         let repo = mission_core::db::open(&self.url).await.expect("open db");
-        Registry::new(repo, Arc::new(Catalog::bundled().expect("catalog")))
+        let registry = Registry::new(repo.clone(), Arc::new(Catalog::bundled().expect("catalog")));
+        (registry, repo)
+    }
+
+    /// Opens the registry without importing the bundled library.
+    pub async fn empty_registry(&self) -> Registry {
+        self.open_empty().await.0
     }
 }
 

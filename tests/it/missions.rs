@@ -38,7 +38,8 @@ fn request(template_version: i64) -> SaveMissionRequest {
 }
 
 async fn missions(db: &TestDb) -> Missions {
-    Missions::new(db.registry().await)
+    let (registry, repo) = db.open().await;
+    Missions::new(registry, repo)
 }
 
 async fn the_draft_offers_the_tighter_of_policy_and_template_caps(db: TestDb) {
@@ -259,8 +260,8 @@ async fn saving_the_same_request_twice_creates_one_mission(db: TestDb) {
 async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_their_pin(
     db: TestDb,
 ) {
-    let registry = db.registry().await;
-    let missions = Missions::new(registry.clone());
+    let (registry, repo) = db.open().await;
+    let missions = Missions::new(registry.clone(), repo);
     let t = template(
         "talent.pinned",
         "Pinned Scout",
@@ -308,11 +309,7 @@ async fn facet_counts_match_the_search_and_its_filters(db: TestDb) {
     let all = registry.facets(None, None).await.expect("facets");
     assert_eq!(
         all.total,
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count")
+        registry.store().count_templates().await.expect("count")
     );
     let talent = all
         .sectors
@@ -389,11 +386,7 @@ async fn a_staged_import_writes_nothing_until_confirmed_and_refuses_bad_files(db
     );
     std::fs::write(&good, serde_json::to_vec(&manifest(vec![t])).expect("json")).expect("write");
     std::fs::write(&bad, b"{\"manifest_version\": 1, \"templates\": [").expect("write");
-    let before = registry
-        .repository()
-        .count_templates()
-        .await
-        .expect("count");
+    let before = registry.store().count_templates().await.expect("count");
 
     let mixed = stage
         .stage(vec![good.clone(), bad.clone()], None)
@@ -410,11 +403,7 @@ async fn a_staged_import_writes_nothing_until_confirmed_and_refuses_bad_files(db
     let clean = stage.stage(vec![good], None).await.expect("stage good");
     assert_eq!(clean.new, 1);
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before
     );
     let report = stage
@@ -423,11 +412,7 @@ async fn a_staged_import_writes_nothing_until_confirmed_and_refuses_bad_files(db
         .expect("confirm");
     assert_eq!(report.new, 1);
     assert_eq!(
-        registry
-            .repository()
-            .count_templates()
-            .await
-            .expect("count"),
+        registry.store().count_templates().await.expect("count"),
         before + 1
     );
     assert_eq!(stage.pending(), 0);

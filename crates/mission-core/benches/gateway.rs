@@ -50,12 +50,13 @@ fn micros(d: Duration) -> f64 {
 /// A running Auto mission of `template_id` at its caps, with the first `grants` of its declared
 /// connections granted; returns (mission id, department-1 token, the tool to call).
 async fn running_mission(
-    registry: &Registry,
+    core: &Core,
     gateway: &Gateway,
     template_id: &str,
     grants: usize,
 ) -> (String, String, String) {
-    let missions = Missions::new(registry.clone());
+    let registry = core.registry();
+    let missions = Missions::new(registry.clone(), core.repository().clone());
     let draft = missions.draft(template_id).await.expect("draft");
     let saved = missions
         .save(
@@ -164,15 +165,15 @@ async fn bench_templates(registry: &Registry) -> Vec<String> {
     ids
 }
 
-async fn bench_authorization(registry: &Registry, gateway: &Gateway) {
+async fn bench_authorization(core: &Core, gateway: &Gateway) {
+    let registry = core.registry();
     let templates = bench_templates(registry).await;
     let mut rows = Vec::new();
     // Missions with none, some and all of their connections granted.
     for (n, t) in templates.iter().enumerate() {
-        let (id, _, _) = running_mission(registry, gateway, t, [0, 3, usize::MAX][n % 3]).await;
+        let (id, _, _) = running_mission(core, gateway, t, [0, 3, usize::MAX][n % 3]).await;
         rows.push(
-            registry
-                .repository()
+            core.repository()
                 .mission_row(&id)
                 .await
                 .expect("row")
@@ -221,7 +222,7 @@ async fn bench_http(label: &str, url: &str) {
     let mut agents = Vec::new();
     let mut capacity = 0i64;
     for t in &templates {
-        let (id, token, tool) = running_mission(&registry, &gateway, t, 0).await;
+        let (id, token, tool) = running_mission(&core, &gateway, t, 0).await;
         capacity += gateway.usage(&id).await.expect("usage").max_steps;
         agents.push((token, tool));
     }
@@ -234,14 +235,9 @@ async fn bench_http(label: &str, url: &str) {
         .expect("bind");
     let addr = listener.local_addr().expect("addr");
     let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
-    let serving = core.clone();
-    let server = tokio::spawn(async move {
-        serving
-            .serve_api(listener, async {
-                let _ = stopped.await;
-            })
-            .await
-    });
+    let server = tokio::spawn(mission_core::api::serve(listener, core.clone(), async {
+        let _ = stopped.await;
+    }));
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(CONCURRENCY)
         .build()
@@ -363,8 +359,8 @@ async fn main() {
     let dir = tempfile::tempdir().expect("dir");
 
     let url = format!("sqlite://{}", dir.path().join("authz.sqlite3").display());
-    let (_core, registry, gateway) = core_over(&url).await;
-    bench_authorization(&registry, &gateway).await;
+    let (core, _registry, gateway) = core_over(&url).await;
+    bench_authorization(&core, &gateway).await;
 
     let url = format!("sqlite://{}", dir.path().join("http.sqlite3").display());
     bench_http("SQLite", &url).await;

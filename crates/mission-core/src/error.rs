@@ -6,12 +6,12 @@
 use serde::Serialize;
 
 use crate::audit::AuditError;
-use crate::db::DbError;
 use crate::gateway::{AuditedError, DecideError, GatewayError, RefusalCode};
 use crate::perimeter::PerimeterError;
 use crate::registry::Problem;
+use crate::registry::RegistryError;
 use crate::squad::{BusError, SquadError};
-use crate::RegistryError;
+use crate::store::DbError;
 
 /// The closed list of error codes. Each shell words or maps them; the UI's table from code to
 /// wording is checked against this list by the TypeScript compiler.

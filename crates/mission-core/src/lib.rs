@@ -11,6 +11,7 @@ pub mod gateway;
 pub mod perimeter;
 pub mod registry;
 pub mod squad;
+pub mod store;
 
 pub use app::{Core, Settings};
 pub use catalog::Catalog;

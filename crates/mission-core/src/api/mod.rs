@@ -263,13 +263,31 @@ pub fn router(core: Core) -> Router {
         .with_state(core)
 }
 
-/// Serves the API on a bound listener until `shutdown` resolves.
+/// Binds the core's agent API address (the settings', or `config/gateway.json`'s loopback).
+pub async fn bind(core: &Core) -> Result<tokio::net::TcpListener, CoreError> {
+    let addr = core.api_address();
+    tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
+        CoreError::new(
+            ErrorCode::Config,
+            format!(
+                "The agent API could not listen on {addr} ({e}); is `missionctl serve` or \
+                 another Mission Control running? Set MISSION_CONTROL_API_LISTEN to another \
+                 address."
+            ),
+        )
+    })
+}
+
+/// Serves the API on a bound listener until `shutdown` resolves. The gateway starts first:
+/// the API is useless without it, so a missing signing key fails here, before any request.
 pub async fn serve(
     listener: tokio::net::TcpListener,
     core: Core,
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
+) -> Result<(), CoreError> {
+    core.gateway().await?;
     axum::serve(listener, router(core))
         .with_graceful_shutdown(shutdown)
         .await
+        .map_err(|e| CoreError::internal(&e))
 }

@@ -54,7 +54,7 @@ impl Core {
     /// The approvals queue, newest first; only what still waits if asked. Needs no signing key.
     pub async fn approvals(&self, pending_only: bool) -> Result<Vec<ApprovalItem>, CoreError> {
         Ok(crate::gateway::approvals(
-            self.inner.registry.repository().as_ref(),
+            self.inner.repo.as_ref(),
             &self.inner.settings.catalog,
             self.inner.settings.clock.now(),
             pending_only,

@@ -8,11 +8,11 @@ use serde::Serialize;
 
 use super::Core;
 use crate::audit::Operation;
-use crate::db::squad::{JobRow, RunRecord};
 use crate::error::CoreError;
 use crate::gateway::{Actor, Done, Request};
 use crate::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
 use crate::registry::ApprovalMode;
+use crate::squad::store::{JobRow, RunRecord};
 use crate::squad::{self, MissionEvent, MissionView};
 
 /// A deployment as the command line states it: anything left out takes the template's
@@ -120,18 +120,18 @@ impl Core {
 
     /// Missions, newest first, with usage, plan progress and run record.
     pub async fn mission_views(&self, limit: u32) -> Result<Vec<MissionView>, CoreError> {
-        Ok(squad::mission_views(self.inner.registry.repository().as_ref(), limit).await?)
+        Ok(squad::mission_views(self.inner.repo.as_ref(), limit).await?)
     }
 
     /// One mission with usage, progress and run record.
     pub async fn mission_view(&self, mission_id: &str) -> Result<MissionView, CoreError> {
-        Ok(squad::find_mission(self.inner.registry.repository().as_ref(), mission_id).await?)
+        Ok(squad::find_mission(self.inner.repo.as_ref(), mission_id).await?)
     }
 
     /// One mission with its jobs.
     pub async fn mission_detail(&self, mission_id: &str) -> Result<MissionDetail, CoreError> {
         let mission = self.mission_view(mission_id).await?;
-        let jobs = self.inner.registry.repository().jobs(mission_id).await?;
+        let jobs = self.inner.repo.jobs(mission_id).await?;
         Ok(MissionDetail { mission, jobs })
     }
 
@@ -142,13 +142,7 @@ impl Core {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<MissionEvent>, CoreError> {
-        Ok(squad::mission_events(
-            self.inner.registry.repository().as_ref(),
-            mission_id,
-            after_seq,
-            limit,
-        )
-        .await?)
+        Ok(squad::mission_events(self.inner.repo.as_ref(), mission_id, after_seq, limit).await?)
     }
 
     /// Starts a saved (Ready) mission: its time to live counts from now, and a running squad
@@ -179,7 +173,7 @@ impl Core {
             mission_id: Some(mission_id),
             dept: None,
         };
-        let repo = self.inner.registry.repository();
+        let repo = &self.inner.repo;
         let stop = async {
             squad::stop_mission(repo.as_ref(), mission_id, &actor.name()).await?;
             Ok::<_, CoreError>(repo.run_record(mission_id).await?)
@@ -284,7 +278,7 @@ impl Core {
         let mut notices = self.squads().await?.engine.subscribe();
         self.poke_squads().await;
         tokio::pin!(interrupted);
-        let repo = self.inner.registry.repository();
+        let repo = &self.inner.repo;
         let mut after = 0;
         let end = loop {
             for event in self.mission_events(mission_id, after, 1000).await? {
@@ -306,12 +300,7 @@ impl Core {
 
     /// The run record of a finished mission.
     pub async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, CoreError> {
-        let run = self
-            .inner
-            .registry
-            .repository()
-            .run_record(mission_id)
-            .await?;
+        let run = self.inner.repo.run_record(mission_id).await?;
         if run.is_none() {
             // Tell "no such mission" apart from "not finished".
             self.mission_view(mission_id).await?;

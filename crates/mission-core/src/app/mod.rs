@@ -28,6 +28,7 @@ pub use settings::{
 pub use squads::{configured_kafka, kafka_probe, store_kafka_password, KafkaInfo, KafkaProbe};
 
 use crate::audit::AuditLog;
+use crate::db::Repository;
 use crate::error::{CoreError, ErrorCode};
 use crate::gateway::{Gateway, GatewayParts};
 use crate::perimeter::Missions;
@@ -41,6 +42,7 @@ pub struct Core {
 
 struct Inner {
     settings: Settings,
+    repo: Arc<dyn Repository>,
     database_url: String,
     registry: Registry,
     missions: Missions,
@@ -77,14 +79,15 @@ impl Core {
                 ),
             )
         })?;
-        let registry = Registry::new(repo, Arc::clone(&settings.catalog));
+        let registry = Registry::new(repo.clone(), Arc::clone(&settings.catalog));
         if settings.bundled_library {
             registry.ensure_bundled_library().await?;
         }
         Ok(Self {
             inner: Arc::new(Inner {
-                audit: AuditLog::new(Arc::clone(registry.repository())),
-                missions: Missions::new(registry.clone()),
+                audit: AuditLog::new(repo.clone()),
+                missions: Missions::new(registry.clone(), repo.clone()),
+                repo,
                 imports: ImportStage::new(registry.clone()),
                 registry,
                 database_url: url,
@@ -110,6 +113,11 @@ impl Core {
         &self.inner.registry
     }
 
+    /// The storage, for tools that inspect it (tests, benchmarks).
+    pub fn repository(&self) -> &Arc<dyn Repository> {
+        &self.inner.repo
+    }
+
     /// The gateway, started on first use: it signs audit records with the key from the key
     /// store, so a locked keychain fails here, and only for operations that change something.
     pub async fn gateway(&self) -> Result<&Gateway, CoreError> {
@@ -122,7 +130,7 @@ impl Core {
                     .map_err(|e| CoreError::internal(&e))??;
                 let settings = &self.inner.settings;
                 Gateway::start(GatewayParts {
-                    repo: Arc::clone(self.inner.registry.repository()),
+                    repo: self.inner.repo.clone(),
                     catalog: Arc::clone(&settings.catalog),
                     config: settings.gateway.clone(),
                     admin_policies: settings.admin_policies.clone(),
@@ -141,6 +149,6 @@ impl Core {
     pub async fn close(&self) {
         self.shutdown_squads(std::time::Duration::from_secs(5))
             .await;
-        self.inner.registry.repository().close().await;
+        self.inner.repo.close().await;
     }
 }

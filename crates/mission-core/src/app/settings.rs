@@ -7,10 +7,10 @@ use std::sync::Arc;
 
 use crate::audit::{KeyVault, Sealer, KEYSTORE_ENV};
 use crate::catalog::Catalog;
-use crate::db::{DbError, APP_IDENTIFIER};
 use crate::error::{CoreError, ErrorCode};
 use crate::gateway::{Clock, GatewayConfig, SystemClock, BUNDLED_ADMIN_POLICIES};
 use crate::squad::{Bus, EngineOptions};
+use crate::store::{DbError, APP_IDENTIFIER};
 
 /// Environment variable naming the database (a SQLite path or URL, or `postgres://…`).
 pub const DATABASE_ENV: &str = "DATABASE_URL";
@@ -80,7 +80,7 @@ pub enum KafkaSetting {
     Bus(Arc<Bus>),
 }
 
-/// Everything [`crate::Core::open`] needs.
+/// Everything [`super::Core::open`] needs.
 #[derive(Debug, Clone)]
 pub struct Settings {
     /// The database; `None` is the SQLite file in the OS app-data folder.

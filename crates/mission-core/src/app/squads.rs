@@ -1,7 +1,6 @@
 //! The squad engine and its Kafka, started on first use; the agent API served over the core;
 //! and the Kafka checks that need no database.
 
-use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -81,12 +80,7 @@ impl Core {
                     gateway_url: Some(format!("http://{}", self.inner.settings.api_address())),
                     ..self.inner.settings.engine.clone()
                 };
-                let engine = SquadEngine::start(
-                    Arc::clone(self.inner.registry.repository()),
-                    gateway,
-                    bus,
-                    options,
-                );
+                let engine = SquadEngine::start(self.inner.repo.clone(), gateway, bus, options);
                 Ok(Squads { engine, kafka })
             })
             .await
@@ -135,32 +129,10 @@ impl Core {
         self.gateway().await?.invoke_as(call).await
     }
 
-    /// Serves the agent API on a bound listener until `shutdown` resolves.
-    pub async fn serve_api(
-        &self,
-        listener: tokio::net::TcpListener,
-        shutdown: impl Future<Output = ()> + Send + 'static,
-    ) -> Result<(), CoreError> {
-        // The API is useless without the gateway: fail before accepting anything.
-        self.gateway().await?;
-        crate::api::serve(listener, self.clone(), shutdown)
-            .await
-            .map_err(|e| CoreError::internal(&e))
-    }
-
-    /// Binds the agent API's address (the settings', or `config/gateway.json`'s loopback).
-    pub async fn bind_api(&self) -> Result<tokio::net::TcpListener, CoreError> {
-        let addr = self.inner.settings.api_address();
-        tokio::net::TcpListener::bind(&addr).await.map_err(|e| {
-            CoreError::new(
-                ErrorCode::Config,
-                format!(
-                    "The agent API could not listen on {addr} ({e}); is `missionctl serve` or \
-                     another Mission Control running? Set MISSION_CONTROL_API_LISTEN to another \
-                     address."
-                ),
-            )
-        })
+    /// Where the agent API listens: the settings' address, or `config/gateway.json`'s
+    /// loopback one.
+    pub fn api_address(&self) -> String {
+        self.inner.settings.api_address()
     }
 }
 

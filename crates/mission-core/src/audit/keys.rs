@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use super::{head_message, AuditDraft, AuditEntry, SignedEntry};
 
 /// The keychain service entries of this app are filed under.
-pub const KEYCHAIN_SERVICE: &str = crate::db::APP_IDENTIFIER;
+pub const KEYCHAIN_SERVICE: &str = crate::store::APP_IDENTIFIER;
 /// The keychain entry holding the audit signing key.
 pub const SIGNING_KEY_ENTRY: &str = "audit-signing-key";
 

@@ -3,6 +3,7 @@
 //! edited, deleted or moved.
 
 mod keys;
+pub mod store;
 mod verify;
 
 pub use keys::{select_keystore_from_env, KeyError, KeyVault, Sealer, KEYSTORE_ENV};
@@ -327,7 +328,7 @@ pub struct VerifyReport {
 /// signing key, so it works on any machine that can read the database.
 #[derive(Debug, Clone)]
 pub struct AuditLog {
-    repo: std::sync::Arc<dyn crate::db::Repository>,
+    repo: std::sync::Arc<dyn store::AuditStore>,
 }
 
 /// Records read per round trip while walking the whole chain.
@@ -338,7 +339,7 @@ const WALK_CHUNK: u32 = 5000;
 pub enum AuditError {
     /// Storage failed.
     #[error(transparent)]
-    Storage(#[from] crate::db::DbError),
+    Storage(#[from] crate::store::DbError),
     /// A file could not be read or written.
     #[error("{0}")]
     Io(#[from] std::io::Error),
@@ -349,7 +350,7 @@ pub enum AuditError {
 
 impl AuditLog {
     /// The log in a repository.
-    pub fn new(repo: std::sync::Arc<dyn crate::db::Repository>) -> Self {
+    pub fn new(repo: std::sync::Arc<dyn store::AuditStore>) -> Self {
         Self { repo }
     }
 

@@ -3,147 +3,8 @@
 //! writes both implementations; they differ only in the id type Postgres stores as UUID, in
 //! how a write transaction takes its lock, and in how the chain head is locked.
 
-use async_trait::async_trait;
-use serde::Serialize;
-
-use super::DbError;
-use crate::audit::{AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer, SignedEntry};
-use crate::gateway::ledger::{ApprovalRow, LedgerOp, LedgerResult};
-use crate::perimeter::MissionStatus;
-use crate::registry::ApprovalMode;
-
-/// A token's mission and department, with the mission's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TokenRow {
-    /// Mission the token is bound to.
-    pub mission_id: String,
-    /// Department the token is bound to.
-    pub dept: i64,
-    /// The mission's status now.
-    pub status: MissionStatus,
-    /// When the mission's time to live ends.
-    pub expires_at: Option<String>,
-}
-
-/// A granted sector connection: which sector, who ticked it, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct Grant {
-    /// Connected sector.
-    pub sector: String,
-    /// Who granted it.
-    pub granted_by: String,
-    /// When (RFC 3339 UTC).
-    pub granted_at: String,
-}
-
-impl Grant {
-    /// How an audit record names the grant.
-    pub fn describe(&self) -> String {
-        format!(
-            "connection to {} granted by {} at {}",
-            self.sector, self.granted_by, self.granted_at
-        )
-    }
-}
-
-/// What the gateway needs to know about a mission to decide on its calls.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct MissionRow {
-    /// Id.
-    pub id: String,
-    /// Template id.
-    pub template_id: String,
-    /// Pinned version.
-    pub template_version: i64,
-    /// Template name.
-    pub template_name: String,
-    /// Sector.
-    pub sector: String,
-    /// Approval mode.
-    pub approval_mode: ApprovalMode,
-    /// Threshold (Threshold mode).
-    pub threshold_cents: Option<i64>,
-    /// Status.
-    pub status: MissionStatus,
-    /// End of its time to live, once started.
-    pub expires_at: Option<String>,
-    /// Granted connections.
-    pub grants: Vec<Grant>,
-}
-
-/// How much of its perimeter a mission has used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct MissionUsage {
-    /// Status.
-    pub status: MissionStatus,
-    /// Steps counted.
-    pub steps_used: i64,
-    /// Step cap.
-    pub max_steps: i64,
-    /// Cents held by calls in flight.
-    pub reserved_cents: i64,
-    /// Cents spent.
-    pub spent_cents: i64,
-    /// Budget cap.
-    pub budget_cents: i64,
-    /// Time to live in seconds.
-    pub ttl_seconds: i64,
-    /// When it started.
-    pub started_at: Option<String>,
-    /// When its time to live ends.
-    pub expires_at: Option<String>,
-}
-
-/// The gateway's storage, implemented by both repositories.
-#[async_trait]
-pub trait GatewayStore {
-    /// Applies ops in order in one transaction, sealing their audit records into the chain.
-    async fn ledger(
-        &self,
-        ops: Vec<LedgerOp>,
-        sealer: &Sealer,
-    ) -> Result<Vec<LedgerResult>, DbError>;
-    /// The token with this hash.
-    async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError>;
-    /// Stores a token's hash.
-    async fn insert_token(
-        &self,
-        token_hash: &str,
-        mission_id: &str,
-        dept: i64,
-        issued_by: &str,
-        issued_at: &str,
-    ) -> Result<(), DbError>;
-    /// A mission with its grants.
-    async fn mission_row(&self, id: &str) -> Result<Option<MissionRow>, DbError>;
-    /// Moves a Ready mission to Running with its clock started; false if it was not Ready.
-    async fn start_mission(
-        &self,
-        id: &str,
-        started_at: &str,
-        expires_at: &str,
-    ) -> Result<bool, DbError>;
-    /// A mission's counters.
-    async fn mission_usage(&self, id: &str) -> Result<Option<MissionUsage>, DbError>;
-    /// Approvals, newest first; only Pending ones if asked.
-    async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, DbError>;
-    /// One approval.
-    async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRow>, DbError>;
-    /// A page of the audit log, newest first.
-    async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError>;
-    /// Records after a seq, in order, with signatures.
-    async fn audit_range(&self, after_seq: i64, limit: u32) -> Result<Vec<SignedEntry>, DbError>;
-    /// The chain head.
-    async fn audit_head(&self) -> Result<AuditHead, DbError>;
-    /// Every public key that signed records.
-    async fn audit_keys(&self) -> Result<Vec<ExportedKey>, DbError>;
-    /// Records a public key (once).
-    async fn register_key(&self, key: &ExportedKey, now: &str) -> Result<(), DbError>;
-}
-
-/// Expands to the [`GatewayStore`] implementation for one backend.
+/// Expands to the [`crate::gateway::store::GatewayStore`] and
+/// [`crate::audit::store::AuditStore`] implementations for one backend.
 macro_rules! gateway_store {
     ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path, lock_head = $lock_head:literal) => {
         mod gateway_sql {
@@ -154,7 +15,8 @@ macro_rules! gateway_store {
                 AuditDecision, AuditEntry, AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer,
                 SignedEntry,
             };
-            use crate::db::gateway::{GatewayStore, Grant, MissionRow, MissionUsage, TokenRow};
+            use crate::audit::store::AuditStore;
+            use crate::gateway::store::{GatewayStore, Grant, MissionRow, MissionUsage, TokenRow};
             use crate::db::DbError;
             use crate::gateway::ledger::{
                 ApprovalRow, ApprovalUse, Decide, DecideError, LedgerOp, LedgerResult, Reserve,
@@ -968,6 +830,10 @@ macro_rules! gateway_store {
                         .transpose()
                 }
 
+            }
+
+            #[async_trait::async_trait]
+            impl AuditStore for $repo {
                 async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError> {
                     let limit = query.limit.clamp(1, 1000);
                     let sql = format!(

@@ -12,11 +12,13 @@ use super::{
     approval_mode, classify, items, next_rows, no_history, parse_risk, split_writes, Backend,
     DbError, ImportBatches, ImportRow, Repository, CHUNK,
 };
+use crate::perimeter::store::MissionStore;
 use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{
     pg_tsquery, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
 };
+use crate::registry::store::RegistryStore;
 use crate::registry::Perimeter;
 
 fn mission(row: &PgRow) -> Result<ActiveMission, DbError> {
@@ -191,11 +193,7 @@ async fn write_rows(
 }
 
 #[async_trait]
-impl Repository for PostgresRepository {
-    fn backend(&self) -> Backend {
-        Backend::Postgres
-    }
-
+impl RegistryStore for PostgresRepository {
     async fn current_versions(
         &self,
         ids: &[String],
@@ -298,6 +296,83 @@ impl Repository for PostgresRepository {
             .collect()
     }
 
+    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM templates t \
+             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = $1"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(summary)
+            .transpose()
+    }
+
+    async fn version_content(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        Ok(sqlx::query_scalar(
+            "SELECT content FROM template_versions WHERE template_id = $1 AND version = $2",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?)
+    }
+
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT version, logic_hash, source, imported_at FROM template_versions \
+             WHERE template_id = $1 ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                let at: DateTime<Utc> = r.try_get("imported_at")?;
+                Ok(VersionInfo {
+                    version: r.try_get("version")?,
+                    logic_hash: r.try_get("logic_hash")?,
+                    source: r.try_get("source")?,
+                    imported_at: at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+                })
+            })
+            .collect()
+    }
+
+    async fn count_templates(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
+        sqlx::query(
+            "INSERT INTO meta (key, value) VALUES ($1, $2) \
+             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
+        )
+        .bind(key)
+        .bind(value)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MissionStore for PostgresRepository {
     async fn insert_mission(
         &self,
         new: &NewMission,
@@ -382,79 +457,12 @@ impl Repository for PostgresRepository {
             .map(mission)
             .transpose()
     }
+}
 
-    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM templates t \
-             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = $1"
-        );
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(summary)
-            .transpose()
-    }
-
-    async fn version_content(
-        &self,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<serde_json::Value>, DbError> {
-        Ok(sqlx::query_scalar(
-            "SELECT content FROM template_versions WHERE template_id = $1 AND version = $2",
-        )
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
-        let rows = sqlx::query(
-            "SELECT version, logic_hash, source, imported_at FROM template_versions \
-             WHERE template_id = $1 ORDER BY version",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let at: DateTime<Utc> = r.try_get("imported_at")?;
-                Ok(VersionInfo {
-                    version: r.try_get("version")?,
-                    logic_hash: r.try_get("logic_hash")?,
-                    source: r.try_get("source")?,
-                    imported_at: at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                })
-            })
-            .collect()
-    }
-
-    async fn count_templates(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+#[async_trait]
+impl Repository for PostgresRepository {
+    fn backend(&self) -> Backend {
+        Backend::Postgres
     }
 
     async fn close(&self) {

@@ -16,11 +16,13 @@ use super::{
     approval_mode, classify, items, next_rows, no_history, parse_risk, split_writes, Backend,
     DbError, ImportBatches, ImportRow, Repository, CHUNK,
 };
+use crate::perimeter::store::MissionStore;
 use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{
     fts5_query, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
 };
+use crate::registry::store::RegistryStore;
 use crate::registry::Perimeter;
 
 /// SQLite implementation of [`Repository`].
@@ -342,11 +344,7 @@ async fn write_rows(
 }
 
 #[async_trait]
-impl Repository for SqliteRepository {
-    fn backend(&self) -> Backend {
-        Backend::Sqlite
-    }
-
+impl RegistryStore for SqliteRepository {
     async fn current_versions(
         &self,
         ids: &[String],
@@ -465,6 +463,82 @@ impl Repository for SqliteRepository {
             .collect()
     }
 
+    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
+        let sql = format!(
+            "SELECT {SUMMARY_COLUMNS} FROM templates t \
+             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = ?"
+        );
+        sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?
+            .as_ref()
+            .map(summary)
+            .transpose()
+    }
+
+    async fn version_content(
+        &self,
+        id: &str,
+        version: i64,
+    ) -> Result<Option<serde_json::Value>, DbError> {
+        let content: Option<String> = sqlx::query_scalar(
+            "SELECT content FROM template_versions WHERE template_id = ? AND version = ?",
+        )
+        .bind(id)
+        .bind(version)
+        .fetch_optional(&self.pool)
+        .await?;
+        content
+            .map(|c| serde_json::from_str(&c).map_err(|e| DbError::Corrupt(e.to_string())))
+            .transpose()
+    }
+
+    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
+        let rows = sqlx::query(
+            "SELECT version, logic_hash, source, imported_at FROM template_versions \
+             WHERE template_id = ? ORDER BY version",
+        )
+        .bind(id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(VersionInfo {
+                    version: r.try_get("version")?,
+                    logic_hash: r.try_get("logic_hash")?,
+                    source: r.try_get("source")?,
+                    imported_at: r.try_get("imported_at")?,
+                })
+            })
+            .collect()
+    }
+
+    async fn count_templates(&self) -> Result<i64, DbError> {
+        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
+            .fetch_one(&self.pool)
+            .await?)
+    }
+
+    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
+        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?)
+    }
+
+    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
+        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
+            .bind(key)
+            .bind(value)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl MissionStore for SqliteRepository {
     async fn insert_mission(
         &self,
         new: &NewMission,
@@ -542,78 +616,12 @@ impl Repository for SqliteRepository {
             .map(mission)
             .transpose()
     }
+}
 
-    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM templates t \
-             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = ?"
-        );
-        sqlx::query(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(summary)
-            .transpose()
-    }
-
-    async fn version_content(
-        &self,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<serde_json::Value>, DbError> {
-        let content: Option<String> = sqlx::query_scalar(
-            "SELECT content FROM template_versions WHERE template_id = ? AND version = ?",
-        )
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
-        content
-            .map(|c| serde_json::from_str(&c).map_err(|e| DbError::Corrupt(e.to_string())))
-            .transpose()
-    }
-
-    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
-        let rows = sqlx::query(
-            "SELECT version, logic_hash, source, imported_at FROM template_versions \
-             WHERE template_id = ? ORDER BY version",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VersionInfo {
-                    version: r.try_get("version")?,
-                    logic_hash: r.try_get("logic_hash")?,
-                    source: r.try_get("source")?,
-                    imported_at: r.try_get("imported_at")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn count_templates(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+#[async_trait]
+impl Repository for SqliteRepository {
+    fn backend(&self) -> Backend {
+        Backend::Sqlite
     }
 
     async fn close(&self) {

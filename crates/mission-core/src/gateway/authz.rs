@@ -12,8 +12,8 @@ use cedar_policy::{
     PolicyId, PolicySet, Request, RestrictedExpression, SlotId, Template,
 };
 
+use super::store::{Grant, MissionRow};
 use crate::catalog::{Catalog, Tool};
-use crate::db::gateway::{Grant, MissionRow};
 
 /// The admin policies compiled into this build.
 pub const BUNDLED_ADMIN_POLICIES: &str = include_str!("../../../../config/policies/admin.cedar");

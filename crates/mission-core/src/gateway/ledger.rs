@@ -8,9 +8,10 @@ use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
 
+use super::store::GatewayStore;
 use super::RefusalCode;
 use crate::audit::{AuditDraft, Sealer};
-use crate::db::{DbError, Repository};
+use crate::store::DbError;
 
 /// A call that needs a human before it runs, as the reservation sees it.
 #[derive(Debug, Clone)]
@@ -230,7 +231,7 @@ const MAX_BATCH: usize = 256;
 
 impl Ledger {
     /// Starts the writer over a repository, sealing records with this key.
-    pub fn start(repo: Arc<dyn Repository>, sealer: Sealer) -> Self {
+    pub fn start(repo: Arc<dyn GatewayStore>, sealer: Sealer) -> Self {
         let (tx, mut rx) = mpsc::channel::<Job>(4096);
         tokio::spawn(async move {
             let mut jobs: Vec<Job> = Vec::with_capacity(MAX_BATCH);

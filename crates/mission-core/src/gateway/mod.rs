@@ -7,6 +7,7 @@ pub mod authz;
 pub mod dispatch;
 pub mod ledger;
 pub mod rules;
+pub mod store;
 // Private: the executors are reachable only through `Gateway::invoke`, the one path to a tool.
 mod tools;
 
@@ -23,10 +24,10 @@ use uuid::Uuid;
 
 use crate::audit::{AuditDecision, AuditDraft, ExportedKey, Operation, Sealer};
 use crate::catalog::{Catalog, Tool};
-use crate::db::gateway::{MissionRow, MissionUsage, TokenRow};
-use crate::db::{DbError, Repository};
 use crate::perimeter::MissionStatus;
 use crate::registry::{ApprovalMode, RiskLevel, Template};
+use crate::store::DbError;
+use store::{GatewayRepository, GatewayStore, MissionRow, MissionUsage, TokenRow};
 
 pub use authz::{Authority, AuthzDecision, PolicyError, SectorAuthorizer, BUNDLED_ADMIN_POLICIES};
 pub use dispatch::{Actor, AuditedError, Done, Request};
@@ -382,7 +383,7 @@ pub struct DecideApproval {
 }
 
 struct Inner {
-    repo: Arc<dyn Repository>,
+    repo: Arc<dyn GatewayRepository>,
     catalog: Arc<Catalog>,
     config: GatewayConfig,
     authz: SectorAuthorizer,
@@ -417,7 +418,7 @@ impl std::fmt::Debug for Gateway {
 #[derive(Debug, Clone)]
 pub struct GatewayParts {
     /// Storage.
-    pub repo: Arc<dyn Repository>,
+    pub repo: Arc<dyn GatewayRepository>,
     /// Sectors, tools and policy.
     pub catalog: Arc<Catalog>,
     /// Gateway settings.
@@ -455,7 +456,7 @@ impl Gateway {
         let (events, _) = broadcast::channel(256);
         Ok(Self {
             inner: Arc::new(Inner {
-                ledger: Ledger::start(Arc::clone(&parts.repo), parts.sealer),
+                ledger: Ledger::start(parts.repo.clone(), parts.sealer),
                 repo: parts.repo,
                 catalog: parts.catalog,
                 config: parts.config,
@@ -1161,7 +1162,7 @@ impl Gateway {
 /// The approvals queue without a running gateway (it needs no signing key): what
 /// `missionctl approvals list` and the gateway itself show.
 pub async fn approvals(
-    repo: &dyn Repository,
+    repo: &dyn GatewayStore,
     catalog: &Catalog,
     now: DateTime<Utc>,
     pending_only: bool,

@@ -1,13 +1,16 @@
 //! Active missions: drafting a perimeter for a template and saving it, with every cap checked.
 
+use std::sync::Arc;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
+use super::store::MissionStore;
 use super::{Caps, Field, MINIMUMS};
-use crate::db::DbError;
 use crate::registry::search::TemplateSummary;
 use crate::registry::{ApprovalMode, Perimeter, Registry, RegistryError, RiskLevel, Template};
+use crate::store::DbError;
 
 /// Where an active mission is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -245,6 +248,7 @@ impl PerimeterError {
 #[derive(Debug, Clone)]
 pub struct Missions {
     registry: Registry,
+    store: Arc<dyn MissionStore>,
 }
 
 /// The current version of a template, parsed.
@@ -254,9 +258,9 @@ struct Current {
 }
 
 impl Missions {
-    /// Missions over a registry's storage and catalogue.
-    pub fn new(registry: Registry) -> Self {
-        Self { registry }
+    /// Missions checked against a registry's templates and catalogue, kept in `store`.
+    pub fn new(registry: Registry, store: Arc<dyn MissionStore>) -> Self {
+        Self { registry, store }
     }
 
     async fn current(&self, id: &str) -> Result<Current, PerimeterError> {
@@ -498,7 +502,7 @@ impl Missions {
         operator: &str,
     ) -> Result<SaveOutcome, PerimeterError> {
         let new = self.check(request, operator).await?;
-        let repo = self.registry.repository();
+        let repo = &self.store;
         let (mission, stored_hash, created) = repo.insert_mission(&new).await?;
         if !created && stored_hash != new.request_hash {
             return Err(PerimeterError::InvalidRequest(
@@ -512,6 +516,6 @@ impl Missions {
 
     /// Saved missions, newest first.
     pub async fn list(&self, limit: u32) -> Result<Vec<ActiveMission>, PerimeterError> {
-        Ok(self.registry.repository().missions(limit).await?)
+        Ok(self.store.missions(limit).await?)
     }
 }

@@ -2,6 +2,7 @@
 //! perimeter as a unique active mission. The caps are enforced here, whatever a shell sends.
 
 mod mission;
+pub mod store;
 
 pub use mission::{
     ActiveMission, ApprovalModeInfo, ConnectionOption, MissionDraft, MissionStatus, Missions,

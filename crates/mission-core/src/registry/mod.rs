@@ -8,6 +8,7 @@ pub mod problem;
 pub mod search;
 pub mod service;
 pub mod staging;
+pub mod store;
 pub mod validate;
 
 pub use model::{ApprovalMode, Perimeter, PlanStep, RiskLevel, Ruleset, Template};

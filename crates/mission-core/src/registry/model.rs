@@ -1,8 +1,5 @@
 //! The template as the registry stores and serves it.
 
-use std::fmt;
-use std::str::FromStr;
-
 use serde::{Deserialize, Serialize};
 
 /// How tool calls of a mission wait for a human.
@@ -17,51 +14,7 @@ pub enum ApprovalMode {
     Auto,
 }
 
-/// Risk level, as a word: High, Medium or Low.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-pub enum RiskLevel {
-    /// Low risk.
-    Low,
-    /// Medium risk.
-    Medium,
-    /// High risk.
-    High,
-}
-
-impl RiskLevel {
-    /// The word stored in the database and shown to people.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Low => "Low",
-            Self::Medium => "Medium",
-            Self::High => "High",
-        }
-    }
-}
-
-impl fmt::Display for RiskLevel {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// The word given is not a risk level.
-#[derive(Debug, thiserror::Error)]
-#[error("\"{0}\" is not a risk level: use Low, Medium or High")]
-pub struct UnknownRiskLevel(pub String);
-
-impl FromStr for RiskLevel {
-    type Err = UnknownRiskLevel;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s.to_ascii_lowercase().as_str() {
-            "low" => Ok(Self::Low),
-            "medium" => Ok(Self::Medium),
-            "high" => Ok(Self::High),
-            _ => Err(UnknownRiskLevel(s.to_string())),
-        }
-    }
-}
+pub use crate::catalog::RiskLevel;
 
 impl ApprovalMode {
     /// The word stored in the database and shown to people.

@@ -13,10 +13,11 @@ use super::search::{
     CategoryCount, LibraryPage, LibraryQuery, SearchQuery, SectorCount, SectorTree, TemplateDetail,
     TemplateSummary,
 };
+use super::store::RegistryStore;
 use super::validate::ValidTemplate;
 use super::validate::{self, Validation};
 use crate::catalog::{Catalog, CatalogError};
-use crate::db::{self, DbError, Repository};
+use crate::store::DbError;
 
 /// The library shipped with the app, imported on first start and after upgrades.
 pub const BUNDLED_LIBRARY: &str = include_str!("../../../../config/mission_templates.json");
@@ -120,22 +121,14 @@ pub fn read_manifests<P: AsRef<std::path::Path>>(
 /// The template registry over one repository.
 #[derive(Debug, Clone)]
 pub struct Registry {
-    repo: Arc<dyn Repository>,
+    repo: Arc<dyn RegistryStore>,
     catalog: Arc<Catalog>,
 }
 
 impl Registry {
     /// Wraps an open repository.
-    pub fn new(repo: Arc<dyn Repository>, catalog: Arc<Catalog>) -> Self {
+    pub fn new(repo: Arc<dyn RegistryStore>, catalog: Arc<Catalog>) -> Self {
         Self { repo, catalog }
-    }
-
-    /// Opens the database a URL names, applies migrations and imports the bundled library if
-    /// this database has not seen this build's copy of it yet.
-    pub async fn open(url: &str) -> Result<Self, RegistryError> {
-        let registry = Self::new(db::open(url).await?, Arc::new(Catalog::bundled()?));
-        registry.ensure_bundled_library().await?;
-        Ok(registry)
     }
 
     /// The catalogues templates are checked against.
@@ -144,7 +137,7 @@ impl Registry {
     }
 
     /// The storage behind the registry.
-    pub fn repository(&self) -> &Arc<dyn Repository> {
+    pub fn store(&self) -> &Arc<dyn RegistryStore> {
         &self.repo
     }
 

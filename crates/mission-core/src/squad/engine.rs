@@ -15,13 +15,13 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::bus::{dept_topic, mission_topic, Bus, BusError, Envelope, MissionStream};
 use super::context::{ContextError, MissionContext};
-use crate::db::squad::{JobRow, JobStatus, SquadOp};
-use crate::db::{DbError, Repository};
+use super::store::{EngineRepository, JobRow, JobStatus, SquadOp};
 use crate::gateway::{
     timestamp, Actor, ApprovalStatus, CallOutcome, Gateway, GatewayError, RefusalCode, ToolCall,
 };
 use crate::perimeter::{MissionStatus, PerimeterError};
 use crate::registry::{Perimeter, Template};
+use crate::store::DbError;
 
 /// Event kinds of the squad contract.
 pub mod kind {
@@ -174,7 +174,7 @@ struct Plan {
 }
 
 struct Inner {
-    repo: Arc<dyn Repository>,
+    repo: Arc<dyn EngineRepository>,
     gateway: Gateway,
     bus: Arc<Bus>,
     options: EngineOptions,
@@ -209,7 +209,7 @@ impl SquadEngine {
     /// Starts the supervisor (claims running missions and assembles their squads) and the
     /// outbox relay.
     pub fn start(
-        repo: Arc<dyn Repository>,
+        repo: Arc<dyn EngineRepository>,
         gateway: Gateway,
         bus: Arc<Bus>,
         options: EngineOptions,
@@ -337,7 +337,7 @@ impl SquadEngine {
 /// Ends a mission now (stopped by a person): its run record is written and its squad is torn
 /// down by the engine that runs it.
 pub async fn stop_mission(
-    repo: &dyn Repository,
+    repo: &dyn EngineRepository,
     mission_id: &str,
     by: &str,
 ) -> Result<(), SquadError> {
@@ -358,7 +358,7 @@ pub async fn stop_mission(
 
 /// Ends a mission with its `mission.ended` event; false if it had ended already.
 async fn end_mission(
-    repo: &dyn Repository,
+    repo: &dyn EngineRepository,
     mission_id: &str,
     status: MissionStatus,
     reason: Option<String>,

@@ -5,6 +5,7 @@ pub mod bus;
 pub mod context;
 pub mod engine;
 pub mod run;
+pub mod store;
 pub mod views;
 
 pub use bus::{

@@ -5,9 +5,9 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::engine::{kind, SquadError};
-use crate::db::gateway::MissionUsage;
-use crate::db::squad::{JobStatus, RunRecord, StoredEvent};
-use crate::db::Repository;
+use super::store::{EngineRepository, JobStatus, RunRecord, StoredEvent};
+use crate::gateway::store::MissionUsage;
+use crate::perimeter::store::MissionStore;
 use crate::perimeter::ActiveMission;
 
 /// One mission as the Active Missions view shows it.
@@ -55,8 +55,8 @@ pub struct MissionEvent {
 }
 
 /// A mission with its usage and progress.
-pub async fn mission_view(
-    repo: &dyn Repository,
+pub async fn mission_view<R: EngineRepository + MissionStore + ?Sized>(
+    repo: &R,
     mission: ActiveMission,
 ) -> Result<MissionView, SquadError> {
     let usage = repo
@@ -88,8 +88,8 @@ pub async fn mission_view(
 }
 
 /// The newest missions with their usage and progress.
-pub async fn mission_views(
-    repo: &dyn Repository,
+pub async fn mission_views<R: EngineRepository + MissionStore + ?Sized>(
+    repo: &R,
     limit: u32,
 ) -> Result<Vec<MissionView>, SquadError> {
     let mut views = Vec::new();
@@ -100,7 +100,10 @@ pub async fn mission_views(
 }
 
 /// One mission by id.
-pub async fn find_mission(repo: &dyn Repository, id: &str) -> Result<MissionView, SquadError> {
+pub async fn find_mission<R: EngineRepository + MissionStore + ?Sized>(
+    repo: &R,
+    id: &str,
+) -> Result<MissionView, SquadError> {
     let mission = repo
         .mission(id)
         .await?
@@ -109,8 +112,8 @@ pub async fn find_mission(repo: &dyn Repository, id: &str) -> Result<MissionView
 }
 
 /// A mission's events after `after_seq`, oldest first.
-pub async fn mission_events(
-    repo: &dyn Repository,
+pub async fn mission_events<R: EngineRepository + ?Sized>(
+    repo: &R,
     mission_id: &str,
     after_seq: i64,
     limit: u32,

@@ -19,10 +19,10 @@ pub async fn serve(url: Option<String>, listen: Option<String>) -> anyhow::Resul
         settings.api_listen = listen;
     }
     let core = Core::open(settings).await?;
-    let listener = core.bind_api().await?;
+    let listener = mission_core::api::bind(&core).await?;
     let local = listener.local_addr()?;
     outln!("Agent API on http://{local} (OpenAPI document at /v1/openapi.json). Ctrl+C stops it.");
-    core.serve_api(listener, async {
+    mission_core::api::serve(listener, core.clone(), async {
         let _ = tokio::signal::ctrl_c().await;
     })
     .await?;

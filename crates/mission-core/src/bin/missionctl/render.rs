@@ -4,10 +4,10 @@
 
 use std::io::Write;
 
-use mission_core::db::squad::RunRecord;
 use mission_core::gateway::local_time;
 use mission_core::registry::search::TemplateSummary;
 use mission_core::registry::Problem;
+use mission_core::squad::store::RunRecord;
 use mission_core::squad::MissionEvent;
 use mission_core::{CoreError, ErrorCode};
 use serde::Serialize;

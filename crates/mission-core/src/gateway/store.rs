@@ -1,0 +1,142 @@
+//! The storage the gateway needs: tokens, running-mission counters, approvals and the ledger
+//! that commits each change together with its signed audit record. `db` implements it for
+//! SQLite and Postgres.
+
+use async_trait::async_trait;
+use serde::Serialize;
+
+use super::ledger::{ApprovalRow, LedgerOp, LedgerResult};
+use crate::audit::store::AuditStore;
+use crate::audit::Sealer;
+use crate::perimeter::MissionStatus;
+use crate::registry::store::RegistryStore;
+use crate::registry::ApprovalMode;
+use crate::store::DbError;
+
+/// A token's mission and department, with the mission's state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenRow {
+    /// Mission the token is bound to.
+    pub mission_id: String,
+    /// Department the token is bound to.
+    pub dept: i64,
+    /// The mission's status now.
+    pub status: MissionStatus,
+    /// When the mission's time to live ends.
+    pub expires_at: Option<String>,
+}
+
+/// A granted sector connection: which sector, who ticked it, when.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct Grant {
+    /// Connected sector.
+    pub sector: String,
+    /// Who granted it.
+    pub granted_by: String,
+    /// When (RFC 3339 UTC).
+    pub granted_at: String,
+}
+
+impl Grant {
+    /// How an audit record names the grant.
+    pub fn describe(&self) -> String {
+        format!(
+            "connection to {} granted by {} at {}",
+            self.sector, self.granted_by, self.granted_at
+        )
+    }
+}
+
+/// What the gateway needs to know about a mission to decide on its calls.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MissionRow {
+    /// Id.
+    pub id: String,
+    /// Template id.
+    pub template_id: String,
+    /// Pinned version.
+    pub template_version: i64,
+    /// Template name.
+    pub template_name: String,
+    /// Sector.
+    pub sector: String,
+    /// Approval mode.
+    pub approval_mode: ApprovalMode,
+    /// Threshold (Threshold mode).
+    pub threshold_cents: Option<i64>,
+    /// Status.
+    pub status: MissionStatus,
+    /// End of its time to live, once started.
+    pub expires_at: Option<String>,
+    /// Granted connections.
+    pub grants: Vec<Grant>,
+}
+
+/// How much of its perimeter a mission has used.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct MissionUsage {
+    /// Status.
+    pub status: MissionStatus,
+    /// Steps counted.
+    pub steps_used: i64,
+    /// Step cap.
+    pub max_steps: i64,
+    /// Cents held by calls in flight.
+    pub reserved_cents: i64,
+    /// Cents spent.
+    pub spent_cents: i64,
+    /// Budget cap.
+    pub budget_cents: i64,
+    /// Time to live in seconds.
+    pub ttl_seconds: i64,
+    /// When it started.
+    pub started_at: Option<String>,
+    /// When its time to live ends.
+    pub expires_at: Option<String>,
+}
+
+/// The gateway's storage: tokens, running-mission counters, approvals, and the ledger that
+/// writes each change with its audit record.
+#[async_trait]
+pub trait GatewayStore: Send + Sync + std::fmt::Debug {
+    /// Applies ops in order in one transaction, sealing their audit records into the chain.
+    async fn ledger(
+        &self,
+        ops: Vec<LedgerOp>,
+        sealer: &Sealer,
+    ) -> Result<Vec<LedgerResult>, DbError>;
+    /// The token with this hash.
+    async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError>;
+    /// Stores a token's hash.
+    async fn insert_token(
+        &self,
+        token_hash: &str,
+        mission_id: &str,
+        dept: i64,
+        issued_by: &str,
+        issued_at: &str,
+    ) -> Result<(), DbError>;
+    /// A mission with its grants.
+    async fn mission_row(&self, id: &str) -> Result<Option<MissionRow>, DbError>;
+    /// Moves a Ready mission to Running with its clock started; false if it was not Ready.
+    async fn start_mission(
+        &self,
+        id: &str,
+        started_at: &str,
+        expires_at: &str,
+    ) -> Result<bool, DbError>;
+    /// A mission's counters.
+    async fn mission_usage(&self, id: &str) -> Result<Option<MissionUsage>, DbError>;
+    /// Approvals, newest first; only Pending ones if asked.
+    async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, DbError>;
+    /// One approval.
+    async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRow>, DbError>;
+}
+
+/// Everything the gateway reads and writes: its own storage, the pinned template versions and
+/// the audit keys.
+pub trait GatewayRepository: GatewayStore + RegistryStore + AuditStore {}
+
+impl<T: GatewayStore + RegistryStore + AuditStore + ?Sized> GatewayRepository for T {}
