@@ -24,7 +24,7 @@ pub enum Actor {
 impl Actor {
     /// The OS user at the keyboard.
     pub fn operator() -> Self {
-        Self::Operator(super::operator_name())
+        Self::Operator(operator_name())
     }
 
     /// How the audit record's caller column names the actor.
@@ -189,4 +189,13 @@ impl Gateway {
             }
         }
     }
+}
+
+/// Who is at the keyboard, for grants and decisions: the OS user name.
+pub fn operator_name() -> String {
+    std::env::var("USER")
+        .or_else(|_| std::env::var("USERNAME"))
+        .ok()
+        .filter(|u| !u.trim().is_empty())
+        .unwrap_or_else(|| "operator".to_owned())
 }

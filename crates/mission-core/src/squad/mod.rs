@@ -1,9 +1,15 @@
 //! The squad: each active mission's departments, wired through that mission's own Kafka
 //! topics, every event in one envelope that names its mission and job.
 
+mod agent;
+mod assembly;
 pub mod bus;
 pub mod context;
+pub mod contract;
 pub mod engine;
+mod lifecycle;
+mod orchestrator;
+mod relay;
 pub mod run;
 pub mod store;
 pub mod views;
@@ -14,10 +20,9 @@ pub use bus::{
     KEYCHAIN_SERVICE,
 };
 pub use context::{ContextError, MissionContext};
-pub use engine::{
-    kind, stop_mission, AgentExit, Assignment, EngineOptions, SquadEngine, SquadError, SquadNotice,
-    ORCHESTRATOR_DEPT,
-};
+pub use contract::{kind, Assignment, ORCHESTRATOR_DEPT};
+pub use engine::{AgentExit, EngineOptions, SquadEngine, SquadError, SquadNotice};
+pub use lifecycle::stop_mission;
 pub use views::{
     find_mission, mission_events, mission_view, mission_views, MissionEvent, MissionView,
 };

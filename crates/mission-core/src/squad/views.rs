@@ -4,7 +4,8 @@
 use serde::Serialize;
 use serde_json::Value;
 
-use super::engine::{kind, SquadError};
+use super::contract::kind;
+use super::engine::SquadError;
 use super::store::{EngineRepository, JobStatus, RunRecord, StoredEvent};
 use crate::gateway::store::MissionUsage;
 use crate::perimeter::store::MissionStore;

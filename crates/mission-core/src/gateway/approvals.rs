@@ -1,0 +1,179 @@
+//! The approvals queue: held calls and budget caps as reviewers see them, and their decisions.
+
+use chrono::{DateTime, Utc};
+
+use super::dispatch::{Actor, AuditedError, Done, Request};
+use super::ledger::{self, Decide, LedgerOp, LedgerResult};
+use super::store::GatewayStore;
+use super::{
+    timestamp, ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalStatus, DecideApproval,
+    Gateway, GatewayError, GatewayEvent,
+};
+use crate::audit::Operation;
+use crate::catalog::Catalog;
+use crate::store::DbError;
+
+impl Gateway {
+    pub(super) fn item(&self, row: ledger::ApprovalRow) -> ApprovalItem {
+        approval_item(row, &self.inner.catalog, self.inner.clock.now())
+    }
+
+    /// The approvals queue, newest first; only what still waits if asked.
+    pub async fn approvals(&self, pending_only: bool) -> Result<Vec<ApprovalItem>, GatewayError> {
+        approvals(
+            self.inner.repo.as_ref(),
+            &self.inner.catalog,
+            self.inner.clock.now(),
+            pending_only,
+        )
+        .await
+    }
+
+    /// One approval request as reviewers see it.
+    pub async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalItem>, GatewayError> {
+        let row = self.inner.repo.approval(approval_id).await?;
+        let now = self.inner.clock.now();
+        Ok(row.map(|row| approval_item(row, &self.inner.catalog, now)))
+    }
+
+    /// A reviewer's decision, audited with their name. Approving a call lets exactly that call
+    /// (same tool, same arguments) run once; approving a budget cap raises the budget within
+    /// the global policy and resumes the mission; denying a budget cap stops it.
+    pub async fn decide(
+        &self,
+        actor: &Actor,
+        request: &DecideApproval,
+    ) -> Result<ApprovalItem, GatewayError> {
+        self.decide_as(actor, request).await
+    }
+
+    /// [`Gateway::decide`], failing with the caller's error type so the audit record of a
+    /// refusal travels with it.
+    pub async fn decide_as<E>(
+        &self,
+        actor: &Actor,
+        request: &DecideApproval,
+    ) -> Result<ApprovalItem, E>
+    where
+        E: AuditedError + std::fmt::Display + From<GatewayError>,
+    {
+        let audited = Request {
+            actor,
+            operation: Operation::ApprovalDecide,
+            mission_id: None,
+            dept: None,
+        };
+        let by = actor.name();
+        let decision = async { self.apply_decision(request, &by).await.map_err(E::from) };
+        self.audited(audited, decision, |(_, seq): &(ApprovalItem, i64)| {
+            Done::recorded(*seq)
+        })
+        .await
+        .map(|(item, _)| item)
+    }
+
+    pub(super) async fn apply_decision(
+        &self,
+        request: &DecideApproval,
+        by: &str,
+    ) -> Result<(ApprovalItem, i64), GatewayError> {
+        let now = self.inner.clock.now();
+        let result = self
+            .inner
+            .ledger
+            .apply(LedgerOp::Decide(Decide {
+                approval_id: request.approval_id.clone(),
+                by: by.to_owned(),
+                approve: request.decision == ApprovalDecision::Approve,
+                budget_cents: request.budget_cents,
+                max_budget_cents: self.inner.catalog.policy().hard_caps.budget_cents,
+                now: timestamp(now),
+                approved_until: timestamp(
+                    now + chrono::Duration::seconds(self.inner.config.approval_ttl_seconds),
+                ),
+            }))
+            .await?;
+        match result {
+            LedgerResult::Decided(decided) => match *decided {
+                Ok((row, seq)) => {
+                    self.forget_tokens();
+                    self.emit(GatewayEvent::ApprovalDecided {
+                        approval_id: row.id.clone(),
+                    });
+                    Ok((self.item(row), seq))
+                }
+                Err(e) => Err(e.into()),
+            },
+            other => Err(DbError::Corrupt(format!("unexpected ledger answer {other:?}")).into()),
+        }
+    }
+}
+
+/// The approvals queue without a running gateway (it needs no signing key): what
+/// `missionctl approvals list` and the gateway itself show.
+pub async fn approvals(
+    repo: &dyn GatewayStore,
+    catalog: &Catalog,
+    now: DateTime<Utc>,
+    pending_only: bool,
+) -> Result<Vec<ApprovalItem>, GatewayError> {
+    let rows = repo.approvals(pending_only, 500).await?;
+    Ok(rows
+        .into_iter()
+        .map(|row| approval_item(row, catalog, now))
+        .filter(|item| !pending_only || item.status == ApprovalStatus::Pending)
+        .collect())
+}
+
+fn approval_item(row: ledger::ApprovalRow, catalog: &Catalog, now: DateTime<Utc>) -> ApprovalItem {
+    let now = timestamp(now);
+    let tool = row.tool_id.as_deref().and_then(|id| catalog.tool(id));
+    let mut status = match row.status.as_str() {
+        "Approved" => ApprovalStatus::Approved,
+        "Denied" => ApprovalStatus::Denied,
+        "Expired" => ApprovalStatus::Expired,
+        "Used" => ApprovalStatus::Used,
+        _ => ApprovalStatus::Pending,
+    };
+    if matches!(status, ApprovalStatus::Pending | ApprovalStatus::Approved)
+        && row
+            .expires_at
+            .as_deref()
+            .is_some_and(|at| at <= now.as_str())
+    {
+        status = ApprovalStatus::Expired;
+    }
+    let budget_cap = row.kind == "BudgetCap";
+    ApprovalItem {
+        kind: if budget_cap {
+            ApprovalKind::BudgetCap
+        } else {
+            ApprovalKind::ToolCall
+        },
+        status,
+        tool_name: tool.map(|t| t.name.clone()),
+        risk: tool.map(|t| t.risk),
+        budget_cents: budget_cap.then(|| {
+            if status == ApprovalStatus::Pending {
+                row.mission_budget_cents
+            } else {
+                row.budget_cents.unwrap_or(row.mission_budget_cents)
+            }
+        }),
+        max_budget_cents: budget_cap.then_some(catalog.policy().hard_caps.budget_cents),
+        id: row.id,
+        mission_id: row.mission_id,
+        mission_name: row.mission_name,
+        sector: row.sector,
+        dept: row.dept,
+        tool_id: row.tool_id,
+        args_hash: row.args_hash,
+        args: row.args,
+        cost_cents: row.cost_cents,
+        reason: row.reason,
+        requested_at: row.requested_at,
+        expires_at: row.expires_at,
+        decided_by: row.decided_by,
+        decided_at: row.decided_at,
+    }
+}

@@ -1,0 +1,361 @@
+//! The invoke pipeline: every tool call passes these checks in order — token, mission state and
+//! time to live, arguments, tool, sector authorization, host allowlist, price — then the
+//! atomic reservation with the approval gate, execution, settlement and the audit record.
+
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+use uuid::Uuid;
+
+use super::authz::Authority;
+use super::dispatch::{Actor, AuditedError, Done, Request};
+use super::ledger::{Gate, LedgerOp, LedgerResult, Reserve, ReserveResult};
+use super::store::MissionRow;
+use super::tools::{self, Execution};
+use super::types::refusal;
+use super::{
+    hash_token, timestamp, CallOutcome, Executed, Gateway, GatewayError, GatewayEvent, RefusalCode,
+    ToolCall, Waiting,
+};
+use crate::audit::{AuditDecision, AuditDraft, Operation};
+use crate::catalog::Tool;
+use crate::perimeter::MissionStatus;
+use crate::registry::{ApprovalMode, RiskLevel};
+use crate::store::DbError;
+
+/// Largest accepted arguments, as canonical JSON.
+pub const MAX_ARGS_BYTES: usize = 64 * 1024;
+
+impl Gateway {
+    pub(super) async fn refuse(
+        &self,
+        draft: AuditDraft,
+        code: RefusalCode,
+        message: String,
+    ) -> Result<CallOutcome, GatewayError> {
+        let seq = self
+            .audit(draft.decided(AuditDecision::Denied, message.clone()))
+            .await?;
+        Err(refusal(code, message, seq))
+    }
+
+    /// Why the mission's approval mode holds this call for a human, if it does.
+    pub(super) fn gate_reason(mission: &MissionRow, tool: &Tool, cost: i64) -> Option<String> {
+        match mission.approval_mode {
+            ApprovalMode::Strict if tool.side_effects => {
+                Some(format!("Strict mode: {} has side effects", tool.name))
+            }
+            ApprovalMode::Threshold => {
+                let threshold = mission.threshold_cents.unwrap_or(0);
+                if cost >= threshold {
+                    Some(format!(
+                        "Threshold mode: the call costs {cost} cents, at or above the \
+                         threshold of {threshold}"
+                    ))
+                } else if tool.risk == RiskLevel::High {
+                    Some(format!("Threshold mode: {} is a High-risk tool", tool.name))
+                } else {
+                    None
+                }
+            }
+            _ => None,
+        }
+    }
+
+    /// Passes one tool call through every check, runs it, and audits the outcome. This is the
+    /// only way to a tool. A failure inside the gateway (storage, policies) is audited too.
+    pub async fn invoke(&self, call: ToolCall) -> Result<CallOutcome, GatewayError> {
+        self.invoke_as(call).await
+    }
+
+    /// [`Gateway::invoke`], failing with the caller's error type so the audit record of a
+    /// failure travels with it.
+    pub async fn invoke_as<E>(&self, call: ToolCall) -> Result<CallOutcome, E>
+    where
+        E: AuditedError + std::fmt::Display + From<GatewayError>,
+    {
+        let token_hash = hash_token(&call.token);
+        let actor = Actor::Agent(token_hash[..12].to_owned());
+        let claimed = call.mission_id.clone();
+        let request = Request {
+            actor: &actor,
+            operation: Operation::ToolInvoke,
+            mission_id: claimed.as_deref(),
+            dept: None,
+        };
+        let checked = async { self.checked_call(call, token_hash).await.map_err(E::from) };
+        self.audited(request, checked, |outcome: &CallOutcome| {
+            Done::recorded(match outcome {
+                CallOutcome::Executed(e) => e.audit_seq,
+                CallOutcome::Waiting(w) => w.audit_seq,
+            })
+        })
+        .await
+    }
+
+    pub(super) async fn checked_call(
+        &self,
+        call: ToolCall,
+        token_hash: String,
+    ) -> Result<CallOutcome, GatewayError> {
+        let inner = &self.inner;
+        let now = inner.clock.now();
+        let mut draft = AuditDraft {
+            ts: timestamp(now),
+            job_id: call.job_id.clone(),
+            caller: format!("token:{}", &token_hash[..12]),
+            action: Some(Operation::ToolInvoke.as_str().to_owned()),
+            tool_id: Some(call.tool_id.clone()),
+            ..Default::default()
+        };
+
+        // 1. Who is calling: a token bound to one mission and one department.
+        let Some(token) = self.token(&token_hash).await? else {
+            return self
+                .refuse(
+                    draft,
+                    RefusalCode::Unauthenticated,
+                    "the bearer token is not one the gateway issued".to_owned(),
+                )
+                .await;
+        };
+        draft.mission_id = Some(token.mission_id.clone());
+        draft.dept = Some(token.dept);
+        draft.caller = format!("dept {} (token:{})", token.dept, &token_hash[..12]);
+        if let Some(claimed) = call
+            .mission_id
+            .as_deref()
+            .filter(|m| *m != token.mission_id)
+        {
+            let message = format!(
+                "the token is bound to mission {}, not to mission {claimed}",
+                token.mission_id
+            );
+            return self
+                .refuse(draft, RefusalCode::Unauthenticated, message)
+                .await;
+        }
+
+        // 2. The mission runs and its time to live has not passed.
+        if token.status != MissionStatus::Running {
+            let message = format!("the mission is {}, not Running", token.status.as_str());
+            return self
+                .refuse(draft, RefusalCode::MissionNotActive, message)
+                .await;
+        }
+        if let Some(expires) = token
+            .expires_at
+            .as_deref()
+            .filter(|e| *e <= draft.ts.as_str())
+        {
+            let message = format!("the mission's time to live ended at {expires}");
+            return self
+                .refuse(draft, RefusalCode::MissionExpired, message)
+                .await;
+        }
+        let args = match serde_json_canonicalizer::to_string(&call.args) {
+            Ok(a) if a.len() <= MAX_ARGS_BYTES && call.args.is_object() => a,
+            Ok(_) => {
+                let message =
+                    format!("arguments must be a JSON object of at most {MAX_ARGS_BYTES} bytes");
+                return self
+                    .refuse(draft, RefusalCode::InvalidArguments, message)
+                    .await;
+            }
+            Err(e) => {
+                let message = format!("arguments cannot be canonicalised: {e}");
+                return self
+                    .refuse(draft, RefusalCode::InvalidArguments, message)
+                    .await;
+            }
+        };
+        let args_hash = hex::encode(Sha256::digest(args.as_bytes()));
+        draft.args_hash = Some(args_hash.clone());
+        let Some(tool) = inner.catalog.tool(&call.tool_id) else {
+            let message = format!("no tool has the id {}", call.tool_id);
+            return self.refuse(draft, RefusalCode::UnknownTool, message).await;
+        };
+        draft.sector = Some(tool.sector.clone());
+
+        // 3. Sector authorization, deny by default.
+        let mission = self.mission(&token.mission_id).await?;
+        let decision = inner.authz.decide(&mission, tool)?;
+        draft.policy_ids.clone_from(&decision.policy_ids);
+        if !decision.allowed {
+            let message = if decision.policy_ids.is_empty() {
+                format!(
+                    "{} belongs to sector {}; this {} mission is not connected to {}, so only \
+                     a connection to {} could authorize it",
+                    tool.id, tool.sector, mission.sector, tool.sector, tool.sector
+                )
+            } else {
+                format!(
+                    "{} is forbidden by policy {}",
+                    tool.id,
+                    decision.policy_ids.join(", ")
+                )
+            };
+            return self.refuse(draft, RefusalCode::SectorDenied, message).await;
+        }
+        let authorized_by = match &decision.authority {
+            Some(Authority::Connection(grant)) => {
+                draft.grant = Some(grant.describe());
+                format!("sector {} through the {}", tool.sector, grant.describe())
+            }
+            _ => format!("sector {} (the mission's own)", tool.sector),
+        };
+        if let Some(endpoint) = &tool.endpoint {
+            if let Err(message) = tools::host_allowed(endpoint, &inner.config.http_allowlist) {
+                return self
+                    .refuse(draft, RefusalCode::HostNotAllowed, message)
+                    .await;
+            }
+        }
+        let estimate = match tools::estimate_cents(tool, &call.args) {
+            Ok(cents) => cents,
+            Err(e) => return self.refuse(draft, RefusalCode::InvalidArguments, e.0).await,
+        };
+        draft.cost_cents = 0;
+
+        // 4–6. Count the step, reserve the cost, and apply the approval mode, atomically.
+        let gate = Self::gate_reason(&mission, tool, estimate).map(|reason| Gate {
+            approval_id: Uuid::now_v7().to_string(),
+            dept: token.dept,
+            job_id: call.job_id.clone(),
+            tool_id: tool.id.clone(),
+            args_hash: args_hash.clone(),
+            args,
+            reason,
+            expires_at: timestamp(
+                now + chrono::Duration::seconds(inner.config.approval_ttl_seconds),
+            ),
+        });
+        let reserved = inner
+            .ledger
+            .apply(LedgerOp::Reserve(Box::new(Reserve {
+                mission_id: mission.id.clone(),
+                cost_cents: estimate,
+                now: draft.ts.clone(),
+                gate,
+                audit: draft.clone(),
+                budget_request_id: Uuid::now_v7().to_string(),
+            })))
+            .await?;
+        let (step, approval) = match reserved {
+            LedgerResult::Reserve(ReserveResult::Reserved { step, approval }) => (step, approval),
+            LedgerResult::Reserve(ReserveResult::Waiting {
+                approval_id,
+                expires_at,
+                seq,
+            }) => {
+                self.emit(GatewayEvent::ApprovalRequested {
+                    approval_id: approval_id.clone(),
+                    mission_id: mission.id.clone(),
+                    tool_id: tool.id.clone(),
+                });
+                return Ok(CallOutcome::Waiting(Waiting {
+                    reason: Self::gate_reason(&mission, tool, estimate).unwrap_or_default(),
+                    approval_id,
+                    expires_at,
+                    audit_seq: seq,
+                }));
+            }
+            LedgerResult::Reserve(ReserveResult::Refused { code, message, seq }) => {
+                if matches!(
+                    code,
+                    RefusalCode::BudgetExhausted | RefusalCode::MissionNotActive
+                ) {
+                    self.forget_tokens();
+                }
+                if code == RefusalCode::BudgetExhausted {
+                    self.emit(GatewayEvent::BudgetCapReached {
+                        mission_id: mission.id.clone(),
+                    });
+                }
+                return Err(refusal(code, message, seq));
+            }
+            other => {
+                return Err(DbError::Corrupt(format!("unexpected ledger answer {other:?}")).into())
+            }
+        };
+
+        // 7. Execute.
+        let execution = match &tool.endpoint {
+            Some(endpoint) => {
+                tools::call_http(
+                    &inner.http,
+                    endpoint,
+                    Duration::from_millis(inner.config.http_timeout_ms),
+                    &mission.id,
+                    &call.args,
+                    estimate,
+                )
+                .await
+            }
+            None => {
+                let seed = format!("{}:{}:{}", mission.id, step, args_hash);
+                tools::simulate(tool, estimate, seed.as_bytes())
+            }
+        };
+
+        // 8–9. Settle the reservation and audit the outcome.
+        let approved = approval
+            .as_ref()
+            .map(|a| format!("; approved by {} (approval {})", a.decided_by, a.id))
+            .unwrap_or_default();
+        let (actual, audit, result) = match execution {
+            Execution::Done {
+                output,
+                cost_cents,
+                simulated,
+            } => {
+                let cost = cost_cents.min(estimate);
+                let mut audit = draft.decided(
+                    AuditDecision::Allowed,
+                    format!(
+                        "step {step}: authorized by {authorized_by}{approved}{}",
+                        if simulated { "; simulated result" } else { "" }
+                    ),
+                );
+                audit.cost_cents = cost;
+                audit.simulated = simulated;
+                (cost, audit, Ok((output, simulated)))
+            }
+            Execution::Failed { message } => (
+                0,
+                draft.decided(
+                    AuditDecision::Failed,
+                    format!("step {step}: authorized by {authorized_by}{approved}; {message}"),
+                ),
+                Err(message),
+            ),
+        };
+        let seq = match inner
+            .ledger
+            .apply(LedgerOp::Settle {
+                mission_id: mission.id.clone(),
+                reserved_cents: estimate,
+                actual_cents: actual,
+                audit,
+            })
+            .await?
+        {
+            LedgerResult::Audited(seq) => seq,
+            other => {
+                return Err(DbError::Corrupt(format!("unexpected ledger answer {other:?}")).into())
+            }
+        };
+        match result {
+            Ok((output, simulated)) => Ok(CallOutcome::Executed(Executed {
+                output,
+                cost_cents: actual,
+                simulated,
+                step,
+                authorized_by,
+                policy_ids: decision.policy_ids,
+                audit_seq: seq,
+            })),
+            Err(message) => Err(refusal(RefusalCode::ToolFailed, message, seq)),
+        }
+    }
+}

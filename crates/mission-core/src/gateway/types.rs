@@ -1,0 +1,324 @@
+//! What goes in and out of the gateway: calls, outcomes, refusals, approvals and its errors.
+
+use std::sync::Arc;
+
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+
+use super::authz::PolicyError;
+use super::ledger::DecideError;
+use crate::registry::RiskLevel;
+use crate::store::DbError;
+
+/// Why a call was refused; the audit log has the same reason.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RefusalCode {
+    /// No valid token.
+    Unauthenticated,
+    /// The mission is not running (ready, paused, stopped, finished).
+    MissionNotActive,
+    /// The mission's time to live has passed.
+    MissionExpired,
+    /// No tool has the id.
+    UnknownTool,
+    /// The arguments cannot be priced or are too large.
+    InvalidArguments,
+    /// The tool's sector is neither the mission's nor connected to it, or a policy forbids it.
+    SectorDenied,
+    /// An `http` tool's host is not on the allowlist.
+    HostNotAllowed,
+    /// Max steps reached.
+    StepsExhausted,
+    /// The budget cap is reached; the mission is paused for a human.
+    BudgetExhausted,
+    /// Calls in flight hold the rest of the budget.
+    BudgetReserved,
+    /// A human denied this exact call.
+    ApprovalDenied,
+    /// The approval for this exact call expired or was already used.
+    ApprovalExpired,
+    /// The tool ran and failed.
+    ToolFailed,
+}
+
+impl RefusalCode {
+    /// The code's text, as in API errors.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Unauthenticated => "unauthenticated",
+            Self::MissionNotActive => "mission_not_active",
+            Self::MissionExpired => "mission_expired",
+            Self::UnknownTool => "unknown_tool",
+            Self::InvalidArguments => "invalid_arguments",
+            Self::SectorDenied => "sector_denied",
+            Self::HostNotAllowed => "host_not_allowed",
+            Self::StepsExhausted => "steps_exhausted",
+            Self::BudgetExhausted => "budget_exhausted",
+            Self::BudgetReserved => "budget_reserved",
+            Self::ApprovalDenied => "approval_denied",
+            Self::ApprovalExpired => "approval_expired",
+            Self::ToolFailed => "tool_failed",
+        }
+    }
+}
+
+/// A refused call.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Which check refused it.
+    pub code: RefusalCode,
+    /// Why, in words (also in the audit record).
+    pub message: String,
+    /// The audit record's seq.
+    pub audit_seq: i64,
+}
+
+/// Errors of the gateway and its queue.
+#[derive(Debug, thiserror::Error)]
+pub enum GatewayError {
+    /// The call was refused and audited.
+    #[error("{}: {}", .0.code.as_str(), .0.message)]
+    Refused(Refusal),
+    /// No mission has the id.
+    #[error("no mission has the id {0}")]
+    MissionNotFound(String),
+    /// The mission is not in a state that allows this.
+    #[error("mission {id} is {status}; {what}")]
+    MissionState {
+        /// Mission id.
+        id: String,
+        /// Its status.
+        status: String,
+        /// What cannot be done.
+        what: String,
+    },
+    /// The department is not one the mission's template requires.
+    #[error("department {dept} is not part of mission {mission}'s squad (it needs {required})")]
+    UnknownDepartment {
+        /// Department asked for.
+        dept: i64,
+        /// Mission.
+        mission: String,
+        /// The departments it has.
+        required: String,
+    },
+    /// A decision on an approval was not applied.
+    #[error(transparent)]
+    Approval(#[from] DecideError),
+    /// Storage failed.
+    #[error(transparent)]
+    Storage(#[from] Arc<DbError>),
+    /// The authorization policies are broken.
+    #[error(transparent)]
+    Policy(#[from] PolicyError),
+}
+
+impl From<DbError> for GatewayError {
+    fn from(e: DbError) -> Self {
+        Self::Storage(Arc::new(e))
+    }
+}
+
+impl GatewayError {
+    /// Stable machine-readable code.
+    pub fn code(&self) -> &'static str {
+        match self {
+            Self::Refused(r) => r.code.as_str(),
+            Self::MissionNotFound(_) => "mission_not_found",
+            Self::MissionState { .. } => "mission_not_active",
+            Self::UnknownDepartment { .. } => "unknown_department",
+            Self::Approval(DecideError::NotFound(_)) => "approval_not_found",
+            Self::Approval(DecideError::AlreadyDecided(_)) => "approval_decided",
+            Self::Approval(DecideError::Expired(_)) => "approval_expired",
+            Self::Approval(DecideError::BudgetOutOfRange { .. }) => "budget_out_of_range",
+            Self::Approval(DecideError::Invalid(_)) => "invalid_request",
+            Self::Storage(_) => "storage",
+            Self::Policy(_) => "config",
+        }
+    }
+}
+
+/// One tool call as an agent sends it.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolCall {
+    /// The agent's bearer token.
+    pub token: String,
+    /// Tool id.
+    pub tool_id: String,
+    /// Arguments (a JSON object).
+    pub args: Value,
+    /// The job this call belongs to, as the orchestrator assigned it.
+    pub job_id: Option<String>,
+    /// The mission the agent acts for; when given, it must be the token's mission.
+    pub mission_id: Option<String>,
+}
+
+/// A call that went through.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Executed {
+    /// The tool's result.
+    pub output: Value,
+    /// Cents charged.
+    pub cost_cents: i64,
+    /// Whether a simulated executor produced the result.
+    pub simulated: bool,
+    /// The mission step this call used.
+    pub step: i64,
+    /// What authorized it, in words.
+    pub authorized_by: String,
+    /// The deciding policy ids.
+    pub policy_ids: Vec<String>,
+    /// The audit record's seq.
+    pub audit_seq: i64,
+}
+
+/// A call held for a human.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Waiting {
+    /// The approval request; send the exact same call again once it is approved.
+    pub approval_id: String,
+    /// When the request expires.
+    pub expires_at: String,
+    /// Why it waits.
+    pub reason: String,
+    /// The audit record's seq.
+    pub audit_seq: i64,
+}
+
+/// What a call came to, unless refused.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallOutcome {
+    /// The tool ran.
+    Executed(Executed),
+    /// The call waits for a human.
+    Waiting(Waiting),
+}
+
+/// Something reviewers should hear about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum GatewayEvent {
+    /// A call waits for approval.
+    ApprovalRequested {
+        /// Approval id.
+        approval_id: String,
+        /// Mission.
+        mission_id: String,
+        /// Tool.
+        tool_id: String,
+    },
+    /// A mission reached its budget and is paused.
+    BudgetCapReached {
+        /// Mission.
+        mission_id: String,
+    },
+    /// A reviewer decided.
+    ApprovalDecided {
+        /// Approval id.
+        approval_id: String,
+    },
+}
+
+/// Kind of an approvals-queue entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum ApprovalKind {
+    /// A tool call held by the approval mode.
+    ToolCall,
+    /// A mission paused at its budget cap.
+    BudgetCap,
+}
+
+/// Where an approval request stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum ApprovalStatus {
+    /// Waiting for a reviewer.
+    Pending,
+    /// Approved (a call: usable once, until it expires).
+    Approved,
+    /// Denied.
+    Denied,
+    /// Expired before a decision or before use.
+    Expired,
+    /// The approved call ran.
+    Used,
+}
+
+/// An approvals-queue entry as reviewers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ApprovalItem {
+    /// Id.
+    pub id: String,
+    /// Kind.
+    pub kind: ApprovalKind,
+    /// Status (a pending request past its expiry shows as Expired).
+    pub status: ApprovalStatus,
+    /// Mission.
+    pub mission_id: String,
+    /// The mission's template name.
+    pub mission_name: String,
+    /// The mission's sector.
+    pub sector: String,
+    /// Calling department.
+    pub dept: Option<i64>,
+    /// Tool id.
+    pub tool_id: Option<String>,
+    /// Tool name.
+    pub tool_name: Option<String>,
+    /// SHA-256 of the exact arguments.
+    pub args_hash: Option<String>,
+    /// The exact arguments (canonical JSON).
+    pub args: Option<String>,
+    /// Estimated cost of the call (for a budget cap: of the call that hit it).
+    pub cost_cents: i64,
+    /// The tool's risk.
+    pub risk: Option<RiskLevel>,
+    /// Why it waits.
+    pub reason: String,
+    /// Requested at.
+    pub requested_at: String,
+    /// Expires at.
+    pub expires_at: Option<String>,
+    /// Reviewer.
+    pub decided_by: Option<String>,
+    /// Decided at.
+    pub decided_at: Option<String>,
+    /// For a budget cap: the mission's budget now (or the budget granted).
+    pub budget_cents: Option<i64>,
+    /// For a budget cap: the largest budget the global policy allows.
+    pub max_budget_cents: Option<i64>,
+}
+
+/// A reviewer's answer.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub enum ApprovalDecision {
+    /// Run the call / raise the budget.
+    Approve,
+    /// Refuse the call / stop the mission.
+    Deny,
+}
+
+/// A decision as a shell sends it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+#[serde(deny_unknown_fields)]
+pub struct DecideApproval {
+    /// Approval id.
+    pub approval_id: String,
+    /// The decision.
+    pub decision: ApprovalDecision,
+    /// New budget in cents, when approving a budget cap.
+    pub budget_cents: Option<i64>,
+}
+
+/// A refusal, as the gateway returns it after auditing it.
+pub(super) fn refusal(code: RefusalCode, message: String, audit_seq: i64) -> GatewayError {
+    GatewayError::Refused(Refusal {
+        code,
+        message,
+        audit_seq,
+    })
+}

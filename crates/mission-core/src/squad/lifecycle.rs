@@ -1,0 +1,147 @@
+//! A mission's life in the store: ending it (with its `mission.ended` event and run record),
+//! and the jobs and events the orchestrator writes.
+
+use chrono::Utc;
+use serde_json::json;
+
+use super::bus::{dept_topic, mission_topic, Envelope};
+use super::contract::{kind, Assignment, ORCHESTRATOR_DEPT};
+use super::engine::SquadError;
+use super::store::{EngineRepository, JobRow, JobStatus, SquadOp};
+use crate::gateway::timestamp;
+use crate::perimeter::MissionStatus;
+
+/// Ends a mission now (stopped by a person): its run record is written and its squad is torn
+/// down by the engine that runs it.
+pub async fn stop_mission(
+    repo: &dyn EngineRepository,
+    mission_id: &str,
+    by: &str,
+) -> Result<(), SquadError> {
+    let usage = repo
+        .mission_usage(mission_id)
+        .await?
+        .ok_or_else(|| SquadError::MissionNotFound(mission_id.to_owned()))?;
+    let reason = format!("stopped by {by}");
+    if !end_mission(repo, mission_id, MissionStatus::Stopped, Some(reason)).await? {
+        return Err(SquadError::MissionState {
+            id: mission_id.to_owned(),
+            status: usage.status.as_str().to_owned(),
+            what: "only a mission that has not ended can be stopped".to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// Ends a mission with its `mission.ended` event; false if it had ended already.
+pub(super) async fn end_mission(
+    repo: &dyn EngineRepository,
+    mission_id: &str,
+    status: MissionStatus,
+    reason: Option<String>,
+) -> Result<bool, SquadError> {
+    let jobs = repo.jobs(mission_id).await?;
+    let mut ops = Vec::new();
+    let job_id = match jobs.iter().find(|j| j.step == 0) {
+        Some(j) => j.job_id.clone(),
+        None => {
+            let job = orchestration_job(mission_id);
+            let id = job.job_id.clone();
+            ops.push(SquadOp::InsertJob(job));
+            id
+        }
+    };
+    ops.extend(ending(mission_id, &job_id, status, reason));
+    Ok(repo.squad_commit(ops).await?)
+}
+
+pub(super) fn now() -> String {
+    timestamp(Utc::now())
+}
+
+pub(super) fn orchestration_job(mission_id: &str) -> JobRow {
+    new_job(
+        mission_id,
+        0,
+        ORCHESTRATOR_DEPT,
+        "Sequence the plan's jobs across departments",
+        None,
+    )
+}
+
+pub(super) fn new_job(
+    mission_id: &str,
+    step: i64,
+    dept: i64,
+    action: &str,
+    tool: Option<String>,
+) -> JobRow {
+    JobRow {
+        job_id: uuid::Uuid::now_v7().to_string(),
+        mission_id: mission_id.to_owned(),
+        step,
+        dept,
+        action: action.to_owned(),
+        tool_id: tool,
+        status: JobStatus::Assigned,
+        report_event_id: None,
+        report: None,
+        cost_cents: 0,
+        value_cents: 0,
+        assigned_at: now(),
+        finished_at: None,
+    }
+}
+
+/// The ops that end a mission and announce it.
+pub(super) fn ending(
+    mission_id: &str,
+    orchestration_job: &str,
+    status: MissionStatus,
+    reason: Option<String>,
+) -> Vec<SquadOp> {
+    let event = Envelope::new(
+        mission_id,
+        orchestration_job,
+        ORCHESTRATOR_DEPT,
+        kind::MISSION_ENDED,
+        json!({ "status": status.as_str(), "reason": reason }),
+    );
+    vec![
+        SquadOp::EndMission {
+            mission_id: mission_id.to_owned(),
+            status,
+            reason,
+            at: now(),
+        },
+        SquadOp::Publish {
+            topic: mission_topic(mission_id),
+            envelope: event,
+        },
+    ]
+}
+
+pub(super) fn assignment_ops(job: JobRow, orchestration: bool) -> Vec<SquadOp> {
+    let event = Envelope::new(
+        &job.mission_id,
+        &job.job_id,
+        ORCHESTRATOR_DEPT,
+        kind::JOB_ASSIGNED,
+        json!(Assignment {
+            step: job.step,
+            dept: job.dept,
+            action: job.action.clone(),
+            tool: job.tool_id.clone(),
+        }),
+    );
+    let topic = dept_topic(&job.mission_id, job.dept);
+    let mut ops = Vec::new();
+    if orchestration {
+        ops.push(SquadOp::InsertJob(job));
+    }
+    ops.push(SquadOp::Publish {
+        topic,
+        envelope: event,
+    });
+    ops
+}
