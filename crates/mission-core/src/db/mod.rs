@@ -1,6 +1,7 @@
 //! Storage: one repository interface, one implementation per backend (SQLite, Postgres).
 
 pub mod gateway;
+pub mod ledger;
 mod postgres;
 mod sqlite;
 pub mod squad;

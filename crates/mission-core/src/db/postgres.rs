@@ -482,12 +482,19 @@ impl PostgresRepository {
     }
 }
 
-crate::db::gateway::gateway_store!(
+crate::db::ledger::ledger_sql!(
     PostgresRepository,
     sqlx::Postgres,
     id = uuid::Uuid,
     to_id = gateway_id,
     lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
+);
+
+crate::db::gateway::gateway_store!(
+    PostgresRepository,
+    sqlx::Postgres,
+    id = uuid::Uuid,
+    to_id = gateway_id
 );
 
 crate::db::squad::squad_store!(

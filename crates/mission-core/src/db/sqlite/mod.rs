@@ -1,5 +1,7 @@
 //! The embedded backend: one SQLite file, WAL, foreign keys on, FTS5 for search.
 
+mod missions;
+
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -13,17 +15,14 @@ use sqlx::sqlite::{
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    approval_mode, classify, items, next_rows, no_history, parse_risk, split_writes, Backend,
-    DbError, ImportBatches, ImportRow, Repository, CHUNK,
+    classify, items, next_rows, no_history, parse_risk, split_writes, Backend, DbError,
+    ImportBatches, ImportRow, Repository, CHUNK,
 };
-use crate::perimeter::store::MissionStore;
-use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{
     fts5_query, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
 };
 use crate::registry::store::RegistryStore;
-use crate::registry::Perimeter;
 
 /// SQLite implementation of [`Repository`].
 #[derive(Debug, Clone)]
@@ -90,29 +89,6 @@ fn summary(row: &SqliteRow) -> Result<TemplateSummary, DbError> {
         runs,
         top_performance: row.try_get::<i64, _>("top_performance")? != 0,
         history_note: no_history(runs),
-    })
-}
-
-fn mission(row: &SqliteRow) -> Result<ActiveMission, DbError> {
-    let connections: String = row.try_get("connections")?;
-    Ok(ActiveMission {
-        id: row.try_get("id")?,
-        template_id: row.try_get("template_id")?,
-        template_name: row.try_get("template_name")?,
-        template_version: row.try_get("template_version")?,
-        logic_hash: row.try_get("logic_hash")?,
-        sector: row.try_get("sector")?,
-        perimeter: Perimeter {
-            budget_cents: row.try_get("budget_cents")?,
-            ttl_seconds: row.try_get("ttl_seconds")?,
-            max_steps: row.try_get("max_steps")?,
-            approval_mode: approval_mode(row.try_get("approval_mode")?)?,
-            threshold_cents: row.try_get("threshold_cents")?,
-        },
-        connections: serde_json::from_str(&connections)
-            .map_err(|e| DbError::Corrupt(format!("stored connections: {e}")))?,
-        status: MissionStatus::parse(row.try_get("status")?)?,
-        created_at: row.try_get("created_at")?,
     })
 }
 
@@ -538,87 +514,6 @@ impl RegistryStore for SqliteRepository {
 }
 
 #[async_trait]
-impl MissionStore for SqliteRepository {
-    async fn insert_mission(
-        &self,
-        new: &NewMission,
-    ) -> Result<(ActiveMission, String, bool), DbError> {
-        let m = &new.mission;
-        let connections = serde_json::to_string(&m.connections)
-            .map_err(|e| DbError::Corrupt(format!("connections: {e}")))?;
-        // The mission and the grants of its connections are one write.
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO active_missions (id, request_id, request_hash, template_id, \
-             template_name, template_version, logic_hash, sector, budget_cents, ttl_seconds, \
-             max_steps, approval_mode, threshold_cents, connections, status, created_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) \
-             ON CONFLICT (request_id) DO NOTHING",
-        )
-        .bind(&m.id)
-        .bind(new.request_id.to_string())
-        .bind(&new.request_hash)
-        .bind(&m.template_id)
-        .bind(&m.template_name)
-        .bind(m.template_version)
-        .bind(&m.logic_hash)
-        .bind(&m.sector)
-        .bind(m.perimeter.budget_cents)
-        .bind(m.perimeter.ttl_seconds)
-        .bind(m.perimeter.max_steps)
-        .bind(m.perimeter.approval_mode.as_str())
-        .bind(m.perimeter.threshold_cents)
-        .bind(connections)
-        .bind(m.status.as_str())
-        .bind(&m.created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            for sector in &m.connections {
-                sqlx::query(
-                    "INSERT INTO mission_connections (mission_id, sector, granted_by, granted_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(&m.id)
-                .bind(sector)
-                .bind(&new.granted_by)
-                .bind(&m.created_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        let row = sqlx::query("SELECT * FROM active_missions WHERE request_id = ?")
-            .bind(new.request_id.to_string())
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((mission(&row)?, row.try_get("request_hash")?, inserted))
-    }
-
-    async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError> {
-        sqlx::query("SELECT * FROM active_missions ORDER BY created_at DESC, id DESC LIMIT ?")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(mission)
-            .collect()
-    }
-
-    async fn mission(&self, id: &str) -> Result<Option<ActiveMission>, DbError> {
-        sqlx::query("SELECT * FROM active_missions WHERE id = ?")
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(mission)
-            .transpose()
-    }
-}
-
-#[async_trait]
 impl Repository for SqliteRepository {
     fn backend(&self) -> Backend {
         Backend::Sqlite
@@ -646,12 +541,19 @@ impl SqliteRepository {
     }
 }
 
-crate::db::gateway::gateway_store!(
+crate::db::ledger::ledger_sql!(
     SqliteRepository,
     sqlx::Sqlite,
     id = String,
     to_id = gateway_id,
     lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1"
+);
+
+crate::db::gateway::gateway_store!(
+    SqliteRepository,
+    sqlx::Sqlite,
+    id = String,
+    to_id = gateway_id
 );
 
 crate::db::squad::squad_store!(

@@ -1,0 +1,622 @@
+//! The gateway's writes, in SQL: each batch of ledger ops (reservations with their approval
+//! gate, settlements, decisions, audit records) in one transaction, with the chain head moved
+//! and signed once at the end. The decisions themselves are `gateway::rules`; this applies them.
+//! The SQL is the same on both backends, so one macro writes both.
+
+/// Expands to the ledger's SQL for one backend: `ledger_sql::apply`, and the approval and audit
+/// columns the reads share.
+macro_rules! ledger_sql {
+    ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path, lock_head = $lock_head:literal) => {
+        mod ledger_sql {
+            use sqlx::Row as _;
+
+            use super::*;
+            use crate::audit::{AuditDecision, Sealer, SignedEntry};
+            use crate::db::DbError;
+            use crate::gateway::ledger::{
+                ApprovalRow, ApprovalUse, Decide, DecideError, LedgerOp, LedgerResult, Reserve,
+                ReserveResult,
+            };
+            use crate::gateway::RefusalCode;
+
+            type Tx<'a> = sqlx::Transaction<'a, $db>;
+            type DbRow = <$db as sqlx::Database>::Row;
+
+            fn id(value: &str) -> Result<$id, DbError> {
+                $to_id(value)
+            }
+
+            fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
+                Ok(row.try_get::<$id, _>(column)?.to_string())
+            }
+
+            struct Head {
+                seq: i64,
+                hash: String,
+                moved: bool,
+                /// Sealed records not yet written: the chain is built in memory and written
+                /// with a few multi-row inserts at the end of the batch (same transaction).
+                pending: Vec<SignedEntry>,
+            }
+
+            /// Rows per insert: 20 parameters each stays under both backends' limits.
+            const INSERT_CHUNK: usize = 500;
+
+            /// Seals a record onto the chain; it is written by [`flush`] with the batch.
+            fn append(head: &mut Head, sealer: &Sealer, draft: crate::audit::AuditDraft) -> i64 {
+                let signed = sealer.seal(draft, head.seq + 1, &head.hash);
+                head.seq = signed.entry.seq;
+                head.hash.clone_from(&signed.entry.hash);
+                head.moved = true;
+                head.pending.push(signed);
+                head.seq
+            }
+
+            async fn flush(tx: &mut Tx<'_>, head: &mut Head) -> Result<(), DbError> {
+                for chunk in head.pending.chunks(INSERT_CHUNK) {
+                    let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                        "INSERT INTO audit_log ({AUDIT_COLUMNS}) "
+                    ));
+                    let mut failed = None;
+                    insert.push_values(chunk, |mut row, signed| {
+                        let e = &signed.entry;
+                        let policy_ids = serde_json::to_string(&e.policy_ids).unwrap_or_else(|err| {
+                            failed = Some(err.to_string());
+                            String::new()
+                        });
+                        row.push_bind(e.seq)
+                            .push_bind(e.ts.clone())
+                            .push_bind(e.mission_id.clone())
+                            .push_bind(e.job_id.clone())
+                            .push_bind(e.dept)
+                            .push_bind(e.caller.clone())
+                            .push_bind(e.action.clone())
+                            .push_bind(e.tool_id.clone())
+                            .push_bind(e.args_hash.clone())
+                            .push_bind(e.decision.as_str())
+                            .push_bind(e.reason.clone())
+                            .push_bind(e.sector.clone())
+                            .push_bind(e.grant.clone())
+                            .push_bind(policy_ids)
+                            .push_bind(e.cost_cents)
+                            .push_bind(e.simulated)
+                            .push_bind(e.prev_hash.clone())
+                            .push_bind(e.hash.clone())
+                            .push_bind(e.key_id.clone())
+                            .push_bind(signed.signature.clone());
+                    });
+                    if let Some(err) = failed {
+                        return Err(DbError::Corrupt(format!("policy ids: {err}")));
+                    }
+                    insert.build().execute(&mut **tx).await?;
+                }
+                head.pending.clear();
+                Ok(())
+            }
+
+            async fn release(tx: &mut Tx<'_>, mission: &str, cents: i64) -> Result<(), DbError> {
+                sqlx::query(
+                    "UPDATE active_missions SET steps_used = steps_used - 1, \
+                     reserved_cents = reserved_cents - $2 WHERE id = $1",
+                )
+                .bind(id(mission)?)
+                .bind(cents)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            /// Settlements of this batch not yet written, per mission: (reserved cents to
+            /// release, cents spent). They are written with the mission's next reservation in
+            /// the batch, or at its end: one statement instead of two.
+            type Unsettled = std::collections::HashMap<String, (i64, i64)>;
+
+            async fn settle(tx: &mut Tx<'_>, mission: &str, (release, spend): (i64, i64)) -> Result<(), DbError> {
+                sqlx::query(
+                    "UPDATE active_missions SET reserved_cents = reserved_cents - $2, \
+                     spent_cents = spent_cents + $3 WHERE id = $1",
+                )
+                .bind(id(mission)?)
+                .bind(release)
+                .bind(spend)
+                .execute(&mut **tx)
+                .await?;
+                Ok(())
+            }
+
+            async fn settle_all(tx: &mut Tx<'_>, unsettled: &mut Unsettled) -> Result<(), DbError> {
+                for (mission, delta) in unsettled.drain() {
+                    settle(tx, &mission, delta).await?;
+                }
+                Ok(())
+            }
+
+            /// Ops of a batch handled after the plain reservations, in arrival order.
+            enum Pending {
+                Reserve(Box<Reserve>),
+                Decide(Decide),
+            }
+
+            /// Reserves a mission's gate-less calls of one batch with one statement when they
+            /// all fit; otherwise one by one, so each call near a cap gets its exact answer.
+            async fn reserve_group(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                mission: &str,
+                group: Vec<(usize, Reserve)>,
+                unsettled: &mut Unsettled,
+                results: &mut [Option<LedgerResult>],
+            ) -> Result<(), DbError> {
+                if group.len() > 1 {
+                    let (freed, spent) = unsettled.get(mission).copied().unwrap_or((0, 0));
+                    let count = i64::try_from(group.len()).unwrap_or(i64::MAX);
+                    let total: i64 = group.iter().map(|(_, r)| r.cost_cents).sum();
+                    let last: Option<i64> = sqlx::query_scalar(
+                        "UPDATE active_missions SET steps_used = steps_used + $5, \
+                         reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
+                         WHERE id = $1 AND status = 'Running' AND steps_used + $5 <= max_steps \
+                         AND (spent_cents + $4) + (reserved_cents - $3) + $2 <= budget_cents \
+                         RETURNING steps_used",
+                    )
+                    .bind(id(mission)?)
+                    .bind(total)
+                    .bind(freed)
+                    .bind(spent)
+                    .bind(count)
+                    .fetch_optional(&mut **tx)
+                    .await?;
+                    if let Some(last) = last {
+                        unsettled.remove(mission);
+                        for (n, (i, _)) in (0i64..).zip(group) {
+                            results[i] = Some(LedgerResult::Reserve(ReserveResult::Reserved {
+                                step: last - count + 1 + n,
+                                approval: None,
+                            }));
+                        }
+                        return Ok(());
+                    }
+                }
+                for (i, r) in group {
+                    results[i] = Some(LedgerResult::Reserve(reserve(tx, head, sealer, r, unsettled).await?));
+                }
+                Ok(())
+            }
+
+            async fn reserve(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                r: Reserve,
+                unsettled: &mut Unsettled,
+            ) -> Result<ReserveResult, DbError> {
+                let mission = id(&r.mission_id)?;
+                let (freed, spent) = unsettled.remove(&r.mission_id).unwrap_or((0, 0));
+                let step: Option<i64> = sqlx::query_scalar(
+                    "UPDATE active_missions SET steps_used = steps_used + 1, \
+                     reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
+                     WHERE id = $1 AND status = 'Running' AND steps_used < max_steps \
+                     AND (spent_cents + $4) + (reserved_cents - $3) + $2 <= budget_cents \
+                     RETURNING steps_used",
+                )
+                .bind(mission.clone())
+                .bind(r.cost_cents)
+                .bind(freed)
+                .bind(spent)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let Some(step) = step else {
+                    // Nothing was written: settle first, so the refusal reads the true state.
+                    if (freed, spent) != (0, 0) {
+                        settle(tx, &r.mission_id, (freed, spent)).await?;
+                    }
+                    return refuse_reservation(tx, head, sealer, r).await;
+                };
+                let Some(gate) = r.gate else {
+                    return Ok(ReserveResult::Reserved {
+                        step,
+                        approval: None,
+                    });
+                };
+                let latest = sqlx::query(
+                    "SELECT id, status, expires_at, decided_by FROM approvals \
+                     WHERE mission_id = $1 AND kind = 'ToolCall' AND tool_id = $2 \
+                     AND args_hash = $3 ORDER BY requested_at DESC, id DESC LIMIT 1",
+                )
+                .bind(mission.clone())
+                .bind(&gate.tool_id)
+                .bind(&gate.args_hash)
+                .fetch_optional(&mut **tx)
+                .await?;
+                let latest = match latest {
+                    Some(row) => Some((
+                        get_id(&row, "id")?,
+                        row.try_get::<String, _>("status")?,
+                        row.try_get::<Option<String>, _>("expires_at")?,
+                        row.try_get::<Option<String>, _>("decided_by")?,
+                    )),
+                    None => None,
+                };
+                let expired = |at: &Option<String>| at.as_deref().is_some_and(|t| t <= r.now.as_str());
+                let refused = |code: RefusalCode, message: String| (code, message);
+                let outcome = match latest {
+                    Some((approval, status, at, by)) if status == "Approved" && !expired(&at) => {
+                        let used = sqlx::query(
+                            "UPDATE approvals SET status = 'Used' WHERE id = $1 \
+                             AND status = 'Approved'",
+                        )
+                        .bind(id(&approval)?)
+                        .execute(&mut **tx)
+                        .await?
+                        .rows_affected();
+                        if used == 1 {
+                            return Ok(ReserveResult::Reserved {
+                                step,
+                                approval: Some(ApprovalUse {
+                                    id: approval,
+                                    decided_by: by.unwrap_or_default(),
+                                }),
+                            });
+                        }
+                        Err(refused(
+                            RefusalCode::ApprovalExpired,
+                            format!("approval {approval} was already used by another call"),
+                        ))
+                    }
+                    Some((approval, status, at, _))
+                        if (status == "Approved" || status == "Pending") && expired(&at) =>
+                    {
+                        sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
+                            .bind(id(&approval)?)
+                            .execute(&mut **tx)
+                            .await?;
+                        Err(refused(
+                            RefusalCode::ApprovalExpired,
+                            format!(
+                                "approval {approval} for this exact call expired at {}; call \
+                                 again to ask a human anew",
+                                at.unwrap_or_default()
+                            ),
+                        ))
+                    }
+                    Some((approval, status, at, _)) if status == "Pending" => {
+                        Ok((approval, at.unwrap_or_default()))
+                    }
+                    Some((approval, status, _, by)) if status == "Denied" => Err(refused(
+                        RefusalCode::ApprovalDenied,
+                        format!(
+                            "{} denied this exact call (approval {approval})",
+                            by.unwrap_or_else(|| "a reviewer".into())
+                        ),
+                    )),
+                    _ => {
+                        sqlx::query(
+                            "INSERT INTO approvals (id, kind, mission_id, dept, job_id, tool_id, \
+                             args_hash, args, cost_cents, reason, status, requested_at, \
+                             expires_at) VALUES ($1, 'ToolCall', $2, $3, $4, $5, $6, $7, $8, \
+                             $9, 'Pending', $10, $11)",
+                        )
+                        .bind(id(&gate.approval_id)?)
+                        .bind(mission.clone())
+                        .bind(gate.dept)
+                        .bind(&gate.job_id)
+                        .bind(&gate.tool_id)
+                        .bind(&gate.args_hash)
+                        .bind(&gate.args)
+                        .bind(r.cost_cents)
+                        .bind(&gate.reason)
+                        .bind(&r.now)
+                        .bind(&gate.expires_at)
+                        .execute(&mut **tx)
+                        .await?;
+                        Ok((gate.approval_id.clone(), gate.expires_at.clone()))
+                    }
+                };
+                release(tx, &r.mission_id, r.cost_cents).await?;
+                Ok(match outcome {
+                    Ok((approval_id, expires_at)) => {
+                        let reason = format!(
+                            "{}; waiting for a human in approval {approval_id} until {expires_at}",
+                            gate.reason
+                        );
+                        let seq =
+                            append(head, sealer, r.audit.decided(AuditDecision::Waiting, reason));
+                        ReserveResult::Waiting {
+                            approval_id,
+                            expires_at,
+                            seq,
+                        }
+                    }
+                    Err((code, message)) => {
+                        let seq = append(
+                            head,
+                            sealer,
+                            r.audit.decided(AuditDecision::Denied, message.clone()),
+                        );
+                        ReserveResult::Refused { code, message, seq }
+                    }
+                })
+            }
+
+            async fn refuse_reservation(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                r: Reserve,
+            ) -> Result<ReserveResult, DbError> {
+                let mission = id(&r.mission_id)?;
+                let row = sqlx::query(
+                    "SELECT status, steps_used, max_steps, spent_cents, reserved_cents, \
+                     budget_cents FROM active_missions WHERE id = $1",
+                )
+                .bind(mission.clone())
+                .fetch_one(&mut **tx)
+                .await?;
+                let counters = crate::gateway::rules::Counters {
+                    status: row.try_get("status")?,
+                    steps_used: row.try_get("steps_used")?,
+                    max_steps: row.try_get("max_steps")?,
+                    spent_cents: row.try_get("spent_cents")?,
+                    reserved_cents: row.try_get("reserved_cents")?,
+                    budget_cents: row.try_get("budget_cents")?,
+                };
+                let refused = crate::gateway::rules::refuse_reservation(&counters, r.cost_cents);
+                if let Some(reason) = &refused.pause {
+                    // The cap itself is reached: pause and ask a human to raise it or stop.
+                    sqlx::query(
+                        "UPDATE active_missions SET status = 'Paused' WHERE id = $1 \
+                         AND status = 'Running'",
+                    )
+                    .bind(mission.clone())
+                    .execute(&mut **tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO approvals (id, kind, mission_id, cost_cents, reason, \
+                         status, requested_at, budget_cents) VALUES ($1, 'BudgetCap', $2, $3, \
+                         $4, 'Pending', $5, $6) ON CONFLICT DO NOTHING",
+                    )
+                    .bind(id(&r.budget_request_id)?)
+                    .bind(mission.clone())
+                    .bind(r.cost_cents)
+                    .bind(reason)
+                    .bind(&r.now)
+                    .bind(counters.budget_cents)
+                    .execute(&mut **tx)
+                    .await?;
+                }
+                let (code, message) = (refused.code, refused.message);
+                let seq = append(
+                    head,
+                    sealer,
+                    r.audit.decided(AuditDecision::Denied, message.clone()),
+                );
+                Ok(ReserveResult::Refused { code, message, seq })
+            }
+
+            pub(super) const APPROVAL_SELECT: &str =
+                "SELECT a.id, a.kind, a.mission_id, m.template_name, m.sector, a.dept, a.job_id, \
+                 a.tool_id, a.args_hash, a.args, a.cost_cents, a.reason, a.status, \
+                 a.requested_at, a.expires_at, a.decided_by, a.decided_at, a.budget_cents, \
+                 m.budget_cents AS mission_budget_cents \
+                 FROM approvals a JOIN active_missions m ON m.id = a.mission_id";
+
+            pub(super) fn approval_row(row: &DbRow) -> Result<ApprovalRow, DbError> {
+                Ok(ApprovalRow {
+                    id: get_id(row, "id")?,
+                    kind: row.try_get("kind")?,
+                    mission_id: get_id(row, "mission_id")?,
+                    mission_name: row.try_get("template_name")?,
+                    sector: row.try_get("sector")?,
+                    dept: row.try_get("dept")?,
+                    job_id: row.try_get("job_id")?,
+                    tool_id: row.try_get("tool_id")?,
+                    args_hash: row.try_get("args_hash")?,
+                    args: row.try_get("args")?,
+                    cost_cents: row.try_get("cost_cents")?,
+                    reason: row.try_get("reason")?,
+                    status: row.try_get("status")?,
+                    requested_at: row.try_get("requested_at")?,
+                    expires_at: row.try_get("expires_at")?,
+                    decided_by: row.try_get("decided_by")?,
+                    decided_at: row.try_get("decided_at")?,
+                    budget_cents: row.try_get("budget_cents")?,
+                    mission_budget_cents: row.try_get("mission_budget_cents")?,
+                })
+            }
+
+            async fn decide(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                d: Decide,
+            ) -> Result<Result<(ApprovalRow, i64), DecideError>, DbError> {
+                let Ok(approval) = id(&d.approval_id) else {
+                    return Ok(Err(DecideError::NotFound(d.approval_id)));
+                };
+                let select = format!("{APPROVAL_SELECT} WHERE a.id = $1");
+                let Some(row) = sqlx::query(&select)
+                    .bind(approval.clone())
+                    .fetch_optional(&mut **tx)
+                    .await?
+                else {
+                    return Ok(Err(DecideError::NotFound(d.approval_id)));
+                };
+                let a = approval_row(&row)?;
+                let mission = id(&a.mission_id)?;
+                let t = match crate::gateway::rules::decide(&a, &d) {
+                    Ok(t) => t,
+                    Err(DecideError::Expired(at)) => {
+                        sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
+                            .bind(approval.clone())
+                            .execute(&mut **tx)
+                            .await?;
+                        return Ok(Err(DecideError::Expired(at)));
+                    }
+                    Err(refused) => return Ok(Err(refused)),
+                };
+                match t.mission {
+                    crate::gateway::rules::MissionChange::None => {}
+                    crate::gateway::rules::MissionChange::RaiseBudget(new) => {
+                        sqlx::query(
+                            "UPDATE active_missions SET budget_cents = $2, status = 'Running' \
+                             WHERE id = $1 AND status = 'Paused'",
+                        )
+                        .bind(mission.clone())
+                        .bind(new)
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                    crate::gateway::rules::MissionChange::Stop => {
+                        sqlx::query(
+                            "UPDATE active_missions SET status = 'Stopped' WHERE id = $1 \
+                             AND status IN ('Paused', 'Running')",
+                        )
+                        .bind(mission.clone())
+                        .execute(&mut **tx)
+                        .await?;
+                    }
+                }
+                let budget_cap = a.kind == "BudgetCap";
+                let (status, reason, budget, expires_at) =
+                    (t.status, t.reason, t.budget_cents, t.expires_at);
+                sqlx::query(
+                    "UPDATE approvals SET status = $2, decided_by = $3, decided_at = $4, \
+                     budget_cents = $5, expires_at = $6 WHERE id = $1",
+                )
+                .bind(approval.clone())
+                .bind(status)
+                .bind(&d.by)
+                .bind(&d.now)
+                .bind(budget)
+                .bind(&expires_at)
+                .execute(&mut **tx)
+                .await?;
+                let decision = if d.approve {
+                    AuditDecision::Approved
+                } else {
+                    AuditDecision::Rejected
+                };
+                let draft = crate::audit::AuditDraft {
+                    ts: d.now.clone(),
+                    mission_id: Some(a.mission_id.clone()),
+                    job_id: a.job_id.clone(),
+                    dept: a.dept,
+                    caller: d.by.clone(),
+                    action: Some(
+                        if budget_cap {
+                            crate::audit::Operation::BudgetDecide
+                        } else {
+                            crate::audit::Operation::ApprovalDecide
+                        }
+                        .as_str()
+                        .to_owned(),
+                    ),
+                    tool_id: a.tool_id.clone(),
+                    args_hash: a.args_hash.clone(),
+                    sector: Some(a.sector.clone()),
+                    cost_cents: 0,
+                    ..Default::default()
+                }
+                .decided(decision, reason);
+                let seq = append(head, sealer, draft);
+                let row = sqlx::query(&select)
+                    .bind(approval)
+                    .fetch_one(&mut **tx)
+                    .await?;
+                Ok(Ok((approval_row(&row)?, seq)))
+            }
+
+            pub(super) const AUDIT_COLUMNS: &str = "seq, ts, mission_id, job_id, dept, caller, action, tool_id, \
+                 args_hash, decision, reason, sector, grant_text, policy_ids, cost_cents, \
+                 simulated, prev_hash, hash, key_id, signature";
+
+            pub(super) async fn apply(
+                repo: &$repo,
+                ops: Vec<LedgerOp>,
+                sealer: &Sealer,
+            ) -> Result<Vec<LedgerResult>, DbError> {
+                let mut tx = repo.write_tx().await?;
+                let row = sqlx::query($lock_head).fetch_one(&mut *tx).await?;
+                let mut head = Head {
+                    seq: row.try_get("seq")?,
+                    hash: row.try_get("hash")?,
+                    moved: false,
+                    pending: Vec::with_capacity(ops.len()),
+                };
+                // The ops of a batch arrived concurrently, so any order is a valid one:
+                // settlements and records first (they depend on nothing in the batch), then
+                // plain reservations, one statement per mission, then the rest in order.
+                let mut unsettled = Unsettled::new();
+                let mut results: Vec<Option<LedgerResult>> = Vec::new();
+                results.resize_with(ops.len(), || None);
+                let mut plain: Vec<(String, Vec<(usize, Reserve)>)> = Vec::new();
+                let mut plain_index = std::collections::HashMap::<String, usize>::new();
+                let mut rest = Vec::new();
+                for (i, op) in ops.into_iter().enumerate() {
+                    match op {
+                        LedgerOp::Audit(draft) => {
+                            results[i] = Some(LedgerResult::Audited(append(&mut head, sealer, draft)));
+                        }
+                        LedgerOp::Settle {
+                            mission_id,
+                            reserved_cents,
+                            actual_cents,
+                            audit,
+                        } => {
+                            let delta = unsettled.entry(mission_id).or_default();
+                            delta.0 += reserved_cents;
+                            delta.1 += actual_cents.min(reserved_cents);
+                            results[i] = Some(LedgerResult::Audited(append(&mut head, sealer, audit)));
+                        }
+                        LedgerOp::Reserve(r) if r.gate.is_none() => {
+                            let at = *plain_index.entry(r.mission_id.clone()).or_insert_with(|| {
+                                plain.push((r.mission_id.clone(), Vec::new()));
+                                plain.len() - 1
+                            });
+                            plain[at].1.push((i, *r));
+                        }
+                        LedgerOp::Reserve(r) => rest.push((i, Pending::Reserve(r))),
+                        LedgerOp::Decide(d) => rest.push((i, Pending::Decide(d))),
+                    }
+                }
+                for (mission, group) in plain {
+                    reserve_group(&mut tx, &mut head, sealer, &mission, group, &mut unsettled, &mut results).await?;
+                }
+                for (i, op) in rest {
+                    results[i] = Some(match op {
+                        Pending::Reserve(r) => LedgerResult::Reserve(
+                            reserve(&mut tx, &mut head, sealer, *r, &mut unsettled).await?,
+                        ),
+                        Pending::Decide(d) => {
+                            // A decision reads and changes budgets and states: settle first.
+                            settle_all(&mut tx, &mut unsettled).await?;
+                            LedgerResult::Decided(Box::new(decide(&mut tx, &mut head, sealer, d).await?))
+                        }
+                    });
+                }
+                let results = results
+                    .into_iter()
+                    .map(|r| r.ok_or_else(|| DbError::Corrupt("a gateway write got no answer".into())))
+                    .collect::<Result<Vec<_>, _>>()?;
+                settle_all(&mut tx, &mut unsettled).await?;
+                flush(&mut tx, &mut head).await?;
+                if head.moved {
+                    sqlx::query(
+                        "UPDATE audit_head SET seq = $1, hash = $2, key_id = $3, \
+                         signature = $4 WHERE id = 1",
+                    )
+                    .bind(head.seq)
+                    .bind(&head.hash)
+                    .bind(sealer.key_id())
+                    .bind(sealer.sign_head(head.seq, &head.hash))
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+                Ok(results)
+            }
+        }
+    };
+}
+
+pub(crate) use ledger_sql;

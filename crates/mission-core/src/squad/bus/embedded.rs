@@ -1,0 +1,100 @@
+//! librdkafka's in-process mock cluster, the embedded Kafka when no brokers are configured.
+
+use rdkafka::error::KafkaError;
+use rdkafka::mocking::MockCluster;
+
+/// What the embedded cluster's thread is asked to do.
+enum MockCommand {
+    CreateTopic(String, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    BrokerDown(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    BrokerUp(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    ProduceErrors(usize, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+}
+
+/// librdkafka's mock cluster, on a thread of its own: the cluster handle may not move between
+/// threads, and the bus is shared by every task. Dropping this stops the cluster.
+pub struct EmbeddedCluster {
+    commands: std::sync::mpsc::Sender<MockCommand>,
+    pub(super) bootstrap_servers: String,
+}
+
+impl EmbeddedCluster {
+    /// Starts a one-broker cluster (broker id 1).
+    pub(super) fn start() -> Result<Self, KafkaError> {
+        let (commands, inbox) = std::sync::mpsc::channel::<MockCommand>();
+        let (ready, started) = std::sync::mpsc::channel();
+        std::thread::Builder::new()
+            .name("kafka-mock-cluster".to_owned())
+            .spawn(move || {
+                let mock = match MockCluster::new(1) {
+                    Ok(mock) => mock,
+                    Err(e) => {
+                        let _ = ready.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = ready.send(Ok(mock.bootstrap_servers()));
+                // Until the bus (the only sender) is dropped.
+                while let Ok(command) = inbox.recv() {
+                    match command {
+                        MockCommand::CreateTopic(topic, reply) => {
+                            let _ = reply.send(mock.create_topic(&topic, 1, 1));
+                        }
+                        MockCommand::BrokerDown(id, reply) => {
+                            let _ = reply.send(mock.broker_down(id));
+                        }
+                        MockCommand::BrokerUp(id, reply) => {
+                            let _ = reply.send(mock.broker_up(id));
+                        }
+                        MockCommand::ProduceErrors(count, reply) => {
+                            // Retriable: the producer must retry without writing twice.
+                            let errors = vec![
+                                rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS;
+                                count
+                            ];
+                            mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &errors);
+                            let _ = reply.send(Ok(()));
+                        }
+                    }
+                }
+            })
+            .map_err(|e| KafkaError::ClientCreation(format!("mock cluster thread: {e}")))?;
+        let bootstrap_servers = started
+            .recv()
+            .map_err(|_| KafkaError::ClientCreation("the mock cluster did not start".into()))??;
+        Ok(Self {
+            commands,
+            bootstrap_servers,
+        })
+    }
+
+    fn ask(
+        &self,
+        command: impl FnOnce(std::sync::mpsc::Sender<Result<(), KafkaError>>) -> MockCommand,
+    ) -> Result<(), KafkaError> {
+        let (reply, answer) = std::sync::mpsc::channel();
+        let gone = || KafkaError::ClientCreation("the mock cluster has stopped".into());
+        self.commands.send(command(reply)).map_err(|_| gone())?;
+        answer.recv().map_err(|_| gone())?
+    }
+
+    /// Creates a topic with one partition.
+    pub fn create_topic(&self, topic: &str) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::CreateTopic(topic.to_owned(), reply))
+    }
+
+    /// Takes a broker down (fault tests): clients see it as unreachable.
+    pub fn broker_down(&self, broker_id: i32) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::BrokerDown(broker_id, reply))
+    }
+
+    /// Brings a broker back.
+    pub fn broker_up(&self, broker_id: i32) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::BrokerUp(broker_id, reply))
+    }
+
+    /// Makes the next `count` produce requests fail with a retriable error (fault tests).
+    pub fn fail_next_produce_requests(&self, count: usize) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::ProduceErrors(count, reply))
+    }
+}
