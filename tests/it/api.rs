@@ -69,16 +69,8 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
         GatewayConfig::bundled().expect("config"),
     )
     .await;
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let base = format!("http://{}", listener.local_addr().expect("addr"));
-    let core = rig.core.clone();
-    tokio::spawn(mission_core::api::serve(
-        listener,
-        core,
-        std::future::pending(),
-    ));
+    // The test app serves the agent API on a free port.
+    let base = rig.app.api.clone();
     let client = reqwest::Client::new();
     let post = |tool: &str, token: &str, body: Value| {
         client

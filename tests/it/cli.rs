@@ -359,19 +359,28 @@ fn deploy_killed_mid_mission_is_finished_by_the_next_process_and_reads_back() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("deploy");
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
-    let approval = loop {
-        let listed = run(&["approvals", "list", "--json"]);
-        let items: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap_or_default();
-        if let Some(id) = items.get(0).and_then(|i| i["id"].as_str()) {
-            break id.to_owned();
+    // The deploying process prints its mission's events as they happen: the held call is
+    // announced there, and only then is the queue read.
+    let said = std::io::BufReader::new(deployed.stdout.take().expect("stdout"));
+    let (lines, heard) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in std::io::BufRead::lines(said).map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                return;
+            }
         }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "no call waited for approval"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(200));
-    };
+    });
+    loop {
+        let line = heard
+            .recv_timeout(crate::app::PATIENCE)
+            .expect("the deploying process announces a held call");
+        if line.contains("job.waiting") {
+            break;
+        }
+    }
+    let listed = run(&["approvals", "list", "--json"]);
+    let items: serde_json::Value = serde_json::from_slice(&listed.stdout).expect("json");
+    let approval = items[0]["id"].as_str().expect("a waiting call").to_owned();
     deployed.kill().expect("kill -9 the deploying process");
     let _ = deployed.wait();
 

@@ -10,22 +10,20 @@ use std::time::Duration;
 
 use mission_core::audit::AuditQuery;
 use mission_core::db::Repository;
-use mission_core::gateway::{
-    ApprovalDecision, ApprovalStatus, DecideApproval, Gateway, GatewayConfig, GatewayParts,
-    SystemClock, ToolCall, BUNDLED_ADMIN_POLICIES,
-};
+use mission_core::gateway::{ApprovalDecision, ApprovalStatus, DecideApproval, Gateway, ToolCall};
 use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::ApprovalMode;
 use mission_core::squad::store::{JobStatus, RunRecord, StoredEvent};
 use mission_core::squad::{
-    dept_topic, kind, mission_topic, stop_mission, AgentExit, Bus, ContextError, EngineOptions,
-    Envelope, MissionContext, Received, SquadEngine,
+    dept_topic, kind, mission_topic, AgentExit, Bus, ContextError, EngineOptions, Envelope,
+    MissionContext, Received, SquadEngine,
 };
-use mission_core::{Catalog, Registry};
+use mission_core::Registry;
 use serde_json::json;
 use uuid::Uuid;
 
-use crate::helpers::{input, manifest, operator, reviewer, with_hash, TestDb};
+use crate::app::{drive_until, until, TestApp, LEASE};
+use crate::helpers::{operator, reviewer, with_hash, TestDb};
 
 crate::on_both_backends!(
     a_three_department_mission_runs_end_to_end_with_mission_and_job_on_every_event,
@@ -76,53 +74,61 @@ fn real_brokers() -> bool {
 }
 
 struct Rig {
+    app: TestApp,
     repo: Arc<dyn Repository>,
     registry: Registry,
     gateway: Gateway,
     bus: Arc<Bus>,
     engine: Option<SquadEngine>,
+    /// Whether the test steps the engine itself (no supervisor or relay of its own).
+    stepped: bool,
 }
 
-fn options() -> EngineOptions {
-    EngineOptions {
-        lease: Duration::from_secs(2),
-        tick: Duration::from_millis(100),
-        ..EngineOptions::default()
-    }
+/// The squad template imported, and an engine that runs on its own.
+async fn rig(db: &TestDb) -> Rig {
+    rig_with(db, |_| {}).await
 }
 
-async fn rig(db: &TestDb, options: EngineOptions) -> Rig {
-    let catalog = Arc::new(Catalog::bundled().expect("catalog"));
-    let repo = mission_core::db::open(&db.url).await.expect("open db");
-    let registry = Registry::new(repo.clone(), Arc::clone(&catalog));
-    registry
-        .import(&[input("squad.json", &manifest(vec![squad_template()]))])
-        .await
-        .expect("import the squad template");
-    let gateway = Gateway::start(GatewayParts {
-        repo: repo.clone(),
-        catalog,
-        config: GatewayConfig::bundled().expect("gateway config"),
-        admin_policies: BUNDLED_ADMIN_POLICIES.to_owned(),
-        sealer: crate::gateway::test_sealer(),
-        clock: Arc::new(SystemClock),
-    })
-    .await
-    .expect("gateway");
+/// The same, with the engine's options adjusted (external departments, stepping).
+async fn rig_with(db: &TestDb, adjust: impl FnOnce(&mut EngineOptions)) -> Rig {
+    let app = TestApp::with_templates(db, vec![squad_template()]).await;
     let bus = Arc::new(crate::squad::bus());
-    let engine = SquadEngine::start(repo.clone(), gateway.clone(), Arc::clone(&bus), options);
+    let mut options = app.engine_options();
+    adjust(&mut options);
+    let stepped = !options.autonomous;
+    let engine = app.engine(Arc::clone(&bus), options).await;
     Rig {
-        repo,
-        registry,
-        gateway,
+        repo: app.core.repository().clone(),
+        registry: app.core.registry().clone(),
+        gateway: app.gateway().await,
         bus,
         engine: Some(engine),
+        stepped,
+        app,
     }
+}
+
+/// An engine the test steps: nothing moves between the test's own steps.
+fn stepped(options: &mut EngineOptions) {
+    options.autonomous = false;
 }
 
 impl Rig {
     fn engine(&self) -> &SquadEngine {
         self.engine.as_ref().expect("engine")
+    }
+
+    /// Waits until `probe` finds what it looks for, stepping the engine when the test does.
+    async fn until<T, F, Fut>(&self, what: &str, probe: F) -> T
+    where
+        F: FnMut() -> Fut,
+        Fut: std::future::Future<Output = Option<T>>,
+    {
+        if self.stepped {
+            drive_until(self.engine(), &self.gateway, what, probe).await
+        } else {
+            until(self.engine(), &self.gateway, what, probe).await
+        }
     }
 
     async fn deploy(&self, mode: ApprovalMode) -> String {
@@ -154,7 +160,7 @@ impl Rig {
     }
 
     async fn run_record(&self, mission: &str) -> RunRecord {
-        wait_for(&format!("mission {mission} to end"), || async {
+        self.until(&format!("mission {mission} to end"), || async {
             self.repo.run_record(mission).await.expect("run record")
         })
         .await
@@ -169,7 +175,7 @@ impl Rig {
 
     /// Waits until every event of the mission is published.
     async fn drained(&self, mission: &str) -> Vec<StoredEvent> {
-        wait_for("the outbox to drain", || async {
+        self.until("the outbox to drain", || async {
             let events = self.events(mission).await;
             events
                 .iter()
@@ -180,7 +186,7 @@ impl Rig {
     }
 
     async fn pending_approval(&self, mission: &str) -> String {
-        wait_for("a call to wait for approval", || async {
+        self.until("a call to wait for approval", || async {
             self.gateway
                 .approvals(true)
                 .await
@@ -204,24 +210,6 @@ impl Rig {
             )
             .await
             .expect("approve");
-    }
-}
-
-async fn wait_for<T, F, Fut>(what: &str, mut probe: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
-    loop {
-        if let Some(found) = probe().await {
-            return found;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "timed out waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(25)).await;
     }
 }
 
@@ -349,7 +337,7 @@ async fn tokens_revoked(rig: &Rig, mission: &str) {
         .expect("context arrives")
         .expect("context");
     let context: MissionContext = serde_json::from_value(first.envelope.payload).expect("context");
-    wait_for("the squad's tokens to be revoked", || {
+    rig.until("the squad's tokens to be revoked", || {
         let call = ToolCall {
             token: context.gateway_token.clone(),
             tool_id: "finance.ledger_query".to_owned(),
@@ -371,7 +359,7 @@ async fn tokens_revoked(rig: &Rig, mission: &str) {
 async fn a_three_department_mission_runs_end_to_end_with_mission_and_job_on_every_event(
     db: TestDb,
 ) {
-    let rig = rig(&db, options()).await;
+    let rig = rig(&db).await;
     let mission = rig.deploy(ApprovalMode::Auto).await;
     let copies = check_mission(&rig, &mission, &HashSet::new()).await;
 
@@ -400,7 +388,7 @@ async fn a_three_department_mission_runs_end_to_end_with_mission_and_job_on_ever
 }
 
 async fn two_concurrent_missions_never_see_each_others_events(db: TestDb) {
-    let rig = rig(&db, options()).await;
+    let rig = rig(&db).await;
     let (a, b) = tokio::join!(
         rig.deploy(ApprovalMode::Auto),
         rig.deploy(ApprovalMode::Auto)
@@ -420,7 +408,7 @@ async fn two_concurrent_missions_never_see_each_others_events(db: TestDb) {
 }
 
 async fn a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice(db: TestDb) {
-    let rig = rig(&db, options()).await;
+    let rig = rig_with(&db, stepped).await;
     // Strict: the posting step waits for a reviewer, a fixed point in the middle of the mission.
     let mission = rig.deploy(ApprovalMode::Strict).await;
     let approval = rig.pending_approval(&mission).await;
@@ -430,18 +418,26 @@ async fn a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice(db: T
     }
     rig.approve(&approval).await;
     if let Some(mock) = mock {
-        // The step runs and its report waits in the outbox; nothing moves past it.
-        wait_for("the report to wait in the outbox", || async {
-            let jobs = rig.repo.jobs(&mission).await.expect("jobs");
-            jobs.iter()
-                .any(|j| {
-                    j.tool_id.as_deref() == Some("finance.journal_entry_post")
-                        && j.status == JobStatus::Reported
-                })
-                .then_some(())
-        })
+        // The step runs and its report waits in the outbox (the agent acts on its own).
+        until(
+            rig.engine(),
+            &rig.gateway,
+            "the report to wait in the outbox",
+            || async {
+                let jobs = rig.repo.jobs(&mission).await.expect("jobs");
+                jobs.iter()
+                    .any(|j| {
+                        j.tool_id.as_deref() == Some("finance.journal_entry_post")
+                            && j.status == JobStatus::Reported
+                    })
+                    .then_some(())
+            },
+        )
         .await;
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        // The relay cannot hand it to Kafka: it stays in the outbox and nothing moves past it.
+        let pass = rig.engine().relay_once().await.expect("relay");
+        assert_eq!(pass.published, 0, "{pass:?}");
+        assert!(pass.waiting > 0, "{pass:?}");
         assert!(rig.repo.run_record(&mission).await.expect("run").is_none());
         let waiting = rig.events(&mission).await;
         assert!(waiting.iter().any(|e| e.published_at.is_none()));
@@ -473,7 +469,7 @@ async fn a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice(db: T
 async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_mission(
     db: TestDb,
 ) {
-    let mut rig = rig(&db, options()).await;
+    let mut rig = rig_with(&db, stepped).await;
     let mission = rig.deploy(ApprovalMode::Strict).await;
     let approval = rig.pending_approval(&mission).await;
     let embedded = !real_brokers();
@@ -485,15 +481,21 @@ async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_
             .expect("broker down");
     }
     rig.approve(&approval).await;
-    wait_for("the step's report to be stored", || async {
-        let jobs = rig.repo.jobs(&mission).await.expect("jobs");
-        jobs.iter()
-            .any(|j| {
-                j.tool_id.as_deref() == Some("finance.journal_entry_post")
-                    && j.status != JobStatus::Assigned
-            })
-            .then_some(())
-    })
+    // The agent acts on its own; nothing is relayed before the crash.
+    until(
+        rig.engine(),
+        &rig.gateway,
+        "the step's report to be stored",
+        || async {
+            let jobs = rig.repo.jobs(&mission).await.expect("jobs");
+            jobs.iter()
+                .any(|j| {
+                    j.tool_id.as_deref() == Some("finance.journal_entry_post")
+                        && j.status != JobStatus::Assigned
+                })
+                .then_some(())
+        },
+    )
     .await;
     let before = rig.events(&mission).await;
     if embedded {
@@ -506,13 +508,13 @@ async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_
     // in-process Kafka with everything on it is gone.
     rig.engine.take().expect("engine").abandon();
     rig.bus = Arc::new(crate::squad::bus());
-    let next = SquadEngine::start(
-        rig.repo.clone(),
-        rig.gateway.clone(),
-        Arc::clone(&rig.bus),
-        options(),
-    );
-    rig.engine = Some(next);
+    let mut options = rig.app.engine_options();
+    stepped(&mut options);
+    rig.engine = Some(rig.app.engine(Arc::clone(&rig.bus), options).await);
+    // The dead engine's claim runs out on the clock, not by waiting for it.
+    rig.app
+        .clock
+        .advance(chrono::Duration::from_std(LEASE).expect("lease") + chrono::Duration::seconds(1));
     let run = rig.run_record(&mission).await;
     assert_eq!(run.status, MissionStatus::Completed, "{run:?}");
     let gone: HashSet<String> = if embedded {
@@ -544,14 +546,7 @@ async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_
 }
 
 async fn a_tampered_context_is_refused_and_the_agent_acts_on_nothing(db: TestDb) {
-    let rig = rig(
-        &db,
-        EngineOptions {
-            external_depts: vec![3],
-            ..options()
-        },
-    )
-    .await;
+    let rig = rig_with(&db, |o| o.external_depts = vec![3]).await;
     let mission = rig.deploy(ApprovalMode::Auto).await;
     // Dept 3 is left to an outside agent; take its context off its topic and alter the plan.
     let topic = dept_topic(&mission, 3);
@@ -615,10 +610,12 @@ async fn a_tampered_context_is_refused_and_the_agent_acts_on_nothing(db: TestDb)
 }
 
 async fn stopping_a_mission_writes_its_run_record_and_tears_the_squad_down(db: TestDb) {
-    let rig = rig(&db, options()).await;
+    let rig = rig(&db).await;
     let mission = rig.deploy(ApprovalMode::Strict).await;
     rig.pending_approval(&mission).await;
-    stop_mission(&*rig.repo, &mission, "alice")
+    rig.app
+        .core
+        .stop_mission(&operator("alice"), &mission)
         .await
         .expect("stop");
     let run = rig.run_record(&mission).await;
@@ -628,10 +625,13 @@ async fn stopping_a_mission_writes_its_run_record_and_tears_the_squad_down(db: T
         run.steps, 2,
         "the two read-only steps before the held one ran"
     );
-    let again = stop_mission(&*rig.repo, &mission, "alice")
+    let again = rig
+        .app
+        .core
+        .stop_mission(&operator("alice"), &mission)
         .await
         .expect_err("a stopped mission cannot be stopped again");
-    assert_eq!(again.code(), "mission_not_active");
+    assert_eq!(again.code, mission_core::ErrorCode::MissionNotActive);
     let jobs = rig.repo.jobs(&mission).await.expect("jobs");
     assert!(jobs
         .iter()
@@ -647,14 +647,7 @@ async fn stopping_a_mission_writes_its_run_record_and_tears_the_squad_down(db: T
 }
 
 async fn an_external_agent_speaking_the_contract_takes_a_departments_place(db: TestDb) {
-    let rig = rig(
-        &db,
-        EngineOptions {
-            external_depts: vec![3],
-            ..options()
-        },
-    )
-    .await;
+    let rig = rig_with(&db, |o| o.external_depts = vec![3]).await;
     let mission = rig.deploy(ApprovalMode::Auto).await;
     // The outside agent: its own consumer on its department's topic, the context first, then
     // each job given to dept 3 done through the gateway and reported on the mission's topic.
@@ -719,31 +712,17 @@ async fn an_external_agent_speaking_the_contract_takes_a_departments_place(db: T
 }
 
 async fn a_mission_past_its_time_to_live_expires_with_a_run_record(db: TestDb) {
-    let rig = rig(&db, options()).await;
+    let rig = rig_with(&db, stepped).await;
     let mission = rig.deploy(ApprovalMode::Strict).await;
     rig.pending_approval(&mission).await;
-    // The clock cannot wait an hour: the deadline is moved into the past instead.
-    let past = "2000-01-01T00:00:00.000000Z";
-    let moved = if db.url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db.url).await.expect("pg");
-        sqlx::query("UPDATE active_missions SET expires_at = $1 WHERE id = $2::uuid")
-            .bind(past)
-            .bind(&mission)
-            .execute(&pool)
-            .await
-            .expect("move the deadline")
-            .rows_affected()
-    } else {
-        let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-        sqlx::query("UPDATE active_missions SET expires_at = $1 WHERE id = $2")
-            .bind(past)
-            .bind(&mission)
-            .execute(&pool)
-            .await
-            .expect("move the deadline")
-            .rows_affected()
-    };
-    assert_eq!(moved, 1);
+    // The time to live passes on the clock the gateway and the engine read.
+    let ttl = rig
+        .gateway
+        .usage(&mission)
+        .await
+        .expect("usage")
+        .ttl_seconds;
+    rig.app.clock.advance(chrono::Duration::seconds(ttl + 1));
     let run = rig.run_record(&mission).await;
     assert_eq!(run.status, MissionStatus::Expired);
     assert_eq!(

@@ -3,24 +3,24 @@
 //! concurrency, the three approval modes and the approvals queue, and the audit chain's
 //! tamper detection.
 
-use std::any::Any;
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, Once};
+use std::sync::Arc;
 
-use chrono::{DateTime, Duration, Utc};
-use mission_core::app::KeyStore;
-use mission_core::audit::{AuditDecision, AuditLog, AuditQuery, KeyVault, Sealer};
+use chrono::Duration;
+use mission_core::audit::{AuditDecision, AuditLog, AuditQuery, Sealer};
 use mission_core::gateway::{
-    ApprovalDecision, ApprovalKind, ApprovalStatus, CallOutcome, Clock, DecideApproval,
-    DecideError, Gateway, GatewayConfig, GatewayError, RefusalCode, ToolCall,
+    ApprovalDecision, ApprovalKind, ApprovalStatus, CallOutcome, DecideApproval, DecideError,
+    Gateway, GatewayConfig, GatewayError, RefusalCode, ToolCall,
 };
 use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::ApprovalMode;
-use mission_core::{Catalog, Core, Registry, Settings};
+use mission_core::{Catalog, Core, Registry};
 use serde_json::{json, Value};
 use uuid::Uuid;
 
-use crate::helpers::{input, manifest, operator, reviewer, with_hash, TestDb};
+pub use crate::app::{test_sealer, TestClock};
+use crate::app::{AppOptions, TestApp};
+use crate::helpers::{operator, reviewer, with_hash, TestDb};
 
 crate::on_both_backends!(
     a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_names_trading,
@@ -33,92 +33,8 @@ crate::on_both_backends!(
     editing_deleting_or_reordering_any_audit_record_is_detected,
 );
 
-/// A keychain for tests: keyring's own extension point with an in-memory store, so the
-/// gateway's key handling runs as in the app without touching the user's keychain.
-type Secrets = Arc<Mutex<HashMap<(String, String), Vec<u8>>>>;
-
-#[derive(Debug, Default)]
-struct MemoryKeychain(Secrets);
-
-#[derive(Debug)]
-struct MemoryCredential {
-    key: (String, String),
-    store: Secrets,
-}
-
-impl keyring::credential::CredentialApi for MemoryCredential {
-    fn set_secret(&self, secret: &[u8]) -> keyring::Result<()> {
-        self.store
-            .lock()
-            .expect("keychain lock")
-            .insert(self.key.clone(), secret.to_vec());
-        Ok(())
-    }
-    fn get_secret(&self) -> keyring::Result<Vec<u8>> {
-        self.store
-            .lock()
-            .expect("keychain lock")
-            .get(&self.key)
-            .cloned()
-            .ok_or(keyring::Error::NoEntry)
-    }
-    fn delete_credential(&self) -> keyring::Result<()> {
-        self.store.lock().expect("keychain lock").remove(&self.key);
-        Ok(())
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-impl keyring::credential::CredentialBuilderApi for MemoryKeychain {
-    fn build(
-        &self,
-        _target: Option<&str>,
-        service: &str,
-        user: &str,
-    ) -> keyring::Result<Box<keyring::credential::Credential>> {
-        Ok(Box::new(MemoryCredential {
-            key: (service.to_owned(), user.to_owned()),
-            store: Arc::clone(&self.0),
-        }))
-    }
-    fn as_any(&self) -> &dyn Any {
-        self
-    }
-}
-
-/// Routes every keyring entry of this test process to the in-memory keychain.
-pub fn isolated_keychain() {
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| keyring::set_default_credential_builder(Box::new(MemoryKeychain::default())));
-}
-
-/// The signing key as the app gets it (through keyring), from the isolated keychain.
-pub fn test_sealer() -> Sealer {
-    isolated_keychain();
-    KeyVault::new("mission-control-tests", "audit-signing-key")
-        .load_or_create()
-        .expect("signing key")
-}
-
-/// A clock tests move by hand.
-#[derive(Debug)]
-pub struct TestClock(Mutex<DateTime<Utc>>);
-
-impl TestClock {
-    pub fn advance(&self, by: Duration) {
-        *self.0.lock().expect("clock") += by;
-    }
-}
-
-impl Clock for TestClock {
-    fn now(&self) -> DateTime<Utc> {
-        *self.0.lock().expect("clock")
-    }
-}
-
 pub struct Rig {
+    pub app: TestApp,
     pub core: Core,
     pub registry: Registry,
     pub gateway: Gateway,
@@ -168,31 +84,23 @@ fn sector_templates(catalog: &Catalog) -> Vec<Value> {
 }
 
 pub async fn rig_with(db: &TestDb, catalog: Catalog, config: GatewayConfig) -> Rig {
-    let catalog = Arc::new(catalog);
-    let clock = Arc::new(TestClock(Mutex::new(
-        DateTime::parse_from_rfc3339("2026-11-25T09:00:00Z")
-            .expect("time")
-            .with_timezone(&Utc),
-    )));
-    let mut settings = Settings::bundled(Some(db.url.clone())).expect("settings");
-    settings.catalog = Arc::clone(&catalog);
-    settings.gateway = config;
-    settings.keystore = KeyStore::key(test_sealer());
-    settings.clock = Arc::clone(&clock) as Arc<dyn Clock>;
-    settings.bundled_library = false;
-    let core = Core::open(settings).await.expect("open the core");
-    let registry = core.registry().clone();
-    registry
-        .import(&[input("probes.json", &manifest(sector_templates(&catalog)))])
-        .await
-        .expect("import probe templates");
-    let gateway = core.gateway().await.expect("gateway").clone();
+    let probes = sector_templates(&catalog);
+    let app = TestApp::spawn_with(
+        db,
+        AppOptions {
+            catalog,
+            gateway: config,
+            manifests: probes,
+        },
+    )
+    .await;
     Rig {
-        core,
-        registry,
-        gateway,
-        clock,
-        catalog,
+        registry: app.core.registry().clone(),
+        gateway: app.gateway().await,
+        catalog: Arc::clone(&app.core.settings().catalog),
+        clock: Arc::clone(&app.clock),
+        core: app.core.clone(),
+        app,
     }
 }
 

@@ -2,6 +2,7 @@
 //! Kafka through librdkafka's in-process mock cluster (or real brokers when configured).
 
 mod api;
+mod app;
 mod backends;
 mod cli;
 mod dispatch;

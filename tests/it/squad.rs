@@ -4,7 +4,7 @@
 
 use std::time::Duration;
 
-use mission_core::squad::{Bus, Envelope, KafkaMode, MissionStream, Received};
+use mission_core::squad::{mission_topic, Bus, Envelope, KafkaMode, MissionStream, Received};
 use serde_json::json;
 
 pub(crate) fn bus() -> Bus {
@@ -108,29 +108,33 @@ async fn events_published_while_the_broker_is_down_arrive_once_it_is_back() {
     let during: Vec<Envelope> = (1..=5)
         .map(|n| Envelope::new(&mission, "job-2", 2, "step.result", json!({ "n": n })))
         .collect();
-    let mut sends = Vec::new();
-    for event in &during {
-        let (bus, event) = (std::sync::Arc::clone(&bus), event.clone());
-        sends.push(tokio::spawn(async move { bus.publish(&event).await }));
-        // In order: each is queued before the next.
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    tokio::time::sleep(Duration::from_millis(800)).await;
+    // One batch, queued in order at once, as the outbox relay sends it.
+    let batch: Vec<(String, Envelope)> = during
+        .iter()
+        .map(|e| (mission_topic(&mission), e.clone()))
+        .collect();
+    let sender = std::sync::Arc::clone(&bus);
+    let mut sending = tokio::spawn(async move { sender.publish_all(&batch).await });
+    // Nothing settles while the broker is down: the batch is still pending after a window in
+    // which a live broker would long have answered.
     assert!(
-        sends.iter().all(|s| !s.is_finished()),
+        tokio::time::timeout(Duration::from_millis(800), &mut sending)
+            .await
+            .is_err(),
         "an event was settled while the broker was down"
     );
     bus.mock_cluster()
         .expect("embedded")
         .broker_up(1)
         .expect("broker up");
-    for send in sends {
-        tokio::time::timeout(Duration::from_secs(30), send)
-            .await
-            .expect("delivered after recovery")
-            .expect("task")
-            .expect("each event delivered");
-    }
+    let outcomes = tokio::time::timeout(Duration::from_secs(30), sending)
+        .await
+        .expect("delivered after recovery")
+        .expect("task");
+    assert!(
+        outcomes.iter().all(Result::is_ok),
+        "each event delivered: {outcomes:?}"
+    );
 
     let stream = bus.mission_stream(&mission, 1).expect("consumer");
     let got = take(&stream, 1 + during.len()).await;
@@ -182,7 +186,7 @@ async fn a_consumer_waiting_at_the_end_sees_new_events() {
 fn sasl_credentials_come_from_the_keychain() {
     use mission_core::squad::{store_sasl_password, BusError, CredentialError, KafkaSecurity};
 
-    crate::gateway::isolated_keychain();
+    crate::app::isolated_keychain();
     let user = format!("svc-{}", uuid::Uuid::now_v7().simple());
     let security = KafkaSecurity {
         protocol: "sasl_ssl".to_owned(),

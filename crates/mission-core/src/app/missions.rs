@@ -175,7 +175,13 @@ impl Core {
         };
         let repo = &self.inner.repo;
         let stop = async {
-            squad::stop_mission(repo.as_ref(), mission_id, &actor.name()).await?;
+            squad::stop_mission(
+                repo.as_ref(),
+                &*self.inner.settings.clock,
+                mission_id,
+                &actor.name(),
+            )
+            .await?;
             Ok::<_, CoreError>(repo.run_record(mission_id).await?)
         };
         gateway

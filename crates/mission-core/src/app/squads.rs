@@ -76,8 +76,10 @@ impl Core {
                 };
                 let kafka = KafkaInfo::of(&bus);
                 tracing::info!(kafka = %kafka.mode, "squad engine starting");
+                // One clock for the gateway and the engine: time to live and leases agree.
                 let options = EngineOptions {
                     gateway_url: Some(format!("http://{}", self.inner.settings.api_address())),
+                    clock: Arc::clone(&self.inner.settings.clock),
                     ..self.inner.settings.engine.clone()
                 };
                 let engine = SquadEngine::start(self.inner.repo.clone(), gateway, bus, options);

@@ -49,8 +49,9 @@ impl Gateway {
         Ok(row)
     }
 
-    /// Forgets cached tokens after a mission's status changed here.
-    pub(super) fn forget_tokens(&self) {
+    /// Forgets the tokens trusted from memory, after a mission's status or its tokens changed
+    /// (the squad engine revoked them): the next call reads them again.
+    pub fn forget_tokens(&self) {
         if let Ok(mut cache) = self.inner.tokens.lock() {
             cache.clear();
         }

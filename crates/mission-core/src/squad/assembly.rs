@@ -89,7 +89,7 @@ impl Inner {
         let mut jobs = self.repo.jobs(mission_id).await?;
         let resumed = !jobs.is_empty();
         if !resumed {
-            let job = orchestration_job(mission_id);
+            let job = orchestration_job(mission_id, &now(&*self.options.clock));
             let started = Envelope::new(
                 mission_id,
                 &job.job_id,
@@ -163,7 +163,7 @@ impl Inner {
                 vec![SquadOp::Record {
                     topic: topic.clone(),
                     envelope: kept,
-                    at: now(),
+                    at: now(&*self.options.clock),
                 }],
             )
             .await?;

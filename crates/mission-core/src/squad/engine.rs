@@ -7,7 +7,6 @@ use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use chrono::Utc;
 use tokio::sync::{broadcast, Notify};
 use tokio::task::JoinHandle;
 
@@ -15,9 +14,9 @@ use super::agent::Agent;
 use super::bus::{Bus, BusError};
 use super::context::ContextError;
 use super::lifecycle::*;
-use super::relay::relay;
+use super::relay::{relay, relay_batch, RelayPass};
 use super::store::{EngineRepository, SquadOp};
-use crate::gateway::{timestamp, Gateway, GatewayError};
+use crate::gateway::{timestamp, Clock, Gateway, GatewayError, SystemClock};
 use crate::perimeter::{MissionStatus, PerimeterError};
 use crate::registry::{Perimeter, Template};
 use crate::store::DbError;
@@ -81,6 +80,12 @@ pub struct EngineOptions {
     /// Departments served by external agents: the engine sends them their context and jobs but
     /// starts no built-in agent for them.
     pub external_depts: Vec<i64>,
+    /// Where the engine reads the time (leases, time to live, event times); tests move it.
+    pub clock: Arc<dyn Clock>,
+    /// Whether the supervisor and the outbox relay run on their own. When false, nothing
+    /// happens until the caller steps the engine: [`SquadEngine::poke`] for one round of
+    /// supervision, [`SquadEngine::relay_once`] for one batch of the outbox.
+    pub autonomous: bool,
 }
 
 /// Environment variable listing departments served by external agents (comma-separated).
@@ -108,6 +113,8 @@ impl Default for EngineOptions {
             tick: Duration::from_millis(500),
             gateway_url: None,
             external_depts,
+            clock: Arc::new(SystemClock),
+            autonomous: true,
         }
     }
 }
@@ -188,10 +195,14 @@ impl SquadEngine {
             relay_wake: Notify::new(),
             notices,
         });
-        let tasks = vec![
-            tokio::spawn(supervise(Arc::clone(&inner))),
-            tokio::spawn(relay(Arc::clone(&inner))),
-        ];
+        let tasks = if inner.options.autonomous {
+            vec![
+                tokio::spawn(supervise(Arc::clone(&inner))),
+                tokio::spawn(relay(Arc::clone(&inner))),
+            ]
+        } else {
+            Vec::new()
+        };
         Self {
             inner,
             tasks: Mutex::new(tasks),
@@ -211,6 +222,12 @@ impl SquadEngine {
     /// Notices of changed missions.
     pub fn subscribe(&self) -> broadcast::Receiver<SquadNotice> {
         self.inner.notices.subscribe()
+    }
+
+    /// Publishes one batch of the outbox now (the relay's own loop does this when the engine is
+    /// autonomous).
+    pub async fn relay_once(&self) -> Result<RelayPass, SquadError> {
+        relay_batch(&self.inner).await
     }
 
     /// Picks up newly started missions now instead of at the next tick.
@@ -319,7 +336,7 @@ impl Inner {
 
     /// One round of supervision: renew and claim, expire, assemble, tear down.
     pub(super) async fn tick(self: &Arc<Self>) -> Result<(), SquadError> {
-        let now = Utc::now();
+        let now = self.options.clock.now();
         let until = now
             + chrono::Duration::from_std(self.options.lease)
                 .unwrap_or_else(|_| chrono::Duration::seconds(15));
@@ -356,7 +373,15 @@ impl Inner {
                 .is_some_and(|at| at <= now_text.as_str())
             {
                 let reason = "its time to live ran out".to_owned();
-                if end_mission(&*self.repo, &id, MissionStatus::Expired, Some(reason)).await? {
+                if end_mission(
+                    &*self.repo,
+                    &*self.options.clock,
+                    &id,
+                    MissionStatus::Expired,
+                    Some(reason),
+                )
+                .await?
+                {
                     self.notify(&id);
                 }
                 continue;
@@ -383,6 +408,8 @@ impl Inner {
     /// A finished mission's squad: its tokens are revoked and the claim released.
     pub(super) async fn teardown(&self, mission_id: &str) -> Result<(), SquadError> {
         self.repo.revoke_tokens(mission_id, None).await?;
+        // Revoked means refused from now on, also by this process's gateway.
+        self.gateway.forget_tokens();
         // A mission ended outside the squad (a reviewer refused more budget) still gets its
         // run record.
         if self.repo.run_record(mission_id).await?.is_none() {
@@ -398,6 +425,7 @@ impl Inner {
                     };
                     end_mission(
                         &*self.repo,
+                        &*self.options.clock,
                         mission_id,
                         usage.status,
                         Some(reason.to_owned()),

@@ -1,20 +1,20 @@
 //! A mission's life in the store: ending it (with its `mission.ended` event and run record),
 //! and the jobs and events the orchestrator writes.
 
-use chrono::Utc;
 use serde_json::json;
 
 use super::bus::{dept_topic, mission_topic, Envelope};
 use super::contract::{kind, Assignment, ORCHESTRATOR_DEPT};
 use super::engine::SquadError;
 use super::store::{EngineRepository, JobRow, JobStatus, SquadOp};
-use crate::gateway::timestamp;
+use crate::gateway::{timestamp, Clock};
 use crate::perimeter::MissionStatus;
 
 /// Ends a mission now (stopped by a person): its run record is written and its squad is torn
 /// down by the engine that runs it.
 pub async fn stop_mission(
     repo: &dyn EngineRepository,
+    clock: &dyn Clock,
     mission_id: &str,
     by: &str,
 ) -> Result<(), SquadError> {
@@ -23,7 +23,15 @@ pub async fn stop_mission(
         .await?
         .ok_or_else(|| SquadError::MissionNotFound(mission_id.to_owned()))?;
     let reason = format!("stopped by {by}");
-    if !end_mission(repo, mission_id, MissionStatus::Stopped, Some(reason)).await? {
+    if !end_mission(
+        repo,
+        clock,
+        mission_id,
+        MissionStatus::Stopped,
+        Some(reason),
+    )
+    .await?
+    {
         return Err(SquadError::MissionState {
             id: mission_id.to_owned(),
             status: usage.status.as_str().to_owned(),
@@ -36,36 +44,40 @@ pub async fn stop_mission(
 /// Ends a mission with its `mission.ended` event; false if it had ended already.
 pub(super) async fn end_mission(
     repo: &dyn EngineRepository,
+    clock: &dyn Clock,
     mission_id: &str,
     status: MissionStatus,
     reason: Option<String>,
 ) -> Result<bool, SquadError> {
     let jobs = repo.jobs(mission_id).await?;
+    let at = now(clock);
     let mut ops = Vec::new();
     let job_id = match jobs.iter().find(|j| j.step == 0) {
         Some(j) => j.job_id.clone(),
         None => {
-            let job = orchestration_job(mission_id);
+            let job = orchestration_job(mission_id, &at);
             let id = job.job_id.clone();
             ops.push(SquadOp::InsertJob(job));
             id
         }
     };
-    ops.extend(ending(mission_id, &job_id, status, reason));
+    ops.extend(ending(mission_id, &job_id, status, reason, &at));
     Ok(repo.squad_commit(ops).await?)
 }
 
-pub(super) fn now() -> String {
-    timestamp(Utc::now())
+/// Now, as stored, on the engine's clock.
+pub(super) fn now(clock: &dyn Clock) -> String {
+    timestamp(clock.now())
 }
 
-pub(super) fn orchestration_job(mission_id: &str) -> JobRow {
+pub(super) fn orchestration_job(mission_id: &str, at: &str) -> JobRow {
     new_job(
         mission_id,
         0,
         ORCHESTRATOR_DEPT,
         "Sequence the plan's jobs across departments",
         None,
+        at,
     )
 }
 
@@ -75,6 +87,7 @@ pub(super) fn new_job(
     dept: i64,
     action: &str,
     tool: Option<String>,
+    at: &str,
 ) -> JobRow {
     JobRow {
         job_id: uuid::Uuid::now_v7().to_string(),
@@ -88,7 +101,7 @@ pub(super) fn new_job(
         report: None,
         cost_cents: 0,
         value_cents: 0,
-        assigned_at: now(),
+        assigned_at: at.to_owned(),
         finished_at: None,
     }
 }
@@ -99,6 +112,7 @@ pub(super) fn ending(
     orchestration_job: &str,
     status: MissionStatus,
     reason: Option<String>,
+    at: &str,
 ) -> Vec<SquadOp> {
     let event = Envelope::new(
         mission_id,
@@ -112,7 +126,7 @@ pub(super) fn ending(
             mission_id: mission_id.to_owned(),
             status,
             reason,
-            at: now(),
+            at: at.to_owned(),
         },
         SquadOp::Publish {
             topic: mission_topic(mission_id),

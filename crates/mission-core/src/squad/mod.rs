@@ -23,6 +23,7 @@ pub use context::{ContextError, MissionContext};
 pub use contract::{kind, Assignment, ORCHESTRATOR_DEPT};
 pub use engine::{AgentExit, EngineOptions, SquadEngine, SquadError, SquadNotice};
 pub use lifecycle::stop_mission;
+pub use relay::RelayPass;
 pub use views::{
     find_mission, mission_events, mission_view, mission_views, MissionEvent, MissionView,
 };

@@ -26,6 +26,11 @@ impl Orchestrator {
         &self.plan.mission_id
     }
 
+    /// Now, on the engine's clock.
+    fn at(&self) -> String {
+        now(&*self.inner.options.clock)
+    }
+
     /// The job for plan step `step` (from 1), or the mission's completion if there is none.
     pub(super) fn next(&self, step: i64) -> Vec<SquadOp> {
         let index = usize::try_from(step - 1).unwrap_or(usize::MAX);
@@ -37,6 +42,7 @@ impl Orchestrator {
                     i64::from(s.dept),
                     &s.action,
                     s.tool.clone(),
+                    &self.at(),
                 ),
                 true,
             ),
@@ -45,6 +51,7 @@ impl Orchestrator {
                 &self.orchestration,
                 MissionStatus::Completed,
                 None,
+                &self.at(),
             ),
         }
     }
@@ -68,7 +75,7 @@ impl Orchestrator {
                             job_id: job.job_id.clone(),
                             dept: job.dept,
                             kind: kind::JOB_RESULT.to_owned(),
-                            ts: now(),
+                            ts: self.at(),
                             payload: report.clone(),
                         };
                         self.handle(&envelope).await?;
@@ -117,7 +124,7 @@ impl Orchestrator {
             SquadOp::Record {
                 topic: mission_topic(self.mission()),
                 envelope: event.clone(),
-                at: now(),
+                at: self.at(),
             },
         ];
         match event.kind.as_str() {
@@ -139,7 +146,7 @@ impl Orchestrator {
                         report: Some(event.payload.clone()),
                         cost_cents: cents("cost_cents").unwrap_or(0),
                         value_cents: cents("value_cents").unwrap_or(0),
-                        at: now(),
+                        at: self.at(),
                     });
                     ops.extend(self.next(job.step + 1));
                 } else {
@@ -166,7 +173,7 @@ impl Orchestrator {
                         report: Some(event.payload.clone()),
                         cost_cents: 0,
                         value_cents: 0,
-                        at: now(),
+                        at: self.at(),
                     });
                     let reason = format!(
                         "step {} ({}) by dept {}: {code}: {message}",
@@ -179,6 +186,7 @@ impl Orchestrator {
                         &self.orchestration,
                         status,
                         Some(reason),
+                        &self.at(),
                     ));
                 }
             }
@@ -193,6 +201,7 @@ impl Orchestrator {
                     &self.orchestration,
                     MissionStatus::Failed,
                     Some(format!("dept {} refused its context: {why}", event.dept)),
+                    &self.at(),
                 ));
             }
             kind::JOB_WAITING => {}
