@@ -18,6 +18,7 @@ crate::on_both_backends!(
     saving_starting_and_stopping_are_audited_on_success_and_refusal,
     a_storage_failure_inside_a_tool_call_is_audited_and_nothing_is_spent,
     refused_approval_decisions_and_tokens_are_audited_with_the_reviewer,
+    an_unknown_status_in_the_database_is_an_error_never_a_default,
 );
 
 /// The newest records, newest first.
@@ -43,6 +44,38 @@ fn save_request(rig_template: &str, version: i64, budget: i64) -> SaveMissionReq
         approval_mode: ApprovalMode::Auto,
         threshold_cents: None,
         connections: Vec::new(),
+    }
+}
+
+/// Runs SQL on the test database as someone with direct access would, going around the
+/// schema's checks.
+async fn tamper(db: &TestDb, sql: &str) {
+    use sqlx::Connection;
+    match db.kind {
+        Kind::Sqlite => {
+            let mut conn = sqlx::SqliteConnection::connect(&db.url)
+                .await
+                .expect("sqlite");
+            sqlx::query("PRAGMA ignore_check_constraints = ON")
+                .execute(&mut conn)
+                .await
+                .expect("checks off");
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            conn.close().await.expect("close");
+        }
+        Kind::Postgres => {
+            let mut conn = sqlx::PgConnection::connect(&db.url)
+                .await
+                .expect("postgres");
+            for check in [
+                "ALTER TABLE approvals DROP CONSTRAINT IF EXISTS approvals_status_check",
+                "ALTER TABLE active_missions DROP CONSTRAINT IF EXISTS active_missions_status_check",
+            ] {
+                sqlx::query(check).execute(&mut conn).await.expect(check);
+            }
+            sqlx::query(sql).execute(&mut conn).await.expect(sql);
+            conn.close().await.expect("close");
+        }
     }
 }
 
@@ -157,19 +190,7 @@ async fn a_storage_failure_inside_a_tool_call_is_audited_and_nothing_is_spent(db
 
     // The grants table disappears under the gateway: reading the mission's grants fails
     // half-way through the call, after the token was checked.
-    let kill = "DROP TABLE mission_connections";
-    match db.kind {
-        Kind::Sqlite => {
-            let pool = sqlx::SqlitePool::connect(&db.url).await.expect("sqlite");
-            sqlx::query(kill).execute(&pool).await.expect("drop");
-            pool.close().await;
-        }
-        Kind::Postgres => {
-            let pool = sqlx::PgPool::connect(&db.url).await.expect("postgres");
-            sqlx::query(kill).execute(&pool).await.expect("drop");
-            pool.close().await;
-        }
-    }
+    tamper(&db, "DROP TABLE mission_connections").await;
 
     // A second process on the same database: nothing of this mission is in its memory, so the
     // call reads the grants.
@@ -256,4 +277,40 @@ async fn refused_approval_decisions_and_tokens_are_audited_with_the_reviewer(db:
         (Some("token.issue"), AuditDecision::Allowed)
     );
     assert!(!record.reason.contains(&token), "the token reached the log");
+}
+
+async fn an_unknown_status_in_the_database_is_an_error_never_a_default(db: TestDb) {
+    let rig = rig(&db).await;
+    // Threshold 0: every call waits for a human.
+    let (mission, token) = running(
+        &rig,
+        Spec {
+            mode: ApprovalMode::Threshold,
+            threshold: Some(0),
+            ..Spec::auto("finance")
+        },
+    )
+    .await;
+    let held = rig
+        .core
+        .invoke(call(&token, "finance.ledger_query", json!({})))
+        .await
+        .expect("held");
+    assert!(matches!(
+        held,
+        mission_core::gateway::CallOutcome::Waiting(_)
+    ));
+    assert_eq!(rig.core.approvals(true).await.expect("queue").len(), 1);
+
+    // A status no version of the app writes: reading it fails, it is never taken for Pending.
+    tamper(&db, "UPDATE approvals SET status = 'Paused'").await;
+    let unreadable = rig.core.approvals(false).await.expect_err("unknown status");
+    assert_eq!(unreadable.code, ErrorCode::Storage);
+    tamper(&db, "UPDATE active_missions SET status = 'Sleeping'").await;
+    let unreadable = rig
+        .core
+        .mission_view(&mission)
+        .await
+        .expect_err("unknown mission status");
+    assert_eq!(unreadable.code, ErrorCode::Storage);
 }

@@ -17,7 +17,8 @@ macro_rules! ledger_sql {
                 ApprovalRow, ApprovalUse, Decide, DecideError, LedgerOp, LedgerResult, Reserve,
                 ReserveResult,
             };
-            use crate::gateway::RefusalCode;
+            use crate::gateway::{ApprovalKind, ApprovalStatus, RefusalCode};
+            use crate::perimeter::MissionStatus;
 
             type Tx<'a> = sqlx::Transaction<'a, $db>;
             type DbRow = <$db as sqlx::Database>::Row;
@@ -231,7 +232,7 @@ macro_rules! ledger_sql {
                 let latest = match latest {
                     Some(row) => Some((
                         get_id(&row, "id")?,
-                        row.try_get::<String, _>("status")?,
+                        ApprovalStatus::parse(&row.try_get::<String, _>("status")?)?,
                         row.try_get::<Option<String>, _>("expires_at")?,
                         row.try_get::<Option<String>, _>("decided_by")?,
                     )),
@@ -240,7 +241,7 @@ macro_rules! ledger_sql {
                 let expired = |at: &Option<String>| at.as_deref().is_some_and(|t| t <= r.now.as_str());
                 let refused = |code: RefusalCode, message: String| (code, message);
                 let outcome = match latest {
-                    Some((approval, status, at, by)) if status == "Approved" && !expired(&at) => {
+                    Some((approval, status, at, by)) if status == ApprovalStatus::Approved && !expired(&at) => {
                         let used = sqlx::query(
                             "UPDATE approvals SET status = 'Used' WHERE id = $1 \
                              AND status = 'Approved'",
@@ -264,7 +265,8 @@ macro_rules! ledger_sql {
                         ))
                     }
                     Some((approval, status, at, _))
-                        if (status == "Approved" || status == "Pending") && expired(&at) =>
+                        if matches!(status, ApprovalStatus::Approved | ApprovalStatus::Pending)
+                            && expired(&at) =>
                     {
                         sqlx::query("UPDATE approvals SET status = 'Expired' WHERE id = $1")
                             .bind(id(&approval)?)
@@ -279,10 +281,10 @@ macro_rules! ledger_sql {
                             ),
                         ))
                     }
-                    Some((approval, status, at, _)) if status == "Pending" => {
+                    Some((approval, status, at, _)) if status == ApprovalStatus::Pending => {
                         Ok((approval, at.unwrap_or_default()))
                     }
-                    Some((approval, status, _, by)) if status == "Denied" => Err(refused(
+                    Some((approval, status, _, by)) if status == ApprovalStatus::Denied => Err(refused(
                         RefusalCode::ApprovalDenied,
                         format!(
                             "{} denied this exact call (approval {approval})",
@@ -353,7 +355,7 @@ macro_rules! ledger_sql {
                 .fetch_one(&mut **tx)
                 .await?;
                 let counters = crate::gateway::rules::Counters {
-                    status: row.try_get("status")?,
+                    status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
                     steps_used: row.try_get("steps_used")?,
                     max_steps: row.try_get("max_steps")?,
                     spent_cents: row.try_get("spent_cents")?,
@@ -403,7 +405,7 @@ macro_rules! ledger_sql {
             pub(super) fn approval_row(row: &DbRow) -> Result<ApprovalRow, DbError> {
                 Ok(ApprovalRow {
                     id: get_id(row, "id")?,
-                    kind: row.try_get("kind")?,
+                    kind: ApprovalKind::parse(&row.try_get::<String, _>("kind")?)?,
                     mission_id: get_id(row, "mission_id")?,
                     mission_name: row.try_get("template_name")?,
                     sector: row.try_get("sector")?,
@@ -414,7 +416,7 @@ macro_rules! ledger_sql {
                     args: row.try_get("args")?,
                     cost_cents: row.try_get("cost_cents")?,
                     reason: row.try_get("reason")?,
-                    status: row.try_get("status")?,
+                    status: ApprovalStatus::parse(&row.try_get::<String, _>("status")?)?,
                     requested_at: row.try_get("requested_at")?,
                     expires_at: row.try_get("expires_at")?,
                     decided_by: row.try_get("decided_by")?,
@@ -476,7 +478,7 @@ macro_rules! ledger_sql {
                         .await?;
                     }
                 }
-                let budget_cap = a.kind == "BudgetCap";
+                let budget_cap = a.kind == ApprovalKind::BudgetCap;
                 let (status, reason, budget, expires_at) =
                     (t.status, t.reason, t.budget_cents, t.expires_at);
                 sqlx::query(
@@ -484,7 +486,7 @@ macro_rules! ledger_sql {
                      budget_cents = $5, expires_at = $6 WHERE id = $1",
                 )
                 .bind(approval.clone())
-                .bind(status)
+                .bind(status.as_str())
                 .bind(&d.by)
                 .bind(&d.now)
                 .bind(budget)

@@ -128,13 +128,7 @@ pub async fn approvals(
 fn approval_item(row: ledger::ApprovalRow, catalog: &Catalog, now: DateTime<Utc>) -> ApprovalItem {
     let now = timestamp(now);
     let tool = row.tool_id.as_deref().and_then(|id| catalog.tool(id));
-    let mut status = match row.status.as_str() {
-        "Approved" => ApprovalStatus::Approved,
-        "Denied" => ApprovalStatus::Denied,
-        "Expired" => ApprovalStatus::Expired,
-        "Used" => ApprovalStatus::Used,
-        _ => ApprovalStatus::Pending,
-    };
+    let mut status = row.status;
     if matches!(status, ApprovalStatus::Pending | ApprovalStatus::Approved)
         && row
             .expires_at
@@ -143,13 +137,9 @@ fn approval_item(row: ledger::ApprovalRow, catalog: &Catalog, now: DateTime<Utc>
     {
         status = ApprovalStatus::Expired;
     }
-    let budget_cap = row.kind == "BudgetCap";
+    let budget_cap = row.kind == ApprovalKind::BudgetCap;
     ApprovalItem {
-        kind: if budget_cap {
-            ApprovalKind::BudgetCap
-        } else {
-            ApprovalKind::ToolCall
-        },
+        kind: row.kind,
         status,
         tool_name: tool.map(|t| t.name.clone()),
         risk: tool.map(|t| t.risk),

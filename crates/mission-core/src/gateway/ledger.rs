@@ -9,7 +9,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::GatewayStore;
-use super::RefusalCode;
+use super::{ApprovalKind, ApprovalStatus, RefusalCode};
 use crate::audit::{AuditDraft, Sealer};
 use crate::store::DbError;
 
@@ -166,8 +166,8 @@ pub enum DecideError {
 pub struct ApprovalRow {
     /// Id.
     pub id: String,
-    /// `ToolCall` or `BudgetCap`.
-    pub kind: String,
+    /// A held call or a budget cap.
+    pub kind: ApprovalKind,
     /// Mission.
     pub mission_id: String,
     /// The mission's template name.
@@ -188,8 +188,8 @@ pub struct ApprovalRow {
     pub cost_cents: i64,
     /// Why it waits.
     pub reason: String,
-    /// Stored status.
-    pub status: String,
+    /// Stored status (a request past its expiry may still read Pending or Approved).
+    pub status: ApprovalStatus,
     /// Requested.
     pub requested_at: String,
     /// Expiry.

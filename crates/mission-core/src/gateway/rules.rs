@@ -3,13 +3,14 @@
 //! inside its transaction; nothing here reads or writes a database.
 
 use super::ledger::{ApprovalRow, Decide, DecideError};
-use super::RefusalCode;
+use super::{ApprovalKind, ApprovalStatus, RefusalCode};
+use crate::perimeter::MissionStatus;
 
 /// A mission's counters, as read when a reservation did not fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counters {
-    /// The stored status word.
-    pub status: String,
+    /// Its status.
+    pub status: MissionStatus,
     /// Steps counted.
     pub steps_used: i64,
     /// Step cap.
@@ -43,10 +44,10 @@ pub fn refuse_reservation(c: &Counters, cost_cents: i64) -> ReservationRefused {
         message,
         pause: None,
     };
-    if c.status != "Running" {
+    if c.status != MissionStatus::Running {
         refused(
             RefusalCode::MissionNotActive,
-            format!("the mission is {}, not Running", c.status),
+            format!("the mission is {}, not Running", c.status.as_str()),
         )
     } else if c.steps_used >= c.max_steps {
         refused(
@@ -92,8 +93,8 @@ pub enum MissionChange {
 /// An approval request's next state.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Transition {
-    /// The stored status word: `Approved` or `Denied`.
-    pub status: &'static str,
+    /// Approved or Denied.
+    pub status: ApprovalStatus,
     /// What happened, in words (the audit record's reason).
     pub reason: String,
     /// The request's budget afterwards.
@@ -110,8 +111,10 @@ pub struct Transition {
 /// request found past its expiry is refused as [`DecideError::Expired`], which the storage
 /// records as Expired.
 pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
-    if a.status != "Pending" {
-        return Err(DecideError::AlreadyDecided(a.status.to_lowercase()));
+    if a.status != ApprovalStatus::Pending {
+        return Err(DecideError::AlreadyDecided(
+            a.status.as_str().to_lowercase(),
+        ));
     }
     if let Some(at) = a
         .expires_at
@@ -120,13 +123,13 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
     {
         return Err(DecideError::Expired(at.clone()));
     }
-    let budget_cap = a.kind == "BudgetCap";
+    let budget_cap = a.kind == ApprovalKind::BudgetCap;
     match (budget_cap, d.approve) {
         (false, _) if d.budget_cents.is_some() => Err(DecideError::Invalid(
             "a budget only goes with a budget-cap request".into(),
         )),
         (false, true) => Ok(Transition {
-            status: "Approved",
+            status: ApprovalStatus::Approved,
             reason: format!(
                 "{} approved this exact call (approval {}); usable once until {}",
                 d.by, a.id, d.approved_until
@@ -136,7 +139,7 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
             mission: MissionChange::None,
         }),
         (false, false) => Ok(Transition {
-            status: "Denied",
+            status: ApprovalStatus::Denied,
             reason: format!("{} denied this exact call (approval {})", d.by, a.id),
             budget_cents: a.budget_cents,
             expires_at: a.expires_at.clone(),
@@ -157,7 +160,7 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
                 });
             }
             Ok(Transition {
-                status: "Approved",
+                status: ApprovalStatus::Approved,
                 reason: format!(
                     "{} raised the budget from {current} to {new} cents; the mission runs again",
                     d.by
@@ -168,7 +171,7 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
             })
         }
         (true, false) => Ok(Transition {
-            status: "Denied",
+            status: ApprovalStatus::Denied,
             reason: format!("{} stopped the mission at its budget cap", d.by),
             budget_cents: a.budget_cents,
             expires_at: None,
@@ -181,9 +184,9 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
 mod tests {
     use super::*;
 
-    fn counters(status: &str, steps: (i64, i64), spent: i64, reserved: i64) -> Counters {
+    fn counters(status: MissionStatus, steps: (i64, i64), spent: i64, reserved: i64) -> Counters {
         Counters {
-            status: status.to_owned(),
+            status,
             steps_used: steps.0,
             max_steps: steps.1,
             spent_cents: spent,
@@ -194,35 +197,35 @@ mod tests {
 
     #[test]
     fn a_reservation_is_refused_for_the_first_rule_it_breaks() {
-        let paused = refuse_reservation(&counters("Paused", (10, 10), 100, 0), 5);
+        let paused = refuse_reservation(&counters(MissionStatus::Paused, (10, 10), 100, 0), 5);
         assert_eq!(paused.code, RefusalCode::MissionNotActive);
-        let steps = refuse_reservation(&counters("Running", (10, 10), 100, 0), 5);
+        let steps = refuse_reservation(&counters(MissionStatus::Running, (10, 10), 100, 0), 5);
         assert_eq!(steps.code, RefusalCode::StepsExhausted);
         assert_eq!(steps.pause, None);
-        let cap = refuse_reservation(&counters("Running", (3, 10), 96, 0), 5);
+        let cap = refuse_reservation(&counters(MissionStatus::Running, (3, 10), 96, 0), 5);
         assert_eq!(cap.code, RefusalCode::BudgetExhausted);
         assert!(cap.pause.is_some(), "reaching the cap pauses the mission");
         assert!(cap.message.contains("4 of its 100"), "{}", cap.message);
-        let held = refuse_reservation(&counters("Running", (3, 10), 90, 8), 5);
+        let held = refuse_reservation(&counters(MissionStatus::Running, (3, 10), 90, 8), 5);
         assert_eq!(held.code, RefusalCode::BudgetReserved);
         assert_eq!(held.pause, None, "calls in flight never pause the mission");
     }
 
-    fn row(kind: &str, status: &str, expires_at: Option<&str>) -> ApprovalRow {
+    fn row(kind: ApprovalKind, status: ApprovalStatus, expires_at: Option<&str>) -> ApprovalRow {
         ApprovalRow {
             id: "a1".into(),
-            kind: kind.into(),
+            kind,
             mission_id: "m1".into(),
             mission_name: "M".into(),
             sector: "finance".into(),
             dept: Some(1),
             job_id: None,
-            tool_id: (kind == "ToolCall").then(|| "finance.ledger_query".into()),
+            tool_id: (kind == ApprovalKind::ToolCall).then(|| "finance.ledger_query".into()),
             args_hash: None,
             args: None,
             cost_cents: 5,
             reason: "waits".into(),
-            status: status.into(),
+            status,
             requested_at: "2026-12-01T00:00:00.000000Z".into(),
             expires_at: expires_at.map(Into::into),
             decided_by: None,
@@ -247,10 +250,17 @@ mod tests {
     #[test]
     fn only_a_pending_request_inside_its_time_moves() {
         assert_eq!(
-            decide(&row("ToolCall", "Approved", None), &decision(true, None)),
+            decide(
+                &row(ApprovalKind::ToolCall, ApprovalStatus::Approved, None),
+                &decision(true, None)
+            ),
             Err(DecideError::AlreadyDecided("approved".into()))
         );
-        let late = row("ToolCall", "Pending", Some("2026-12-01T00:30:00.000000Z"));
+        let late = row(
+            ApprovalKind::ToolCall,
+            ApprovalStatus::Pending,
+            Some("2026-12-01T00:30:00.000000Z"),
+        );
         assert!(matches!(
             decide(&late, &decision(true, None)),
             Err(DecideError::Expired(_))
@@ -259,13 +269,17 @@ mod tests {
 
     #[test]
     fn an_approved_call_is_usable_until_its_own_expiry() {
-        let t = decide(&row("ToolCall", "Pending", None), &decision(true, None)).expect("ok");
-        assert_eq!(t.status, "Approved");
+        let t = decide(
+            &row(ApprovalKind::ToolCall, ApprovalStatus::Pending, None),
+            &decision(true, None),
+        )
+        .expect("ok");
+        assert_eq!(t.status, ApprovalStatus::Approved);
         assert_eq!(t.expires_at.as_deref(), Some("2026-12-01T02:00:00.000000Z"));
         assert_eq!(t.mission, MissionChange::None);
         assert!(matches!(
             decide(
-                &row("ToolCall", "Pending", None),
+                &row(ApprovalKind::ToolCall, ApprovalStatus::Pending, None),
                 &decision(true, Some(500))
             ),
             Err(DecideError::Invalid(_))
@@ -274,7 +288,7 @@ mod tests {
 
     #[test]
     fn a_budget_cap_raises_within_the_policy_or_stops_the_mission() {
-        let cap = row("BudgetCap", "Pending", None);
+        let cap = row(ApprovalKind::BudgetCap, ApprovalStatus::Pending, None);
         for bad in [100, 50, 1001] {
             assert!(matches!(
                 decide(&cap, &decision(true, Some(bad))),
@@ -291,7 +305,7 @@ mod tests {
         let stopped = decide(&cap, &decision(false, None)).expect("stop");
         assert_eq!(
             (stopped.status, stopped.mission),
-            ("Denied", MissionChange::Stop)
+            (ApprovalStatus::Denied, MissionChange::Stop)
         );
     }
 }

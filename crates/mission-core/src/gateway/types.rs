@@ -245,6 +245,51 @@ pub enum ApprovalStatus {
     Used,
 }
 
+impl ApprovalKind {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::ToolCall => "ToolCall",
+            Self::BudgetCap => "BudgetCap",
+        }
+    }
+
+    /// Parses the stored word; anything else is damaged data, never a default.
+    pub fn parse(value: &str) -> Result<Self, DbError> {
+        [Self::ToolCall, Self::BudgetCap]
+            .into_iter()
+            .find(|k| k.as_str() == value)
+            .ok_or_else(|| DbError::Corrupt(format!("unknown approval kind {value}")))
+    }
+}
+
+impl ApprovalStatus {
+    /// The stored word.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Pending => "Pending",
+            Self::Approved => "Approved",
+            Self::Denied => "Denied",
+            Self::Expired => "Expired",
+            Self::Used => "Used",
+        }
+    }
+
+    /// Parses the stored word; anything else is damaged data, never a default.
+    pub fn parse(value: &str) -> Result<Self, DbError> {
+        [
+            Self::Pending,
+            Self::Approved,
+            Self::Denied,
+            Self::Expired,
+            Self::Used,
+        ]
+        .into_iter()
+        .find(|s| s.as_str() == value)
+        .ok_or_else(|| DbError::Corrupt(format!("unknown approval status {value}")))
+    }
+}
+
 /// An approvals-queue entry as reviewers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
