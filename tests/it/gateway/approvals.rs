@@ -1,0 +1,251 @@
+//! The approval modes: what Strict, Threshold and Auto hold, and an approval covering one
+//! exact call until it expires.
+
+use super::*;
+
+crate::on_both_backends!(
+    strict_threshold_and_auto_hold_exactly_the_calls_they_state,
+    an_approval_covers_one_exact_call_and_expires,
+);
+
+async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb) {
+    let rig = rig(&db).await;
+    // Strict: side-effecting calls wait, read-only ones run.
+    let (_, strict) = running(
+        &rig,
+        Spec {
+            mode: ApprovalMode::Strict,
+            ..Spec::auto("wealth")
+        },
+    )
+    .await;
+    executed(
+        rig.gateway
+            .invoke(call(&strict, "wealth.portfolio_snapshot", json!({})))
+            .await,
+    );
+    executed(
+        rig.gateway
+            .invoke(call(&strict, "wealth.rebalance_proposal", json!({})))
+            .await,
+    );
+    let w = waiting(
+        rig.gateway
+            .invoke(call(
+                &strict,
+                "wealth.estate_document_draft",
+                json!({"client": "a"}),
+            ))
+            .await,
+    );
+    assert!(w.reason.contains("Strict"), "{}", w.reason);
+    assert_eq!(
+        record(&rig, w.audit_seq).await.decision,
+        AuditDecision::Waiting
+    );
+
+    // Threshold 100: at or above the threshold waits, and High risk waits at any cost.
+    let (threshold_mission, threshold) = running(
+        &rig,
+        Spec {
+            mode: ApprovalMode::Threshold,
+            threshold: Some(100),
+            ..Spec::auto("wealth")
+        },
+    )
+    .await;
+    executed(
+        rig.gateway
+            .invoke(call(&threshold, "wealth.rebalance_proposal", json!({})))
+            .await,
+    );
+    let at = waiting(
+        rig.gateway
+            .invoke(call(
+                &threshold,
+                "wealth.tax_lot_scan",
+                json!({"items": 50}),
+            ))
+            .await,
+    );
+    assert!(at.reason.contains("100"), "{}", at.reason);
+    executed(
+        rig.gateway
+            .invoke(call(
+                &threshold,
+                "wealth.tax_lot_scan",
+                json!({"items": 49}),
+            ))
+            .await,
+    );
+    let high = waiting(
+        rig.gateway
+            .invoke(call(
+                &threshold,
+                "wealth.rebalance_execute",
+                json!({"items": 1}),
+            ))
+            .await,
+    );
+    assert!(high.reason.contains("High"), "{}", high.reason);
+    // Waiting calls hold neither steps nor budget.
+    let usage = rig.gateway.usage(&threshold_mission).await.expect("usage");
+    assert_eq!(
+        (usage.steps_used, usage.spent_cents, usage.reserved_cents),
+        (2, 20 + 98, 0)
+    );
+
+    // Auto: nothing waits, High-risk side effects included.
+    let (_, auto) = running(&rig, Spec::auto("wealth")).await;
+    let ran = executed(
+        rig.gateway
+            .invoke(call(&auto, "wealth.rebalance_execute", json!({"items": 2})))
+            .await,
+    );
+    assert_eq!(ran.cost_cents, 80);
+
+    let queue = rig.gateway.approvals(true).await.expect("queue");
+    assert_eq!(queue.len(), 3);
+    assert!(queue
+        .iter()
+        .all(|a| a.kind == ApprovalKind::ToolCall && a.status == ApprovalStatus::Pending));
+}
+
+async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
+    let rig = rig(&db).await;
+    let (mission, token) = running(
+        &rig,
+        Spec {
+            mode: ApprovalMode::Strict,
+            ..Spec::auto("wealth")
+        },
+    )
+    .await;
+    let tool = "wealth.estate_document_draft";
+    let asked = waiting(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "a"})))
+            .await,
+    );
+    // Asking again for the same call does not open a second request.
+    let again = waiting(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "a"})))
+            .await,
+    );
+    assert_eq!(asked.approval_id, again.approval_id);
+    let approved = rig
+        .gateway
+        .decide(
+            &reviewer("bob"),
+            &DecideApproval {
+                approval_id: asked.approval_id.clone(),
+                decision: ApprovalDecision::Approve,
+                budget_cents: None,
+            },
+        )
+        .await
+        .expect("approve");
+    assert_eq!(approved.status, ApprovalStatus::Approved);
+    assert_eq!(approved.decided_by.as_deref(), Some("bob"));
+
+    // Different arguments are a different call: still waiting, in a new request.
+    let other = waiting(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "b"})))
+            .await,
+    );
+    assert_ne!(other.approval_id, asked.approval_id);
+    // The approved call runs once, and the record says who approved it.
+    let ran = executed(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "a"})))
+            .await,
+    );
+    let entry = record(&rig, ran.audit_seq).await;
+    assert!(entry.reason.contains("approved by bob"), "{}", entry.reason);
+    // A second identical call needs a new approval.
+    let third = waiting(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "a"})))
+            .await,
+    );
+    assert_ne!(third.approval_id, asked.approval_id);
+
+    // The approval decision itself is audited under the reviewer's name.
+    let page = AuditLog::new(rig.core.repository().clone())
+        .page(&AuditQuery {
+            mission_id: Some(mission.clone()),
+            limit: 100,
+            ..Default::default()
+        })
+        .await
+        .expect("page");
+    assert!(page
+        .entries
+        .iter()
+        .any(|e| e.decision == AuditDecision::Approved && e.caller == "bob"));
+
+    // An approval that expires before use is refused.
+    rig.gateway
+        .decide(
+            &reviewer("bob"),
+            &DecideApproval {
+                approval_id: other.approval_id.clone(),
+                decision: ApprovalDecision::Approve,
+                budget_cents: None,
+            },
+        )
+        .await
+        .expect("approve b");
+    rig.clock.advance(Duration::seconds(901));
+    let (code, _, _) = refusal(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "b"})))
+            .await,
+    );
+    assert_eq!(code, RefusalCode::ApprovalExpired);
+    // A request that expired while pending cannot be approved.
+    let late = rig
+        .gateway
+        .decide(
+            &reviewer("bob"),
+            &DecideApproval {
+                approval_id: third.approval_id.clone(),
+                decision: ApprovalDecision::Approve,
+                budget_cents: None,
+            },
+        )
+        .await;
+    assert!(
+        matches!(late, Err(GatewayError::Approval(DecideError::Expired(_)))),
+        "{late:?}"
+    );
+    // A denied call stays denied.
+    let fresh = waiting(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "c"})))
+            .await,
+    );
+    rig.gateway
+        .decide(
+            &reviewer("carol"),
+            &DecideApproval {
+                approval_id: fresh.approval_id.clone(),
+                decision: ApprovalDecision::Deny,
+                budget_cents: None,
+            },
+        )
+        .await
+        .expect("deny");
+    let (code, message, _) = refusal(
+        rig.gateway
+            .invoke(call(&token, tool, json!({"client": "c"})))
+            .await,
+    );
+    assert_eq!(code, RefusalCode::ApprovalDenied);
+    assert!(message.contains("carol"), "{message}");
+    let usage = rig.gateway.usage(&mission).await.expect("usage");
+    assert_eq!(usage.steps_used, 1, "only the approved call used a step");
+    assert!(verify(&rig).await.ok);
+}
