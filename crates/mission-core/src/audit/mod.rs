@@ -264,7 +264,7 @@ pub fn head_message(seq: i64, hash: &str) -> Vec<u8> {
 }
 
 /// The chain's head as stored: last seq and hash, signed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct AuditHead {
     /// Seq of the last record (0 when empty).
     pub seq: i64,

@@ -13,7 +13,7 @@ use super::{head_message, AuditHead, BadRecord, SignedEntry, VerifyReport, GENES
 pub const EXPORT_FORMAT: &str = "mission-control-audit/1";
 
 /// A public key as exported and stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct ExportedKey {
     /// Key id (first 16 bytes of the SHA-256 of the key, hex).
     pub key_id: String,

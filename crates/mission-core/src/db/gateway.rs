@@ -75,23 +75,15 @@ macro_rules! gateway_store {
                 }
 
                 async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError> {
-                    let row = sqlx::query(
-                        "SELECT t.mission_id, t.dept, m.status, m.expires_at \
-                         FROM gateway_tokens t JOIN active_missions m ON m.id = t.mission_id \
-                         WHERE t.token_hash = $1",
+                    // CAST reads a Postgres UUID as the text SQLite stores.
+                    Ok(sqlx::query_as::<_, TokenRow>(
+                        "SELECT CAST(t.mission_id AS TEXT) AS mission_id, t.dept, m.status, \
+                         m.expires_at FROM gateway_tokens t \
+                         JOIN active_missions m ON m.id = t.mission_id WHERE t.token_hash = $1",
                     )
                     .bind(token_hash)
                     .fetch_optional(&self.pool)
-                    .await?;
-                    row.map(|row| {
-                        Ok(TokenRow {
-                            mission_id: get_id(&row, "mission_id")?,
-                            dept: row.try_get("dept")?,
-                            status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
-                            expires_at: row.try_get("expires_at")?,
-                        })
-                    })
-                    .transpose()
+                    .await?)
                 }
 
                 async fn insert_token(
@@ -134,22 +126,13 @@ macro_rules! gateway_store {
                     else {
                         return Ok(None);
                     };
-                    let grants = sqlx::query(
+                    let grants: Vec<Grant> = sqlx::query_as(
                         "SELECT sector, granted_by, granted_at FROM mission_connections \
                          WHERE mission_id = $1 ORDER BY sector",
                     )
                     .bind(key)
                     .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|g| {
-                        Ok(Grant {
-                            sector: g.try_get("sector")?,
-                            granted_by: g.try_get("granted_by")?,
-                            granted_at: g.try_get("granted_at")?,
-                        })
-                    })
-                    .collect::<Result<Vec<_>, DbError>>()?;
+                    .await?;
                     Ok(Some(MissionRow {
                         id: get_id(&row, "id")?,
                         template_id: row.try_get("template_id")?,
@@ -192,28 +175,14 @@ macro_rules! gateway_store {
                     let Ok(key) = id(mission_id) else {
                         return Ok(None);
                     };
-                    sqlx::query(
+                    Ok(sqlx::query_as::<_, MissionUsage>(
                         "SELECT status, steps_used, max_steps, reserved_cents, spent_cents, \
                          budget_cents, ttl_seconds, started_at, expires_at \
                          FROM active_missions WHERE id = $1",
                     )
                     .bind(key)
                     .fetch_optional(&self.pool)
-                    .await?
-                    .map(|row| {
-                        Ok(MissionUsage {
-                            status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
-                            steps_used: row.try_get("steps_used")?,
-                            max_steps: row.try_get("max_steps")?,
-                            reserved_cents: row.try_get("reserved_cents")?,
-                            spent_cents: row.try_get("spent_cents")?,
-                            budget_cents: row.try_get("budget_cents")?,
-                            ttl_seconds: row.try_get("ttl_seconds")?,
-                            started_at: row.try_get("started_at")?,
-                            expires_at: row.try_get("expires_at")?,
-                        })
-                    })
-                    .transpose()
+                    .await?)
                 }
 
                 async fn approvals(
@@ -296,31 +265,19 @@ macro_rules! gateway_store {
                 }
 
                 async fn audit_head(&self) -> Result<AuditHead, DbError> {
-                    let row = sqlx::query(
+                    Ok(sqlx::query_as::<_, AuditHead>(
                         "SELECT seq, hash, key_id, signature FROM audit_head WHERE id = 1",
                     )
                     .fetch_one(&self.pool)
-                    .await?;
-                    Ok(AuditHead {
-                        seq: row.try_get("seq")?,
-                        hash: row.try_get("hash")?,
-                        key_id: row.try_get("key_id")?,
-                        signature: row.try_get("signature")?,
-                    })
+                    .await?)
                 }
 
                 async fn audit_keys(&self) -> Result<Vec<ExportedKey>, DbError> {
-                    sqlx::query("SELECT key_id, public_key FROM audit_keys ORDER BY created_at")
-                        .fetch_all(&self.pool)
-                        .await?
-                        .iter()
-                        .map(|row| {
-                            Ok(ExportedKey {
-                                key_id: row.try_get("key_id")?,
-                                public_key: row.try_get("public_key")?,
-                            })
-                        })
-                        .collect()
+                    Ok(sqlx::query_as::<_, ExportedKey>(
+                        "SELECT key_id, public_key FROM audit_keys ORDER BY created_at",
+                    )
+                    .fetch_all(&self.pool)
+                    .await?)
                 }
 
                 async fn register_key(&self, key: &ExportedKey, now: &str) -> Result<(), DbError> {

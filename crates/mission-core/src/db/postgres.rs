@@ -269,7 +269,7 @@ impl RegistryStore for PostgresRepository {
     async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError> {
         let words = query.text.as_deref().map(query_words).unwrap_or_default();
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "SELECT t.sector, t.category, COUNT(*) AS n FROM templates t \
+            "SELECT t.sector, t.category, COUNT(*) AS count FROM templates t \
              LEFT JOIN template_stats s ON s.template_id = t.id WHERE TRUE",
         );
         if !words.is_empty() {
@@ -282,18 +282,10 @@ impl RegistryStore for PostgresRepository {
                 .push_bind(risk.as_str());
         }
         qb.push(" GROUP BY t.sector, t.category");
-        qb.build()
+        Ok(qb
+            .build_query_as::<FacetRow>()
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(FacetRow {
-                    sector: row.try_get("sector")?,
-                    category: row.try_get("category")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {

@@ -399,30 +399,16 @@ macro_rules! squad_store {
                     let Ok(key) = id(mission_id) else {
                         return Ok(None);
                     };
-                    sqlx::query(
-                        "SELECT mission_id, template_id, template_version, status, profit_cents, \
-                         gas_cents, steps, duration_ms, failure_reason, started_at, ended_at \
-                         FROM mission_runs WHERE mission_id = $1",
+                    // CAST reads a Postgres UUID as the text SQLite stores.
+                    Ok(sqlx::query_as::<_, RunRecord>(
+                        "SELECT CAST(mission_id AS TEXT) AS mission_id, template_id, \
+                         template_version, status, profit_cents, gas_cents, steps, duration_ms, \
+                         failure_reason, started_at, ended_at FROM mission_runs \
+                         WHERE mission_id = $1",
                     )
                     .bind(key)
                     .fetch_optional(&self.pool)
-                    .await?
-                    .map(|row| {
-                        Ok(RunRecord {
-                            mission_id: get_id(&row, "mission_id")?,
-                            template_id: row.try_get("template_id")?,
-                            template_version: row.try_get("template_version")?,
-                            status: MissionStatus::parse(&row.try_get::<String, _>("status")?)?,
-                            profit_cents: row.try_get("profit_cents")?,
-                            gas_cents: row.try_get("gas_cents")?,
-                            steps: row.try_get("steps")?,
-                            duration_ms: row.try_get("duration_ms")?,
-                            failure_reason: row.try_get("failure_reason")?,
-                            started_at: row.try_get("started_at")?,
-                            ended_at: row.try_get("ended_at")?,
-                        })
-                    })
-                    .transpose()
+                    .await?)
                 }
 
                 async fn revoke_tokens(

@@ -14,20 +14,21 @@ use crate::registry::ApprovalMode;
 use crate::store::DbError;
 
 /// A token's mission and department, with the mission's state.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct TokenRow {
     /// Mission the token is bound to.
     pub mission_id: String,
     /// Department the token is bound to.
     pub dept: i64,
     /// The mission's status now.
+    #[sqlx(try_from = "String")]
     pub status: MissionStatus,
     /// When the mission's time to live ends.
     pub expires_at: Option<String>,
 }
 
 /// A granted sector connection: which sector, who ticked it, when.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Grant {
     /// Connected sector.
@@ -74,10 +75,11 @@ pub struct MissionRow {
 }
 
 /// How much of its perimeter a mission has used.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MissionUsage {
     /// Status.
+    #[sqlx(try_from = "String")]
     pub status: MissionStatus,
     /// Steps counted.
     pub steps_used: i64,

@@ -46,7 +46,7 @@ impl MissionStatus {
         }
     }
 
-    /// Parses the stored word.
+    /// Parses the stored word; anything else is damaged data, never a default.
     pub fn parse(value: &str) -> Result<Self, DbError> {
         [
             Self::Ready,
@@ -60,6 +60,14 @@ impl MissionStatus {
         .into_iter()
         .find(|s| s.as_str() == value)
         .ok_or_else(|| DbError::Corrupt(format!("unknown mission status {value}")))
+    }
+}
+
+impl TryFrom<String> for MissionStatus {
+    type Error = DbError;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Self::parse(&value)
     }
 }
 

@@ -178,7 +178,7 @@ pub struct SectorTree {
 }
 
 /// Matches per (sector id, category), as a repository counts them.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct FacetRow {
     /// Sector id.
     pub sector: String,

@@ -91,7 +91,7 @@ pub struct StoredEvent {
 }
 
 /// The outcome of a finished mission.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct RunRecord {
     /// Mission.
@@ -101,6 +101,7 @@ pub struct RunRecord {
     /// Template version run.
     pub template_version: i64,
     /// Completed, Failed, Expired or Stopped.
+    #[sqlx(try_from = "String")]
     pub status: MissionStatus,
     /// Value produced minus gas, in cents.
     pub profit_cents: i64,

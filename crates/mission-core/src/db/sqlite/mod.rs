@@ -413,7 +413,7 @@ impl RegistryStore for SqliteRepository {
             ..SearchQuery::default()
         };
         let mut qb: QueryBuilder<Sqlite> =
-            QueryBuilder::new("SELECT t.sector, t.category, COUNT(*) AS n");
+            QueryBuilder::new("SELECT t.sector, t.category, COUNT(*) AS count");
         if words.is_empty() {
             qb.push(
                 " FROM templates t LEFT JOIN template_stats s ON s.template_id = t.id WHERE 1 = 1",
@@ -425,18 +425,10 @@ impl RegistryStore for SqliteRepository {
             push_match(&mut qb, everywhere, &filters);
         }
         qb.push(" GROUP BY t.sector, t.category");
-        qb.build()
+        Ok(qb
+            .build_query_as::<FacetRow>()
             .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(|row| {
-                Ok(FacetRow {
-                    sector: row.try_get("sector")?,
-                    category: row.try_get("category")?,
-                    count: row.try_get("n")?,
-                })
-            })
-            .collect()
+            .await?)
     }
 
     async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
