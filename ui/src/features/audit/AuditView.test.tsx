@@ -258,6 +258,15 @@ describe("AuditView", () => {
     expect(platform.auditPage).toHaveBeenCalledTimes(2);
     expect(rowSeqs()).toHaveLength(150);
   });
+  it("names the operation of a record that is not a tool call", async () => {
+    const platform = platformWith([
+      makeAuditEntry(1, { tool_id: null, action: "mission.save", decision: "Denied", reason: "perimeter_out_of_range: the budget must be between $1 and $250" }),
+    ]);
+    setup(platform);
+    await waitFor(() => expect(rowSeqs()).toEqual([1]));
+    expect(row(1)).toHaveTextContent("mission.save");
+    expect(row(1)).toHaveTextContent("perimeter_out_of_range");
+  });
 });
 
 function makeMission(id: string, name: string): ActiveMission {

@@ -185,7 +185,7 @@ export function AuditView({ visible }: Props) {
                   Dept
                 </th>
                 <th scope="col">Caller</th>
-                <th scope="col">Tool</th>
+                <th scope="col">Tool or operation</th>
                 <th scope="col">Decision</th>
                 <th scope="col">Reason</th>
                 <th scope="col">Authorized by</th>
@@ -213,8 +213,9 @@ export function AuditView({ visible }: Props) {
                   </td>
                   <td className="num">{e.dept ?? <span className="muted">—</span>}</td>
                   <td>{e.caller}</td>
-                  <td className="mono" title={e.args_hash ? `arguments SHA-256 ${e.args_hash}` : undefined}>
-                    {e.tool_id ?? <span className="muted">—</span>}
+                  <td className="mono" title={e.args_hash ? `arguments SHA-256 ${e.args_hash}` : e.action ?? undefined}>
+                    {/* A tool call names its tool; any other change names its operation (mission.save, …). */}
+                    {e.tool_id ?? e.action ?? <span className="muted">—</span>}
                   </td>
                   <td>
                     <span className={`decision ${DECISION_CLASS[e.decision]}`} data-testid="audit-decision">
