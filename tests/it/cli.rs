@@ -502,6 +502,12 @@ fn reading_commands_touch_no_key_and_answer_one_json_document() {
     assert_eq!(missing.status.code(), Some(1), "{}", text(&missing));
     let error: serde_json::Value = serde_json::from_slice(&missing.stdout).expect("JSON error");
     assert_eq!(error["code"], "mission_not_found");
+    assert!(
+        error["message"]
+            .as_str()
+            .is_some_and(|m| m.contains("is not a mission id")),
+        "{error}"
+    );
 
     let report = run(&["audit", "verify", "--json"]);
     let report: serde_json::Value = serde_json::from_slice(&report.stdout).expect("json");

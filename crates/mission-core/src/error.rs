@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::audit::AuditError;
 use crate::gateway::{AuditedError, DecideError, GatewayError, RefusalCode};
+use crate::ids::MalformedId;
 use crate::perimeter::PerimeterError;
 use crate::registry::Problem;
 use crate::registry::RegistryError;
@@ -226,6 +227,19 @@ impl CoreError {
             "Something failed inside Mission Control; nothing was changed. Retry, and check the \
              log if it happens again.",
         )
+    }
+}
+
+impl From<MalformedId> for CoreError {
+    fn from(e: MalformedId) -> Self {
+        // A malformed id names nothing: the answer is the kind's own "not found", worded so
+        // the person sees what an id looks like.
+        let code = match e.kind {
+            "approval" => ErrorCode::ApprovalNotFound,
+            "import" => ErrorCode::ImportNotFound,
+            _ => ErrorCode::MissionNotFound,
+        };
+        Self::new(code, e.to_string())
     }
 }
 

@@ -8,6 +8,7 @@ pub mod catalog;
 pub mod db;
 pub mod error;
 pub mod gateway;
+pub mod ids;
 pub mod perimeter;
 pub mod registry;
 pub mod squad;

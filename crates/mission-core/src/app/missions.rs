@@ -10,6 +10,7 @@ use super::Core;
 use crate::audit::Operation;
 use crate::error::CoreError;
 use crate::gateway::{Actor, Done, Request};
+use crate::ids::MissionId;
 use crate::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
 use crate::registry::ApprovalMode;
 use crate::squad::store::{JobRow, RunRecord};
@@ -125,11 +126,15 @@ impl Core {
 
     /// One mission with usage, progress and run record.
     pub async fn mission_view(&self, mission_id: &str) -> Result<MissionView, CoreError> {
+        let mission_id = MissionId::parse(mission_id)?;
+        let mission_id = mission_id.as_str();
         Ok(squad::find_mission(self.inner.repo.as_ref(), mission_id).await?)
     }
 
     /// One mission with its jobs.
     pub async fn mission_detail(&self, mission_id: &str) -> Result<MissionDetail, CoreError> {
+        let mission_id = MissionId::parse(mission_id)?;
+        let mission_id = mission_id.as_str();
         let mission = self.mission_view(mission_id).await?;
         let jobs = self.inner.repo.jobs(mission_id).await?;
         Ok(MissionDetail { mission, jobs })
@@ -142,6 +147,8 @@ impl Core {
         after_seq: i64,
         limit: u32,
     ) -> Result<Vec<MissionEvent>, CoreError> {
+        let mission_id = MissionId::parse(mission_id)?;
+        let mission_id = mission_id.as_str();
         Ok(squad::mission_events(self.inner.repo.as_ref(), mission_id, after_seq, limit).await?)
     }
 
@@ -175,6 +182,8 @@ impl Core {
         };
         let repo = &self.inner.repo;
         let stop = async {
+            let mission_id = MissionId::parse(mission_id)?;
+            let mission_id = mission_id.as_str();
             squad::stop_mission(
                 repo.as_ref(),
                 &*self.inner.settings.clock,
@@ -306,6 +315,8 @@ impl Core {
 
     /// The run record of a finished mission.
     pub async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, CoreError> {
+        let mission_id = MissionId::parse(mission_id)?;
+        let mission_id = mission_id.as_str();
         let run = self.inner.repo.run_record(mission_id).await?;
         if run.is_none() {
             // Tell "no such mission" apart from "not finished".
