@@ -14,6 +14,7 @@ use async_trait::async_trait;
 use crate::audit::store::AuditStore;
 use crate::gateway::store::{GatewayRepository, GatewayStore};
 use crate::perimeter::store::MissionStore;
+use crate::registry::search::TemplateSummary;
 use crate::registry::store::RegistryStore;
 use crate::registry::RiskLevel;
 use crate::squad::store::{EngineRepository, SquadStore};
@@ -74,6 +75,51 @@ pub async fn open(url: &str) -> Result<Arc<dyn Repository>, DbError> {
 const CHUNK: usize = 400;
 
 pub(crate) use crate::registry::import::{classify, items, split_writes};
+
+/// A template's listing row as both backends select it (their `SUMMARY_COLUMNS`).
+#[derive(sqlx::FromRow)]
+pub(crate) struct SummaryRow {
+    id: String,
+    name: String,
+    sector: String,
+    sector_name: String,
+    category: String,
+    goal: String,
+    current_version: i64,
+    logic_hash: String,
+    baseline_risk: String,
+    risk_level: Option<String>,
+    est_roi: Option<f64>,
+    runs: i64,
+    top_performance: bool,
+}
+
+impl SummaryRow {
+    /// The listing entry, with its risk levels parsed.
+    pub(crate) fn into_summary(self) -> Result<TemplateSummary, DbError> {
+        Ok(TemplateSummary {
+            baseline_risk: parse_risk(&self.baseline_risk)?,
+            risk_level: self.risk_level.as_deref().map(parse_risk).transpose()?,
+            history_note: no_history(self.runs),
+            id: self.id,
+            name: self.name,
+            sector: self.sector,
+            sector_name: self.sector_name,
+            category: self.category,
+            goal: self.goal,
+            version: self.current_version,
+            logic_hash: self.logic_hash,
+            est_roi: self.est_roi,
+            runs: self.runs,
+            top_performance: self.top_performance,
+        })
+    }
+}
+
+/// Listing rows as entries.
+pub(crate) fn summaries(rows: Vec<SummaryRow>) -> Result<Vec<TemplateSummary>, DbError> {
+    rows.into_iter().map(SummaryRow::into_summary).collect()
+}
 
 fn no_history(runs: i64) -> Option<String> {
     (runs == 0).then(|| crate::registry::search::NO_HISTORY.to_owned())

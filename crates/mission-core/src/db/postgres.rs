@@ -9,8 +9,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    approval_mode, classify, items, next_rows, no_history, parse_risk, split_writes, Backend,
-    DbError, ImportBatches, ImportRow, Repository, CHUNK,
+    approval_mode, classify, items, next_rows, split_writes, summaries, Backend, DbError,
+    ImportBatches, ImportRow, Repository, SummaryRow, CHUNK,
 };
 use crate::perimeter::store::MissionStore;
 use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
@@ -76,27 +76,6 @@ impl PostgresRepository {
     pub fn pool(&self) -> &PgPool {
         &self.pool
     }
-}
-
-fn summary(row: &PgRow) -> Result<TemplateSummary, DbError> {
-    let risk: Option<String> = row.try_get("risk_level")?;
-    let runs: i64 = row.try_get("runs")?;
-    Ok(TemplateSummary {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        sector: row.try_get("sector")?,
-        sector_name: row.try_get("sector_name")?,
-        category: row.try_get("category")?,
-        goal: row.try_get("goal")?,
-        version: row.try_get("current_version")?,
-        logic_hash: row.try_get("logic_hash")?,
-        baseline_risk: parse_risk(row.try_get("baseline_risk")?)?,
-        risk_level: risk.as_deref().map(parse_risk).transpose()?,
-        est_roi: row.try_get("est_roi")?,
-        runs,
-        top_performance: row.try_get("top_performance")?,
-        history_note: no_history(runs),
-    })
 }
 
 async fn current_in(
@@ -258,12 +237,11 @@ impl RegistryStore for PostgresRepository {
             .push_bind(i64::from(query.limit))
             .push(" OFFSET ")
             .push_bind(i64::from(query.offset));
-        qb.build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(summary)
-            .collect()
+        summaries(
+            qb.build_query_as::<SummaryRow>()
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError> {
@@ -293,12 +271,11 @@ impl RegistryStore for PostgresRepository {
             "SELECT {SUMMARY_COLUMNS} FROM templates t \
              LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = $1"
         );
-        sqlx::query(&sql)
+        sqlx::query_as::<_, SummaryRow>(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(summary)
+            .map(SummaryRow::into_summary)
             .transpose()
     }
 

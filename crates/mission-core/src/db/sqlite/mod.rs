@@ -9,14 +9,12 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::Utc;
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteRow, SqliteSynchronous,
-};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    classify, items, next_rows, no_history, parse_risk, split_writes, Backend, DbError,
-    ImportBatches, ImportRow, Repository, CHUNK,
+    classify, items, next_rows, split_writes, summaries, Backend, DbError, ImportBatches,
+    ImportRow, Repository, SummaryRow, CHUNK,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{
@@ -69,27 +67,6 @@ impl SqliteRepository {
     pub fn pool(&self) -> &SqlitePool {
         &self.pool
     }
-}
-
-fn summary(row: &SqliteRow) -> Result<TemplateSummary, DbError> {
-    let risk: Option<String> = row.try_get("risk_level")?;
-    let runs: i64 = row.try_get("runs")?;
-    Ok(TemplateSummary {
-        id: row.try_get("id")?,
-        name: row.try_get("name")?,
-        sector: row.try_get("sector")?,
-        sector_name: row.try_get("sector_name")?,
-        category: row.try_get("category")?,
-        goal: row.try_get("goal")?,
-        version: row.try_get("current_version")?,
-        logic_hash: row.try_get("logic_hash")?,
-        baseline_risk: parse_risk(row.try_get("baseline_risk")?)?,
-        risk_level: risk.as_deref().map(parse_risk).transpose()?,
-        est_roi: row.try_get("est_roi")?,
-        runs,
-        top_performance: row.try_get::<i64, _>("top_performance")? != 0,
-        history_note: no_history(runs),
-    })
 }
 
 /// Appends the sector, category and risk filters (aliases `t` and `s`).
@@ -150,12 +127,11 @@ impl SqliteRepository {
             .push_bind(limit)
             .push(" OFFSET ")
             .push_bind(offset);
-        qb.build()
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(summary)
-            .collect()
+        summaries(
+            qb.build_query_as::<SummaryRow>()
+                .fetch_all(&self.pool)
+                .await?,
+        )
     }
 
     async fn count_matches(&self, fts: String, query: &SearchQuery) -> Result<i64, DbError> {
@@ -374,13 +350,11 @@ impl RegistryStore for SqliteRepository {
                 .push_bind(i64::from(query.limit))
                 .push(" OFFSET ")
                 .push_bind(i64::from(query.offset));
-            return qb
-                .build()
-                .fetch_all(&self.pool)
-                .await?
-                .iter()
-                .map(summary)
-                .collect();
+            return summaries(
+                qb.build_query_as::<SummaryRow>()
+                    .fetch_all(&self.pool)
+                    .await?,
+            );
         }
         // Tier by tier until the page is full. A tier that returns nothing while rows are
         // still to be skipped is counted, so the offset carries over to the next tier exactly.
@@ -436,12 +410,11 @@ impl RegistryStore for SqliteRepository {
             "SELECT {SUMMARY_COLUMNS} FROM templates t \
              LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = ?"
         );
-        sqlx::query(&sql)
+        sqlx::query_as::<_, SummaryRow>(&sql)
             .bind(id)
             .fetch_optional(&self.pool)
             .await?
-            .as_ref()
-            .map(summary)
+            .map(SummaryRow::into_summary)
             .transpose()
     }
 
