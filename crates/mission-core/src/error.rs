@@ -16,9 +16,12 @@ use crate::store::DbError;
 
 /// The closed list of error codes. Each shell words or maps them; the UI's table from code to
 /// wording is checked against this list by the TypeScript compiler.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr, strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum ErrorCode {
     /// A manifest has problems; `details.problems` lists them.
     InvalidManifest,
@@ -93,42 +96,7 @@ pub enum ErrorCode {
 impl ErrorCode {
     /// The code's text, as in JSON answers and audit records.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidManifest => "invalid_manifest",
-            Self::UnknownSector => "unknown_sector",
-            Self::UnknownCategory => "unknown_category",
-            Self::TemplateNotFound => "template_not_found",
-            Self::VersionNotFound => "version_not_found",
-            Self::TemplateChanged => "template_changed",
-            Self::PerimeterOutOfRange => "perimeter_out_of_range",
-            Self::UnknownConnection => "unknown_connection",
-            Self::InvalidRequest => "invalid_request",
-            Self::ImportNotFound => "import_not_found",
-            Self::Storage => "storage",
-            Self::Config => "config",
-            Self::Internal => "internal",
-            Self::Dialog => "dialog",
-            Self::ApprovalNotFound => "approval_not_found",
-            Self::ApprovalDecided => "approval_decided",
-            Self::ApprovalExpired => "approval_expired",
-            Self::BudgetOutOfRange => "budget_out_of_range",
-            Self::MissionNotFound => "mission_not_found",
-            Self::AuditUnavailable => "audit_unavailable",
-            Self::MissionNotActive => "mission_not_active",
-            Self::KafkaUnavailable => "kafka_unavailable",
-            Self::UnknownDepartment => "unknown_department",
-            Self::Unauthenticated => "unauthenticated",
-            Self::MissionExpired => "mission_expired",
-            Self::UnknownTool => "unknown_tool",
-            Self::InvalidArguments => "invalid_arguments",
-            Self::SectorDenied => "sector_denied",
-            Self::HostNotAllowed => "host_not_allowed",
-            Self::StepsExhausted => "steps_exhausted",
-            Self::BudgetExhausted => "budget_exhausted",
-            Self::BudgetReserved => "budget_reserved",
-            Self::ApprovalDenied => "approval_denied",
-            Self::ToolFailed => "tool_failed",
-        }
+        self.into()
     }
 
     /// Whether the caller did something the core refused (as opposed to the core failing).

@@ -16,7 +16,17 @@ use sha2::{Digest, Sha256};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What happened to a call or a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum AuditDecision {
     /// The tool ran.
@@ -36,72 +46,65 @@ pub enum AuditDecision {
 impl AuditDecision {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Allowed => "Allowed",
-            Self::Denied => "Denied",
-            Self::Waiting => "Waiting",
-            Self::Approved => "Approved",
-            Self::Rejected => "Rejected",
-            Self::Failed => "Failed",
-        }
+        self.into()
     }
 
     /// Parses the stored word.
     pub fn parse(value: &str) -> Option<Self> {
-        [
-            Self::Allowed,
-            Self::Denied,
-            Self::Waiting,
-            Self::Approved,
-            Self::Rejected,
-            Self::Failed,
-        ]
-        .into_iter()
-        .find(|d| d.as_str() == value)
+        value.parse().ok()
     }
 }
 
 /// The operations the log records, one per thing a person or agent can change.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum Operation {
     /// A tool call through the gateway.
+    #[strum(serialize = "tool.invoke")]
     ToolInvoke,
     /// A reviewer's decision on a held tool call.
+    #[strum(serialize = "approval.decide")]
     ApprovalDecide,
     /// A reviewer's decision on a mission paused at its budget: raise it, or stop the mission.
+    #[strum(serialize = "budget.decide")]
     BudgetDecide,
     /// A configured perimeter saved as an active mission.
+    #[strum(serialize = "mission.save")]
     MissionSave,
     /// A saved mission started.
+    #[strum(serialize = "mission.start")]
     MissionStart,
     /// A mission stopped by a person.
+    #[strum(serialize = "mission.stop")]
     MissionStop,
     /// A template saved and started as a mission in one step.
+    #[strum(serialize = "mission.deploy")]
     MissionDeploy,
     /// A previewed import written to the library.
+    #[strum(serialize = "import.confirm")]
     ImportConfirm,
     /// Manifests imported without a preview (the command line).
+    #[strum(serialize = "import")]
     Import,
     /// A gateway token issued for one department of a mission.
+    #[strum(serialize = "token.issue")]
     TokenIssue,
 }
 
 impl Operation {
     /// The stored name.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ToolInvoke => "tool.invoke",
-            Self::ApprovalDecide => "approval.decide",
-            Self::BudgetDecide => "budget.decide",
-            Self::MissionSave => "mission.save",
-            Self::MissionStart => "mission.start",
-            Self::MissionStop => "mission.stop",
-            Self::MissionDeploy => "mission.deploy",
-            Self::ImportConfirm => "import.confirm",
-            Self::Import => "import",
-            Self::TokenIssue => "token.issue",
-        }
+        self.into()
     }
 }
 

@@ -132,13 +132,7 @@ fn parse_risk(value: &str) -> Result<RiskLevel, DbError> {
 }
 
 pub(crate) fn approval_mode(value: &str) -> Result<crate::registry::ApprovalMode, DbError> {
-    use crate::registry::ApprovalMode;
-    [
-        ApprovalMode::Strict,
-        ApprovalMode::Threshold,
-        ApprovalMode::Auto,
-    ]
-    .into_iter()
-    .find(|m| m.as_str() == value)
-    .ok_or_else(|| DbError::Corrupt(format!("unknown approval mode {value}")))
+    value
+        .parse()
+        .map_err(|_| DbError::Corrupt(format!("unknown approval mode {value}")))
 }

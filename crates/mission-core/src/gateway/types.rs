@@ -11,8 +11,19 @@ use crate::registry::RiskLevel;
 use crate::store::DbError;
 
 /// Why a call was refused; the audit log has the same reason.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[serde(rename_all = "snake_case")]
+#[strum(serialize_all = "snake_case")]
 pub enum RefusalCode {
     /// No valid token.
     Unauthenticated,
@@ -45,21 +56,7 @@ pub enum RefusalCode {
 impl RefusalCode {
     /// The code's text, as in API errors.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Unauthenticated => "unauthenticated",
-            Self::MissionNotActive => "mission_not_active",
-            Self::MissionExpired => "mission_expired",
-            Self::UnknownTool => "unknown_tool",
-            Self::InvalidArguments => "invalid_arguments",
-            Self::SectorDenied => "sector_denied",
-            Self::HostNotAllowed => "host_not_allowed",
-            Self::StepsExhausted => "steps_exhausted",
-            Self::BudgetExhausted => "budget_exhausted",
-            Self::BudgetReserved => "budget_reserved",
-            Self::ApprovalDenied => "approval_denied",
-            Self::ApprovalExpired => "approval_expired",
-            Self::ToolFailed => "tool_failed",
-        }
+        self.into()
     }
 }
 
@@ -220,7 +217,17 @@ pub enum GatewayEvent {
 }
 
 /// Kind of an approvals-queue entry.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalKind {
     /// A tool call held by the approval mode.
@@ -230,7 +237,17 @@ pub enum ApprovalKind {
 }
 
 /// Where an approval request stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalStatus {
     /// Waiting for a reviewer.
@@ -248,45 +265,28 @@ pub enum ApprovalStatus {
 impl ApprovalKind {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::ToolCall => "ToolCall",
-            Self::BudgetCap => "BudgetCap",
-        }
+        self.into()
     }
 
     /// Parses the stored word; anything else is damaged data, never a default.
     pub fn parse(value: &str) -> Result<Self, DbError> {
-        [Self::ToolCall, Self::BudgetCap]
-            .into_iter()
-            .find(|k| k.as_str() == value)
-            .ok_or_else(|| DbError::Corrupt(format!("unknown approval kind {value}")))
+        value
+            .parse()
+            .map_err(|_| DbError::Corrupt(format!("unknown approval kind {value}")))
     }
 }
 
 impl ApprovalStatus {
     /// The stored word.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Pending => "Pending",
-            Self::Approved => "Approved",
-            Self::Denied => "Denied",
-            Self::Expired => "Expired",
-            Self::Used => "Used",
-        }
+        self.into()
     }
 
     /// Parses the stored word; anything else is damaged data, never a default.
     pub fn parse(value: &str) -> Result<Self, DbError> {
-        [
-            Self::Pending,
-            Self::Approved,
-            Self::Denied,
-            Self::Expired,
-            Self::Used,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
-        .ok_or_else(|| DbError::Corrupt(format!("unknown approval status {value}")))
+        value
+            .parse()
+            .map_err(|_| DbError::Corrupt(format!("unknown approval status {value}")))
     }
 }
 

@@ -13,7 +13,17 @@ use crate::registry::{ApprovalMode, Perimeter, Registry, RegistryError, RiskLeve
 use crate::store::DbError;
 
 /// Where an active mission is in its life.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum MissionStatus {
     /// Saved and waiting to be deployed.
@@ -35,31 +45,14 @@ pub enum MissionStatus {
 impl MissionStatus {
     /// The word stored in the database.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Ready => "Ready",
-            Self::Running => "Running",
-            Self::Paused => "Paused",
-            Self::Completed => "Completed",
-            Self::Failed => "Failed",
-            Self::Expired => "Expired",
-            Self::Stopped => "Stopped",
-        }
+        self.into()
     }
 
     /// Parses the stored word; anything else is damaged data, never a default.
     pub fn parse(value: &str) -> Result<Self, DbError> {
-        [
-            Self::Ready,
-            Self::Running,
-            Self::Paused,
-            Self::Completed,
-            Self::Failed,
-            Self::Expired,
-            Self::Stopped,
-        ]
-        .into_iter()
-        .find(|s| s.as_str() == value)
-        .ok_or_else(|| DbError::Corrupt(format!("unknown mission status {value}")))
+        value
+            .parse()
+            .map_err(|_| DbError::Corrupt(format!("unknown mission status {value}")))
     }
 }
 

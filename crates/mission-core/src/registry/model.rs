@@ -3,7 +3,18 @@
 use serde::{Deserialize, Serialize};
 
 /// How tool calls of a mission wait for a human.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    PartialEq,
+    Eq,
+    Hash,
+    Serialize,
+    Deserialize,
+    strum::IntoStaticStr,
+    strum::EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalMode {
     /// Every side-effecting call waits for a human.
@@ -19,11 +30,7 @@ pub use crate::catalog::RiskLevel;
 impl ApprovalMode {
     /// The word stored in the database and shown to people.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Strict => "Strict",
-            Self::Threshold => "Threshold",
-            Self::Auto => "Auto",
-        }
+        self.into()
     }
 }
 

@@ -11,7 +11,7 @@ use crate::perimeter::MissionStatus;
 use crate::store::DbError;
 
 /// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum JobStatus {
     /// Given to its department; no report yet.
@@ -27,20 +27,14 @@ pub enum JobStatus {
 impl JobStatus {
     /// The word stored in the database.
     pub fn as_str(self) -> &'static str {
-        match self {
-            Self::Assigned => "Assigned",
-            Self::Reported => "Reported",
-            Self::Done => "Done",
-            Self::Failed => "Failed",
-        }
+        self.into()
     }
 
     /// Parses the stored word.
     pub fn parse(value: &str) -> Result<Self, DbError> {
-        [Self::Assigned, Self::Reported, Self::Done, Self::Failed]
-            .into_iter()
-            .find(|s| s.as_str() == value)
-            .ok_or_else(|| DbError::Corrupt(format!("unknown job status {value}")))
+        value
+            .parse()
+            .map_err(|_| DbError::Corrupt(format!("unknown job status {value}")))
     }
 }
 
