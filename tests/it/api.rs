@@ -11,6 +11,7 @@ use serde_json::{json, Value};
 
 use crate::gateway::{rig_with, running, Rig, Spec};
 use crate::helpers::TestDb;
+use mission_core::units::Cents;
 
 crate::on_both_backends!(the_api_runs_waits_and_refuses_calls_with_json_errors);
 
@@ -219,5 +220,5 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
         "bearer"
     );
     let usage = rig.gateway.usage(&mission).await.expect("usage");
-    assert_eq!(usage.spent_cents, 3 + 7);
+    assert_eq!(usage.spent_cents, Cents(3 + 7));
 }

@@ -13,6 +13,7 @@ use uuid::Uuid;
 
 use crate::gateway::{call, rig, running, Rig, Spec};
 use crate::helpers::{operator, reviewer, Kind, TestDb};
+use mission_core::units::{Cents, Seconds};
 
 crate::on_both_backends!(
     saving_starting_and_stopping_are_audited_on_success_and_refusal,
@@ -38,8 +39,8 @@ fn save_request(rig_template: &str, version: i64, budget: i64) -> SaveMissionReq
         request_id: Uuid::now_v7().to_string(),
         template_id: rig_template.to_owned(),
         template_version: version,
-        budget_cents: budget,
-        ttl_seconds: 3600,
+        budget_cents: Cents(budget),
+        ttl_seconds: Seconds(3600),
         max_steps: 10,
         approval_mode: ApprovalMode::Auto,
         threshold_cents: None,

@@ -8,6 +8,7 @@ use mission_core::RegistryError;
 use uuid::Uuid;
 
 use crate::helpers::{manifest, template, TestDb};
+use mission_core::units::{Cents, Seconds};
 
 crate::on_both_backends!(
     the_draft_offers_the_tighter_of_policy_and_template_caps,
@@ -28,11 +29,11 @@ fn request(template_version: i64) -> SaveMissionRequest {
         request_id: Uuid::now_v7().to_string(),
         template_id: BURNOUT.into(),
         template_version,
-        budget_cents: 10_000,
-        ttl_seconds: 86_400,
+        budget_cents: Cents(10_000),
+        ttl_seconds: Seconds(86_400),
         max_steps: 50,
         approval_mode: ApprovalMode::Threshold,
-        threshold_cents: Some(2_500),
+        threshold_cents: Some(Cents(2_500)),
         connections: Vec::new(),
     }
 }
@@ -46,10 +47,10 @@ async fn the_draft_offers_the_tighter_of_policy_and_template_caps(db: TestDb) {
     let missions = missions(&db).await;
     let draft = missions.draft(BURNOUT).await.expect("draft");
     // Burnout Recruiter caps itself below the global policy on every field.
-    assert_eq!(draft.template_caps.budget_cents, 25_000);
-    assert_eq!(draft.policy_caps.budget_cents, 5_000_000);
-    assert_eq!(draft.hard_caps.budget_cents, 25_000);
-    assert_eq!(draft.hard_caps.ttl_seconds, 1_209_600);
+    assert_eq!(draft.template_caps.budget_cents, Cents(25_000));
+    assert_eq!(draft.policy_caps.budget_cents, Cents(5_000_000));
+    assert_eq!(draft.hard_caps.budget_cents, Cents(25_000));
+    assert_eq!(draft.hard_caps.ttl_seconds, Seconds(1_209_600));
     assert_eq!(draft.hard_caps.max_steps, 120);
     assert_eq!(draft.minimums, MINIMUMS);
     assert!(draft.defaults.budget_cents <= draft.hard_caps.budget_cents);
@@ -93,8 +94,8 @@ async fn a_perimeter_within_the_caps_is_saved_pinned_to_the_template_version(db:
     assert_eq!(Uuid::parse_str(&m.id).expect("uuid").get_version_num(), 7);
     assert_eq!(m.template_version, draft.template.version);
     assert_eq!(m.logic_hash, draft.template.logic_hash);
-    assert_eq!(m.perimeter.budget_cents, 25_000);
-    assert_eq!(m.perimeter.threshold_cents, Some(2_500));
+    assert_eq!(m.perimeter.budget_cents, Cents(25_000));
+    assert_eq!(m.perimeter.threshold_cents, Some(Cents(2_500)));
     assert_eq!(m.connections, ["intelligence"]);
     assert_eq!(
         missions.list(10).await.expect("list"),
@@ -110,13 +111,13 @@ async fn values_beyond_a_cap_or_below_the_minimum_are_refused_and_nothing_is_sav
     let cases: Vec<(&str, Change, i64)> = vec![
         (
             "budget_cents",
-            Box::new(move |r| r.budget_cents = caps.budget_cents + 1),
-            caps.budget_cents,
+            Box::new(move |r| r.budget_cents = caps.budget_cents + Cents(1)),
+            caps.budget_cents.get(),
         ),
         (
             "ttl_seconds",
-            Box::new(move |r| r.ttl_seconds = caps.ttl_seconds + 1),
-            caps.ttl_seconds,
+            Box::new(move |r| r.ttl_seconds = caps.ttl_seconds + Seconds(1)),
+            caps.ttl_seconds.get(),
         ),
         (
             "max_steps",
@@ -125,14 +126,14 @@ async fn values_beyond_a_cap_or_below_the_minimum_are_refused_and_nothing_is_sav
         ),
         (
             "budget_cents",
-            Box::new(|r| r.budget_cents = 99),
-            caps.budget_cents,
+            Box::new(|r| r.budget_cents = Cents(99)),
+            caps.budget_cents.get(),
         ),
         ("max_steps", Box::new(|r| r.max_steps = 0), caps.max_steps),
         (
             "ttl_seconds",
-            Box::new(|r| r.ttl_seconds = -5),
-            caps.ttl_seconds,
+            Box::new(|r| r.ttl_seconds = Seconds(-5)),
+            caps.ttl_seconds.get(),
         ),
     ];
     for (field, change, max) in cases {
@@ -140,7 +141,7 @@ async fn values_beyond_a_cap_or_below_the_minimum_are_refused_and_nothing_is_sav
         change(&mut req);
         match missions.save(&req, "operator").await {
             Err(e @ PerimeterError::OutOfRange { .. }) => {
-                assert_eq!(e.code(), "perimeter_out_of_range");
+                assert_eq!(e.code().as_str(), "perimeter_out_of_range");
                 let PerimeterError::OutOfRange {
                     field: f, max: m, ..
                 } = e
@@ -165,7 +166,7 @@ async fn threshold_rules_follow_the_approval_mode(db: TestDb) {
         .template
         .version;
     let mut over = request(version);
-    over.threshold_cents = Some(over.budget_cents + 1);
+    over.threshold_cents = Some(over.budget_cents + Cents(1));
     assert!(matches!(
         missions.save(&over, "operator").await,
         Err(PerimeterError::OutOfRange { .. })
@@ -274,9 +275,9 @@ async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_t
     let v1 = missions.draft("talent.pinned").await.expect("draft");
     let mut req = request(v1.template.version);
     req.template_id = "talent.pinned".into();
-    req.budget_cents = 5_000;
+    req.budget_cents = Cents(5_000);
     req.max_steps = 40;
-    req.threshold_cents = Some(1_000);
+    req.threshold_cents = Some(Cents(1_000));
     let saved = missions.save(&req, "operator").await.expect("save v1");
 
     let mut changed = t.clone();
@@ -287,9 +288,9 @@ async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_t
         .expect("import v2");
     let mut stale = request(v1.template.version);
     stale.template_id = "talent.pinned".into();
-    stale.budget_cents = 5_000;
+    stale.budget_cents = Cents(5_000);
     stale.max_steps = 40;
-    stale.threshold_cents = Some(1_000);
+    stale.threshold_cents = Some(Cents(1_000));
     assert!(matches!(
         missions.save(&stale, "operator").await,
         Err(PerimeterError::TemplateChanged {

@@ -129,7 +129,7 @@ export type ApprovalItem = {
 	/**  The exact arguments (canonical JSON). */
 	args: string | null,
 	/**  Estimated cost of the call (for a budget cap: of the call that hit it). */
-	cost_cents: number,
+	cost_cents: Cents,
 	/**  The tool's risk. */
 	risk: RiskLevel | null,
 	/**  Why it waits. */
@@ -143,9 +143,9 @@ export type ApprovalItem = {
 	/**  Decided at. */
 	decided_at: string | null,
 	/**  For a budget cap: the mission's budget now (or the budget granted). */
-	budget_cents: number | null,
+	budget_cents: Cents | null,
 	/**  For a budget cap: the largest budget the global policy allows. */
-	max_budget_cents: number | null,
+	max_budget_cents: Cents | null,
 };
 
 /**  Kind of an approvals-queue entry. */
@@ -237,7 +237,7 @@ export type AuditEntry = {
 	/**  Deciding policy ids. */
 	policy_ids: string[],
 	/**  Cents charged. */
-	cost_cents: number,
+	cost_cents: Cents,
 	/**  Result came from a simulated executor. */
 	simulated: boolean,
 	/**  Hash of the previous record. */
@@ -279,9 +279,9 @@ export type BadRecord = {
 /**  Budget, time to live and step count, as caps or as lower bounds. */
 export type Caps = {
 	/**  Budget in cents. */
-	budget_cents: number,
+	budget_cents: Cents,
 	/**  Time to live in seconds. */
-	ttl_seconds: number,
+	ttl_seconds: Seconds,
 	/**  Tool-call steps. */
 	max_steps: number,
 };
@@ -293,6 +293,9 @@ export type CategoryCount = {
 	/**  Matching templates. */
 	count: number,
 };
+
+/**  An amount of money in US cents. */
+export type Cents = number;
 
 /**  A sector the template declares it needs, offered for an explicit tick. */
 export type ConnectionOption = {
@@ -311,12 +314,12 @@ export type DecideApproval = {
 	/**  The decision. */
 	decision: ApprovalDecision,
 	/**  New budget in cents, when approving a budget cap. */
-	budget_cents: number | null,
+	budget_cents: Cents | null,
 };
 
 /**
- *  The closed list of error codes. Each shell words or maps them; the UI's table from code to
- *  wording is checked against this list by the TypeScript compiler.
+ *  The closed list of error codes. Each shell words or maps them; the UI's table from
+ *  code to wording is checked against this list by the TypeScript compiler.
  */
 export type ErrorCode = 
 /**  A manifest has problems; `details.problems` lists them. */
@@ -351,22 +354,23 @@ export type ErrorCode =
 "approval_not_found" | 
 /**  Someone already decided the approval. */
 "approval_decided" | 
-/**  The approval expired before it was decided or used. */
-"approval_expired" | 
 /**  A raised budget is not above the current one or is beyond the global policy's cap. */
 "budget_out_of_range" | 
 /**  No mission has the id. */
 "mission_not_found" | 
 /**  The signing key or the audit log cannot be read. */
 "audit_unavailable" | 
-/**  The mission's state does not allow this (for example, stopping a finished mission). */
-"mission_not_active" | 
 /**  Kafka could not be started or reached. */
 "kafka_unavailable" | 
 /**  The department is not part of the mission's squad. */
 "unknown_department" | 
 /**  A tool call without a valid token. */
 "unauthenticated" | 
+/**
+ *  The mission is not running (ready, paused, stopped, finished), or its state does not
+ *  allow this (for example, stopping a finished mission).
+ */
+"mission_not_active" | 
 /**  The mission's time to live has passed. */
 "mission_expired" | 
 /**  No tool has the id. */
@@ -385,6 +389,8 @@ export type ErrorCode =
 "budget_reserved" | 
 /**  A reviewer denied the call. */
 "approval_denied" | 
+/**  The approval expired before it was decided or used, or was already used. */
+"approval_expired" | 
 /**  The tool ran and failed. */
 "tool_failed";
 
@@ -615,13 +621,13 @@ export type MissionUsage = {
 	/**  Step cap. */
 	max_steps: number,
 	/**  Cents held by calls in flight. */
-	reserved_cents: number,
+	reserved_cents: Cents,
 	/**  Cents spent. */
-	spent_cents: number,
+	spent_cents: Cents,
 	/**  Budget cap. */
-	budget_cents: number,
+	budget_cents: Cents,
 	/**  Time to live in seconds. */
-	ttl_seconds: number,
+	ttl_seconds: Seconds,
 	/**  When it started. */
 	started_at: string | null,
 	/**  When its time to live ends. */
@@ -651,15 +657,15 @@ export type MissionsChanged = {
 /**  Hard caps and approval mode of a mission. */
 export type Perimeter = {
 	/**  Budget cap in cents. */
-	budget_cents: number,
+	budget_cents: Cents,
 	/**  Time to live in seconds. */
-	ttl_seconds: number,
+	ttl_seconds: Seconds,
 	/**  Maximum tool-call steps. */
 	max_steps: number,
 	/**  Approval mode. */
 	approval_mode: ApprovalMode,
 	/**  Cost at or above which a call waits, in Threshold mode. */
-	threshold_cents?: number | null,
+	threshold_cents?: Cents | null,
 };
 
 /**  One problem, located by file, template id and JSON pointer. */
@@ -739,9 +745,9 @@ export type RunRecord = {
 	/**  Completed, Failed, Expired or Stopped. */
 	status: MissionStatus,
 	/**  Value produced minus gas, in cents. */
-	profit_cents: number,
+	profit_cents: Cents,
 	/**  What the mission's tool calls cost, in cents. */
-	gas_cents: number,
+	gas_cents: Cents,
 	/**  Tool-call steps used. */
 	steps: number,
 	/**  From start to end, in milliseconds. */
@@ -766,15 +772,15 @@ export type SaveMissionRequest = {
 	/**  The template version the operator configured. */
 	template_version: number,
 	/**  Budget cap in cents. */
-	budget_cents: number,
+	budget_cents: Cents,
 	/**  Time to live in seconds. */
-	ttl_seconds: number,
+	ttl_seconds: Seconds,
 	/**  Maximum tool-call steps. */
 	max_steps: number,
 	/**  Approval mode. */
 	approval_mode: ApprovalMode,
 	/**  Threshold in cents; required in Threshold mode, absent otherwise. */
-	threshold_cents: number | null,
+	threshold_cents: Cents | null,
 	/**  Sector connections the operator ticked. */
 	connections: string[],
 };
@@ -786,6 +792,9 @@ export type SaveOutcome = {
 	/**  False when this request was saved before and the earlier mission is returned. */
 	created: boolean,
 };
+
+/**  A duration in whole seconds. */
+export type Seconds = number;
 
 /**  Matches in one sector and its categories. */
 export type SectorCount = {

@@ -2,6 +2,7 @@
 //! the global policy. The copies in `config/` are compiled in, so the app and `missionctl` agree
 //! on them without a config folder on the operator's machine.
 
+use crate::units::{Cents, Seconds};
 use std::collections::HashMap;
 use std::fmt;
 use std::str::FromStr;
@@ -92,7 +93,7 @@ pub struct CostModel {
     /// `flat` (per call) or `per_item`.
     pub model: String,
     /// Price in cents, per call or per item.
-    pub cents: i64,
+    pub cents: Cents,
     /// What one item is, for `per_item` tools.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub item: Option<String>,
@@ -126,9 +127,9 @@ pub struct Tool {
 #[serde(deny_unknown_fields)]
 pub struct HardCaps {
     /// Largest budget in cents.
-    pub budget_cents: i64,
+    pub budget_cents: Cents,
     /// Longest time to live in seconds.
-    pub ttl_seconds: i64,
+    pub ttl_seconds: Seconds,
     /// Most tool-call steps.
     pub max_steps: i64,
 }

@@ -6,92 +6,14 @@
 use serde::Serialize;
 
 use crate::audit::AuditError;
-use crate::gateway::{AuditedError, DecideError, GatewayError, RefusalCode};
+pub use crate::codes::ErrorCode;
+use crate::gateway::{AuditedError, DecideError, GatewayError};
 use crate::ids::MalformedId;
 use crate::perimeter::PerimeterError;
 use crate::registry::Problem;
 use crate::registry::RegistryError;
 use crate::squad::{BusError, SquadError};
 use crate::store::DbError;
-
-/// The closed list of error codes. Each shell words or maps them; the UI's table from code to
-/// wording is checked against this list by the TypeScript compiler.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, strum::IntoStaticStr, strum::EnumString,
-)]
-#[cfg_attr(feature = "specta", derive(specta::Type))]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum ErrorCode {
-    /// A manifest has problems; `details.problems` lists them.
-    InvalidManifest,
-    /// A sector filter names no sector.
-    UnknownSector,
-    /// A category filter names no category.
-    UnknownCategory,
-    /// No template has the id.
-    TemplateNotFound,
-    /// The template has no such version.
-    VersionNotFound,
-    /// The template changed while the configurator was open.
-    TemplateChanged,
-    /// A perimeter value is beyond a cap or below the minimum.
-    PerimeterOutOfRange,
-    /// A sector connection the template does not declare.
-    UnknownConnection,
-    /// A request no control of the UI can produce.
-    InvalidRequest,
-    /// No staged import has the id.
-    ImportNotFound,
-    /// The database could not be read or written.
-    Storage,
-    /// The bundled configuration is broken.
-    Config,
-    /// A fault inside the app.
-    Internal,
-    /// The file picker could not be shown, or a chosen file is not a local file.
-    Dialog,
-    /// No approval has the id.
-    ApprovalNotFound,
-    /// Someone already decided the approval.
-    ApprovalDecided,
-    /// The approval expired before it was decided or used.
-    ApprovalExpired,
-    /// A raised budget is not above the current one or is beyond the global policy's cap.
-    BudgetOutOfRange,
-    /// No mission has the id.
-    MissionNotFound,
-    /// The signing key or the audit log cannot be read.
-    AuditUnavailable,
-    /// The mission's state does not allow this (for example, stopping a finished mission).
-    MissionNotActive,
-    /// Kafka could not be started or reached.
-    KafkaUnavailable,
-    /// The department is not part of the mission's squad.
-    UnknownDepartment,
-    /// A tool call without a valid token.
-    Unauthenticated,
-    /// The mission's time to live has passed.
-    MissionExpired,
-    /// No tool has the id.
-    UnknownTool,
-    /// A tool call's arguments cannot be priced or are too large.
-    InvalidArguments,
-    /// The tool's sector is neither the mission's nor connected to it, or a policy forbids it.
-    SectorDenied,
-    /// An `http` tool's host is not on the allowlist.
-    HostNotAllowed,
-    /// The mission used all its steps.
-    StepsExhausted,
-    /// The mission reached its budget cap.
-    BudgetExhausted,
-    /// Calls in flight hold the rest of the budget.
-    BudgetReserved,
-    /// A reviewer denied the call.
-    ApprovalDenied,
-    /// The tool ran and failed.
-    ToolFailed,
-}
 
 impl ErrorCode {
     /// The code's text, as in JSON answers and audit records.
@@ -109,26 +31,6 @@ impl ErrorCode {
                 | Self::AuditUnavailable
                 | Self::KafkaUnavailable
         )
-    }
-}
-
-impl From<RefusalCode> for ErrorCode {
-    fn from(code: RefusalCode) -> Self {
-        match code {
-            RefusalCode::Unauthenticated => Self::Unauthenticated,
-            RefusalCode::MissionNotActive => Self::MissionNotActive,
-            RefusalCode::MissionExpired => Self::MissionExpired,
-            RefusalCode::UnknownTool => Self::UnknownTool,
-            RefusalCode::InvalidArguments => Self::InvalidArguments,
-            RefusalCode::SectorDenied => Self::SectorDenied,
-            RefusalCode::HostNotAllowed => Self::HostNotAllowed,
-            RefusalCode::StepsExhausted => Self::StepsExhausted,
-            RefusalCode::BudgetExhausted => Self::BudgetExhausted,
-            RefusalCode::BudgetReserved => Self::BudgetReserved,
-            RefusalCode::ApprovalDenied => Self::ApprovalDenied,
-            RefusalCode::ApprovalExpired => Self::ApprovalExpired,
-            RefusalCode::ToolFailed => Self::ToolFailed,
-        }
     }
 }
 
@@ -224,70 +126,45 @@ impl From<DbError> for CoreError {
 
 impl From<RegistryError> for CoreError {
     fn from(e: RegistryError) -> Self {
-        let code = match &e {
+        match &e {
             RegistryError::Invalid(problems) => {
-                let mut error = Self::new(ErrorCode::InvalidManifest, e.to_string());
+                let mut error = Self::new(e.code(), e.to_string());
                 error.details.problems.clone_from(problems);
-                return error;
+                error
             }
-            RegistryError::UnknownSector(_) => ErrorCode::UnknownSector,
-            RegistryError::UnknownCategory(_) => ErrorCode::UnknownCategory,
-            RegistryError::NotFound(_) => ErrorCode::TemplateNotFound,
-            RegistryError::VersionNotFound { .. } => ErrorCode::VersionNotFound,
-            RegistryError::ImportNotFound(_) => ErrorCode::ImportNotFound,
-            RegistryError::Storage(inner) => return Self::storage(inner),
-            RegistryError::Catalog(_) => ErrorCode::Config,
-            RegistryError::Internal(inner) => return Self::internal(inner),
-        };
-        Self::new(code, e.to_string())
+            RegistryError::Storage(inner) => Self::storage(inner),
+            RegistryError::Internal(inner) => Self::internal(inner),
+            _ => Self::new(e.code(), e.to_string()),
+        }
     }
 }
 
 impl From<PerimeterError> for CoreError {
     fn from(e: PerimeterError) -> Self {
-        let e = match e {
-            PerimeterError::Registry(inner) => return inner.into(),
-            other => other,
-        };
-        let code = match &e {
-            PerimeterError::OutOfRange { field, max, .. } => {
-                return Self::new(ErrorCode::PerimeterOutOfRange, e.to_string())
-                    .with_limit(field.as_str(), *max)
+        match e {
+            PerimeterError::Registry(inner) => inner.into(),
+            PerimeterError::OutOfRange { ref field, max, .. } => {
+                Self::new(e.code(), e.to_string()).with_limit(field.as_str(), max)
             }
-            PerimeterError::TemplateNotFound(_) => ErrorCode::TemplateNotFound,
-            PerimeterError::TemplateChanged { .. } => ErrorCode::TemplateChanged,
-            PerimeterError::UnknownConnection(_) => ErrorCode::UnknownConnection,
-            PerimeterError::InvalidRequest(_) | PerimeterError::Registry(_) => {
-                ErrorCode::InvalidRequest
-            }
-        };
-        Self::new(code, e.to_string())
+            other => Self::new(other.code(), other.to_string()),
+        }
     }
 }
 
 impl From<GatewayError> for CoreError {
     fn from(e: GatewayError) -> Self {
-        let code = match &e {
+        match &e {
             GatewayError::Refused(refusal) => {
-                let mut error = Self::new(refusal.code.into(), refusal.message.clone());
+                let mut error = Self::new(e.code(), refusal.message.clone());
                 error.details.audit_seq = Some(refusal.audit_seq);
-                return error;
+                error
             }
             GatewayError::Approval(DecideError::BudgetOutOfRange { max, .. }) => {
-                return Self::new(ErrorCode::BudgetOutOfRange, e.to_string())
-                    .with_limit("budget_cents", *max)
+                Self::new(e.code(), e.to_string()).with_limit("budget_cents", max.get())
             }
-            GatewayError::Approval(DecideError::NotFound(_)) => ErrorCode::ApprovalNotFound,
-            GatewayError::Approval(DecideError::AlreadyDecided(_)) => ErrorCode::ApprovalDecided,
-            GatewayError::Approval(DecideError::Expired(_)) => ErrorCode::ApprovalExpired,
-            GatewayError::Approval(DecideError::Invalid(_)) => ErrorCode::InvalidRequest,
-            GatewayError::MissionNotFound(_) => ErrorCode::MissionNotFound,
-            GatewayError::MissionState { .. } => ErrorCode::MissionNotActive,
-            GatewayError::UnknownDepartment { .. } => ErrorCode::UnknownDepartment,
-            GatewayError::Storage(inner) => return Self::storage(inner),
-            GatewayError::Policy(_) => ErrorCode::Config,
-        };
-        Self::new(code, e.to_string())
+            GatewayError::Storage(inner) => Self::storage(inner),
+            _ => Self::new(e.code(), e.to_string()),
+        }
     }
 }
 
@@ -324,17 +201,14 @@ impl From<SquadError> for CoreError {
             SquadError::Perimeter(inner) => inner.into(),
             SquadError::Bus(inner) => inner.into(),
             SquadError::Storage(inner) => inner.into(),
-            SquadError::MissionNotFound(_) => Self::new(ErrorCode::MissionNotFound, e.to_string()),
-            SquadError::MissionState { .. } => {
-                Self::new(ErrorCode::MissionNotActive, e.to_string())
-            }
+            other => Self::new(other.code(), other.to_string()),
         }
     }
 }
 
 impl AuditedError for CoreError {
-    fn code(&self) -> &str {
-        self.code.as_str()
+    fn code(&self) -> ErrorCode {
+        self.code
     }
 
     fn is_refusal(&self) -> bool {
@@ -353,6 +227,7 @@ impl AuditedError for CoreError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::RefusalCode;
 
     #[test]
     fn every_refusal_keeps_its_own_code() {

@@ -5,6 +5,7 @@ pub mod api;
 pub mod app;
 pub mod audit;
 pub mod catalog;
+pub mod codes;
 pub mod db;
 pub mod error;
 pub mod gateway;
@@ -13,6 +14,7 @@ pub mod perimeter;
 pub mod registry;
 pub mod squad;
 pub mod store;
+pub mod units;
 
 pub use app::{Core, Settings};
 pub use catalog::Catalog;

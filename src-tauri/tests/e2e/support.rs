@@ -232,13 +232,15 @@ pub(crate) async fn token_for(home: &Path, mission_id: &str, dept: i64) -> Strin
         .await
         .expect("open the app's database");
     let token = format!("mct_e2e-agent-token-of-department-{dept}");
-    repo.insert_token(
-        &mission_core::gateway::hash_token(&token),
+    let hash = mission_core::gateway::hash_token(&token);
+    let issued_at = mission_core::gateway::timestamp(chrono::Utc::now());
+    repo.insert_token(&mission_core::gateway::store::NewToken {
+        hash: &hash,
         mission_id,
         dept,
-        "e2e",
-        &mission_core::gateway::timestamp(chrono::Utc::now()),
-    )
+        issued_by: "e2e",
+        issued_at: &issued_at,
+    })
     .await
     .expect("store the token");
     token

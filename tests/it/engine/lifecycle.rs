@@ -2,6 +2,7 @@
 //! department's place, and a mission past its time to live.
 
 use super::*;
+use mission_core::units::Seconds;
 
 crate::on_both_backends!(
     a_tampered_context_is_refused_and_the_agent_acts_on_nothing,
@@ -187,7 +188,7 @@ async fn a_mission_past_its_time_to_live_expires_with_a_run_record(db: TestDb) {
         .await
         .expect("usage")
         .ttl_seconds;
-    rig.app.clock.advance(chrono::Duration::seconds(ttl + 1));
+    rig.app.clock.advance((ttl + Seconds(1)).to_chrono());
     let run = rig.run_record(&mission).await;
     assert_eq!(run.status, MissionStatus::Expired);
     assert_eq!(

@@ -29,6 +29,7 @@ use uuid::Uuid;
 
 use crate::app::{drive_until, until, TestApp, LEASE};
 use crate::helpers::{operator, reviewer, with_hash, TestDb};
+use mission_core::units::{Cents, Seconds};
 
 const TEMPLATE: &str = "finance.squad-close";
 /// Plan steps that call a tool (the others are done by the department without one).
@@ -134,8 +135,8 @@ impl Rig {
                     request_id: Uuid::now_v7().to_string(),
                     template_id: TEMPLATE.to_owned(),
                     template_version: draft.template.version,
-                    budget_cents: 50000,
-                    ttl_seconds: 86400,
+                    budget_cents: Cents(50000),
+                    ttl_seconds: Seconds(86400),
                     max_steps: 50,
                     approval_mode: mode,
                     threshold_cents: None,
@@ -247,8 +248,8 @@ async fn check_mission(
     let jobs = rig.repo.jobs(mission).await.expect("jobs");
     assert_eq!(jobs.len(), 6, "the orchestration job and one per plan step");
     assert!(jobs.iter().all(|j| j.status == JobStatus::Done), "{jobs:?}");
-    let gas: i64 = jobs.iter().map(|j| j.cost_cents).sum();
-    let value: i64 = jobs.iter().map(|j| j.value_cents).sum();
+    let gas: Cents = jobs.iter().map(|j| j.cost_cents).sum();
+    let value: Cents = jobs.iter().map(|j| j.value_cents).sum();
     assert_eq!(run.gas_cents, gas);
     assert_eq!(run.profit_cents, value - gas);
     let usage = rig.gateway.usage(mission).await.expect("usage");
@@ -342,7 +343,7 @@ async fn tokens_revoked(rig: &Rig, mission: &str) {
         let gateway = rig.gateway.clone();
         async move {
             match gateway.invoke(call).await {
-                Err(e) if e.code() == "unauthenticated" => Some(()),
+                Err(e) if e.code().as_str() == "unauthenticated" => Some(()),
                 _ => None,
             }
         }

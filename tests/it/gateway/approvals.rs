@@ -2,6 +2,7 @@
 //! exact call until it expires.
 
 use super::*;
+use mission_core::units::Cents;
 
 crate::on_both_backends!(
     strict_threshold_and_auto_hold_exactly_the_calls_they_state,
@@ -92,7 +93,7 @@ async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb)
     let usage = rig.gateway.usage(&threshold_mission).await.expect("usage");
     assert_eq!(
         (usage.steps_used, usage.spent_cents, usage.reserved_cents),
-        (2, 20 + 98, 0)
+        (2, Cents(20 + 98), Cents::ZERO)
     );
 
     // Auto: nothing waits, High-risk side effects included.
@@ -102,7 +103,7 @@ async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb)
             .invoke(call(&auto, "wealth.rebalance_execute", json!({"items": 2})))
             .await,
     );
-    assert_eq!(ran.cost_cents, 80);
+    assert_eq!(ran.cost_cents, Cents(80));
 
     let queue = rig.gateway.approvals(true).await.expect("queue");
     assert_eq!(queue.len(), 3);

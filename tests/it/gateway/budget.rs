@@ -2,6 +2,7 @@
 //! human to raise it or stop it.
 
 use super::*;
+use mission_core::units::Cents;
 
 crate::on_both_backends!(
     two_hundred_concurrent_calls_never_overspend_a_budget_for_one_hundred,
@@ -57,9 +58,9 @@ async fn two_hundred_concurrent_calls_never_overspend_a_budget_for_one_hundred(d
         "each call has its own step"
     );
     assert_eq!(refused, 100);
-    assert_eq!(usage.spent_cents, 500);
+    assert_eq!(usage.spent_cents, Cents(500));
     assert!(usage.spent_cents <= usage.budget_cents);
-    assert_eq!(usage.reserved_cents, 0);
+    assert_eq!(usage.reserved_cents, Cents(0));
     assert_eq!(usage.steps_used, 100);
     let report = verify(&rig).await;
     assert!(report.ok, "{report:?}");
@@ -90,7 +91,7 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     assert_eq!(code, RefusalCode::BudgetExhausted);
     let usage = rig.gateway.usage(&mission).await.expect("usage");
     assert_eq!(usage.status, MissionStatus::Paused);
-    assert_eq!(usage.spent_cents, 90);
+    assert_eq!(usage.spent_cents, Cents(90));
     let (code, _, _) = refusal(
         rig.gateway
             .invoke(call(&token, "growth.audience_segment", json!({})))
@@ -103,16 +104,16 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
         .iter()
         .find(|a| a.kind == ApprovalKind::BudgetCap && a.mission_id == mission)
         .expect("budget request");
-    assert_eq!(cap.budget_cents, Some(100));
+    assert_eq!(cap.budget_cents, Some(Cents(100)));
     let max = rig.catalog.policy().hard_caps.budget_cents;
     assert_eq!(cap.max_budget_cents, Some(max));
-    let decide = |budget: Option<i64>, decision| DecideApproval {
+    let decide = |budget: Option<Cents>, decision| DecideApproval {
         approval_id: cap.id.clone(),
         decision,
         budget_cents: budget,
     };
     // Beyond the global policy, or not a raise: refused, nothing changes.
-    for bad in [max + 1, 100, 50] {
+    for bad in [max + Cents(1), Cents(100), Cents(50)] {
         let refused = rig
             .gateway
             .decide(
@@ -135,14 +136,14 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     rig.gateway
         .decide(
             &reviewer("bob"),
-            &decide(Some(200), ApprovalDecision::Approve),
+            &decide(Some(Cents(200)), ApprovalDecision::Approve),
         )
         .await
         .expect("raise");
     let usage = rig.gateway.usage(&mission).await.expect("usage");
     assert_eq!(
         (usage.status, usage.budget_cents),
-        (MissionStatus::Running, 200)
+        (MissionStatus::Running, Cents(200))
     );
     executed(
         rig.gateway

@@ -26,6 +26,7 @@ use uuid::Uuid;
 pub use crate::app::{test_sealer, TestClock};
 use crate::app::{AppOptions, TestApp};
 use crate::helpers::{operator, reviewer, with_hash, TestDb};
+use mission_core::units::{Cents, Seconds};
 
 pub struct Rig {
     pub app: TestApp,
@@ -141,11 +142,11 @@ pub async fn running(rig: &Rig, spec: Spec<'_>) -> (String, String) {
                 request_id: Uuid::now_v7().to_string(),
                 template_id,
                 template_version: draft.template.version,
-                budget_cents: spec.budget,
-                ttl_seconds: 3600,
+                budget_cents: Cents(spec.budget),
+                ttl_seconds: Seconds(3600),
                 max_steps: spec.steps,
                 approval_mode: spec.mode,
-                threshold_cents: spec.threshold,
+                threshold_cents: spec.threshold.map(Cents),
                 connections: spec.connections,
             },
             "alice",

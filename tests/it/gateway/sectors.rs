@@ -2,6 +2,7 @@
 //! token bound to its mission, time to live and step cap.
 
 use super::*;
+use mission_core::units::Cents;
 
 crate::on_both_backends!(
     a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_names_trading,
@@ -33,9 +34,9 @@ async fn a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_name
     assert_eq!(entry.sector.as_deref(), Some("trading"));
     assert!(entry.policy_ids.is_empty(), "{:?}", entry.policy_ids);
     assert_eq!(entry.grant, None);
-    assert_eq!(entry.cost_cents, 0);
+    assert_eq!(entry.cost_cents, Cents(0));
     let usage = rig.gateway.usage(&mission).await.expect("usage");
-    assert_eq!((usage.steps_used, usage.spent_cents), (0, 0));
+    assert_eq!((usage.steps_used, usage.spent_cents), (0, Cents::ZERO));
 
     // Its own sector's tool runs, and the record names the authorizing sector and policy.
     let ran = executed(
@@ -44,7 +45,7 @@ async fn a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_name
             .await,
     );
     assert!(ran.simulated);
-    assert_eq!(ran.cost_cents, 2);
+    assert_eq!(ran.cost_cents, Cents(2));
     let entry = record(&rig, ran.audit_seq).await;
     assert_eq!(entry.decision, AuditDecision::Allowed);
     assert_eq!(entry.sector.as_deref(), Some("security"));

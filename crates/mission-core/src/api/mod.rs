@@ -12,6 +12,8 @@ use axum::routing::{get, post};
 use axum::{Json, Router};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+
+use crate::units::Cents;
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi, ToSchema};
 
@@ -47,7 +49,8 @@ pub enum InvokeResponse {
         #[schema(value_type = Object)]
         output: Value,
         /// Cents charged.
-        cost_cents: i64,
+        #[schema(value_type = i64)]
+        cost_cents: Cents,
         /// Whether the result is simulated.
         simulated: bool,
         /// The mission step used.

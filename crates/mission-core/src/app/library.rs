@@ -75,12 +75,7 @@ impl Core {
         progress: Option<ProgressFn>,
     ) -> Result<ImportReport, CoreError> {
         let gateway = self.gateway().await?;
-        let request = Request {
-            actor,
-            operation: Operation::ImportConfirm,
-            mission_id: None,
-            dept: None,
-        };
+        let request = Request::new(actor, Operation::ImportConfirm);
         let confirm =
             async { Ok::<_, CoreError>(self.inner.imports.confirm(import_id, progress).await?) };
         gateway
@@ -116,12 +111,7 @@ impl Core {
             return Ok(preview.report);
         }
         let gateway = self.gateway().await?;
-        let request = Request {
-            actor,
-            operation: Operation::Import,
-            mission_id: None,
-            dept: None,
-        };
+        let request = Request::new(actor, Operation::Import);
         let import = async { Ok::<_, CoreError>(registry.import(&inputs).await?) };
         let files = paths
             .iter()

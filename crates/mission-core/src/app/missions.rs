@@ -1,6 +1,7 @@
 //! Active missions: drafting and saving a perimeter, starting, deploying, stopping, following a
 //! mission's events, and the tokens external agents use.
 
+use crate::units::{Cents, Seconds};
 use std::future::Future;
 use std::time::Duration;
 
@@ -23,15 +24,15 @@ pub struct DeployRequest {
     /// Template id.
     pub template_id: String,
     /// Budget cap in cents.
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
     /// Time to live in seconds.
-    pub ttl_seconds: Option<i64>,
+    pub ttl_seconds: Option<Seconds>,
     /// Maximum tool-call steps.
     pub max_steps: Option<i64>,
     /// Approval mode.
     pub approval_mode: Option<ApprovalMode>,
     /// Threshold in cents (Threshold mode).
-    pub threshold_cents: Option<i64>,
+    pub threshold_cents: Option<Cents>,
     /// Sector connections to grant.
     pub connections: Vec<String>,
 }
@@ -92,12 +93,7 @@ impl Core {
         request: &SaveMissionRequest,
     ) -> Result<SaveOutcome, CoreError> {
         let gateway = self.gateway().await?;
-        let audited = Request {
-            actor,
-            operation: Operation::MissionSave,
-            mission_id: None,
-            dept: None,
-        };
+        let audited = Request::new(actor, Operation::MissionSave);
         let save =
             async { Ok::<_, CoreError>(self.inner.missions.save(request, &actor.name()).await?) };
         gateway
@@ -174,12 +170,7 @@ impl Core {
         mission_id: &str,
     ) -> Result<MissionView, CoreError> {
         let gateway = self.gateway().await?;
-        let request = Request {
-            actor,
-            operation: Operation::MissionStop,
-            mission_id: Some(mission_id),
-            dept: None,
-        };
+        let request = Request::new(actor, Operation::MissionStop).on(Some(mission_id));
         let repo = &self.inner.repo;
         let stop = async {
             let mission_id = MissionId::parse(mission_id)?;
@@ -216,12 +207,7 @@ impl Core {
         deploy: &DeployRequest,
     ) -> Result<ActiveMission, CoreError> {
         let gateway = self.gateway().await?;
-        let request = Request {
-            actor,
-            operation: Operation::MissionDeploy,
-            mission_id: None,
-            dept: None,
-        };
+        let request = Request::new(actor, Operation::MissionDeploy);
         let run = async {
             let save = self.deploy_request(deploy).await?;
             let mut mission = self

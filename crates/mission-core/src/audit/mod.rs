@@ -9,24 +9,16 @@ mod verify;
 pub use keys::{select_keystore_from_env, KeyError, KeyVault, Sealer, KEYSTORE_ENV};
 pub use verify::{export, verify, ExportHeader, ExportedKey, Verifier, EXPORT_FORMAT};
 
+use crate::units::Cents;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use strum::{EnumString, IntoStaticStr};
 
 /// The hash the first record points back to.
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What happened to a call or a request.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum AuditDecision {
     /// The tool ran.
@@ -56,17 +48,7 @@ impl AuditDecision {
 }
 
 /// The operations the log records, one per thing a person or agent can change.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum Operation {
     /// A tool call through the gateway.
@@ -138,7 +120,7 @@ pub struct AuditDraft {
     /// Ids of the policies that decided.
     pub policy_ids: Vec<String>,
     /// Cents charged.
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// Whether the result came from a simulated executor.
     pub simulated: bool,
 }
@@ -186,7 +168,7 @@ pub struct AuditEntry {
     /// Deciding policy ids.
     pub policy_ids: Vec<String>,
     /// Cents charged.
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// Result came from a simulated executor.
     pub simulated: bool,
     /// Hash of the previous record.
@@ -207,56 +189,18 @@ pub struct SignedEntry {
     pub signature: String,
 }
 
-/// The fields a record's hash covers, in canonical (RFC 8785) JSON.
-#[derive(Serialize)]
-struct Canonical<'a> {
-    seq: i64,
-    ts: &'a str,
-    mission_id: Option<&'a str>,
-    job_id: Option<&'a str>,
-    dept: Option<i64>,
-    caller: &'a str,
-    // Left out when absent, so records written before operations were named keep their hash.
-    #[serde(skip_serializing_if = "Option::is_none")]
-    action: Option<&'a str>,
-    tool_id: Option<&'a str>,
-    args_hash: Option<&'a str>,
-    decision: &'a str,
-    reason: &'a str,
-    sector: Option<&'a str>,
-    grant: Option<&'a str>,
-    policy_ids: &'a [String],
-    cost_cents: i64,
-    simulated: bool,
-    prev_hash: &'a str,
-    key_id: &'a str,
-}
-
 impl AuditEntry {
-    /// SHA-256 (hex) of the canonical JSON of every field but the hash itself.
+    /// SHA-256 (hex) of the canonical (RFC 8785) JSON of every field but the hash itself. The
+    /// record's own serialisation is what is hashed, so a field added to it is covered at once;
+    /// `action` is left out when absent, so records written before operations were named keep
+    /// their hash.
     pub fn compute_hash(&self) -> String {
-        let canonical = Canonical {
-            seq: self.seq,
-            ts: &self.ts,
-            mission_id: self.mission_id.as_deref(),
-            job_id: self.job_id.as_deref(),
-            dept: self.dept,
-            caller: &self.caller,
-            action: self.action.as_deref(),
-            tool_id: self.tool_id.as_deref(),
-            args_hash: self.args_hash.as_deref(),
-            decision: self.decision.as_str(),
-            reason: &self.reason,
-            sector: self.sector.as_deref(),
-            grant: self.grant.as_deref(),
-            policy_ids: &self.policy_ids,
-            cost_cents: self.cost_cents,
-            simulated: self.simulated,
-            prev_hash: &self.prev_hash,
-            key_id: &self.key_id,
-        };
+        let mut value = serde_json::to_value(self).unwrap_or_default();
+        if let Some(fields) = value.as_object_mut() {
+            fields.remove("hash");
+        }
         // Serialising plain strings, integers and booleans cannot fail.
-        let bytes = serde_json_canonicalizer::to_vec(&canonical).unwrap_or_default();
+        let bytes = serde_json_canonicalizer::to_vec(&value).unwrap_or_default();
         hex::encode(Sha256::digest(bytes))
     }
 }
@@ -478,4 +422,47 @@ pub fn public_key(hex_key: &str) -> Result<ExportedKey, AuditError> {
         key_id: keys::key_id(&key),
         public_key: hex::encode(bytes),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn entry(action: Option<&str>) -> AuditEntry {
+        AuditEntry {
+            seq: 7,
+            ts: "2026-12-01T10:00:00.000000Z".into(),
+            mission_id: Some("m-1".into()),
+            job_id: None,
+            dept: Some(2),
+            caller: "agent:abc".into(),
+            action: action.map(Into::into),
+            tool_id: Some("finance.ledger_query".into()),
+            args_hash: Some("ab".repeat(32)),
+            decision: AuditDecision::Allowed,
+            reason: "step 1: authorized by finance".into(),
+            sector: Some("finance".into()),
+            grant: None,
+            policy_ids: vec!["sector-isolation".into()],
+            cost_cents: Cents(25),
+            simulated: true,
+            prev_hash: GENESIS_HASH.into(),
+            hash: "not covered".into(),
+            key_id: "k1".into(),
+        }
+    }
+
+    /// Stored logs must keep verifying: these hashes were computed independently (sorted-key
+    /// compact JSON, SHA-256) from the record format as first shipped.
+    #[test]
+    fn the_hash_of_a_record_is_stable_across_releases() {
+        assert_eq!(
+            entry(Some("tool.invoke")).compute_hash(),
+            "6b9c963e2d321e3cf2bda224d339a5ce8765cf707ea4b7ec70797e3d766a19d7"
+        );
+        assert_eq!(
+            entry(None).compute_hash(),
+            "3e3f746bacc2b8fef00b746665d718a5f6b2a8e14a2fe2e3a4779c89206c004d"
+        );
+    }
 }

@@ -6,7 +6,7 @@
 /// Expands to the [`crate::gateway::store::GatewayStore`] and
 /// [`crate::audit::store::AuditStore`] implementations for one backend.
 macro_rules! gateway_store {
-    ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path) => {
+    ($repo:ty) => {
         mod gateway_sql {
             use sqlx::Row as _;
 
@@ -19,18 +19,10 @@ macro_rules! gateway_store {
             };
             use crate::db::DbError;
             use crate::gateway::ledger::{ApprovalRow, LedgerOp, LedgerResult};
-            use crate::gateway::store::{GatewayStore, Grant, MissionRow, MissionUsage, TokenRow};
+            use crate::gateway::store::{
+                GatewayStore, Grant, MissionRow, MissionUsage, NewToken, TokenRow,
+            };
             use crate::perimeter::MissionStatus;
-
-            type DbRow = <$db as sqlx::Database>::Row;
-
-            fn id(value: &str) -> Result<$id, DbError> {
-                $to_id(value)
-            }
-
-            fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
-                Ok(row.try_get::<$id, _>(column)?.to_string())
-            }
 
             fn entry(row: &DbRow) -> Result<SignedEntry, DbError> {
                 let decision: String = row.try_get("decision")?;
@@ -86,23 +78,16 @@ macro_rules! gateway_store {
                     .await?)
                 }
 
-                async fn insert_token(
-                    &self,
-                    token_hash: &str,
-                    mission_id: &str,
-                    dept: i64,
-                    issued_by: &str,
-                    issued_at: &str,
-                ) -> Result<(), DbError> {
+                async fn insert_token(&self, token: &NewToken<'_>) -> Result<(), DbError> {
                     sqlx::query(
                         "INSERT INTO gateway_tokens (token_hash, mission_id, dept, issued_by, \
                          issued_at) VALUES ($1, $2, $3, $4, $5)",
                     )
-                    .bind(token_hash)
-                    .bind(id(mission_id)?)
-                    .bind(dept)
-                    .bind(issued_by)
-                    .bind(issued_at)
+                    .bind(token.hash)
+                    .bind(id(token.mission_id)?)
+                    .bind(token.dept)
+                    .bind(token.issued_by)
+                    .bind(token.issued_at)
                     .execute(&self.pool)
                     .await?;
                     Ok(())

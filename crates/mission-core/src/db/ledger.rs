@@ -6,7 +6,7 @@
 /// Expands to the ledger's SQL for one backend: `ledger_sql::apply`, and the approval and audit
 /// columns the reads share.
 macro_rules! ledger_sql {
-    ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path, lock_head = $lock_head:literal) => {
+    ($repo:ty, lock_head = $lock_head:literal) => {
         mod ledger_sql {
             use sqlx::Row as _;
 
@@ -19,17 +19,7 @@ macro_rules! ledger_sql {
             };
             use crate::gateway::{ApprovalKind, ApprovalStatus, RefusalCode};
             use crate::perimeter::MissionStatus;
-
-            type Tx<'a> = sqlx::Transaction<'a, $db>;
-            type DbRow = <$db as sqlx::Database>::Row;
-
-            fn id(value: &str) -> Result<$id, DbError> {
-                $to_id(value)
-            }
-
-            fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
-                Ok(row.try_get::<$id, _>(column)?.to_string())
-            }
+            use crate::units::Cents;
 
             struct Head {
                 seq: i64,
@@ -55,7 +45,7 @@ macro_rules! ledger_sql {
 
             async fn flush(tx: &mut Tx<'_>, head: &mut Head) -> Result<(), DbError> {
                 for chunk in head.pending.chunks(INSERT_CHUNK) {
-                    let mut insert = sqlx::QueryBuilder::<$db>::new(format!(
+                    let mut insert = sqlx::QueryBuilder::<Db>::new(format!(
                         "INSERT INTO audit_log ({AUDIT_COLUMNS}) "
                     ));
                     let mut failed = None;
@@ -95,7 +85,7 @@ macro_rules! ledger_sql {
                 Ok(())
             }
 
-            async fn release(tx: &mut Tx<'_>, mission: &str, cents: i64) -> Result<(), DbError> {
+            async fn release(tx: &mut Tx<'_>, mission: &str, cents: Cents) -> Result<(), DbError> {
                 sqlx::query(
                     "UPDATE active_missions SET steps_used = steps_used - 1, \
                      reserved_cents = reserved_cents - $2 WHERE id = $1",
@@ -110,9 +100,9 @@ macro_rules! ledger_sql {
             /// Settlements of this batch not yet written, per mission: (reserved cents to
             /// release, cents spent). They are written with the mission's next reservation in
             /// the batch, or at its end: one statement instead of two.
-            type Unsettled = std::collections::HashMap<String, (i64, i64)>;
+            type Unsettled = std::collections::HashMap<String, (Cents, Cents)>;
 
-            async fn settle(tx: &mut Tx<'_>, mission: &str, (release, spend): (i64, i64)) -> Result<(), DbError> {
+            async fn settle(tx: &mut Tx<'_>, mission: &str, (release, spend): (Cents, Cents)) -> Result<(), DbError> {
                 sqlx::query(
                     "UPDATE active_missions SET reserved_cents = reserved_cents - $2, \
                      spent_cents = spent_cents + $3 WHERE id = $1",
@@ -150,9 +140,9 @@ macro_rules! ledger_sql {
                 results: &mut [Option<LedgerResult>],
             ) -> Result<(), DbError> {
                 if group.len() > 1 {
-                    let (freed, spent) = unsettled.get(mission).copied().unwrap_or((0, 0));
+                    let (freed, spent) = unsettled.get(mission).copied().unwrap_or_default();
                     let count = i64::try_from(group.len()).unwrap_or(i64::MAX);
-                    let total: i64 = group.iter().map(|(_, r)| r.cost_cents).sum();
+                    let total: Cents = group.iter().map(|(_, r)| r.cost_cents).sum();
                     let last: Option<i64> = sqlx::query_scalar(
                         "UPDATE active_missions SET steps_used = steps_used + $5, \
                          reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
@@ -192,7 +182,7 @@ macro_rules! ledger_sql {
                 unsettled: &mut Unsettled,
             ) -> Result<ReserveResult, DbError> {
                 let mission = id(&r.mission_id)?;
-                let (freed, spent) = unsettled.remove(&r.mission_id).unwrap_or((0, 0));
+                let (freed, spent) = unsettled.remove(&r.mission_id).unwrap_or_default();
                 let step: Option<i64> = sqlx::query_scalar(
                     "UPDATE active_missions SET steps_used = steps_used + 1, \
                      reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
@@ -208,7 +198,7 @@ macro_rules! ledger_sql {
                 .await?;
                 let Some(step) = step else {
                     // Nothing was written: settle first, so the refusal reads the true state.
-                    if (freed, spent) != (0, 0) {
+                    if (freed, spent) != Default::default() {
                         settle(tx, &r.mission_id, (freed, spent)).await?;
                     }
                     return refuse_reservation(tx, head, sealer, r).await;
@@ -516,7 +506,7 @@ macro_rules! ledger_sql {
                     tool_id: a.tool_id.clone(),
                     args_hash: a.args_hash.clone(),
                     sector: Some(a.sector.clone()),
-                    cost_cents: 0,
+                    cost_cents: Cents::ZERO,
                     ..Default::default()
                 }
                 .decided(decision, reason);

@@ -2,9 +2,11 @@
 
 pub mod gateway;
 pub mod ledger;
+pub mod missions;
 mod postgres;
 mod sqlite;
 pub mod squad;
+pub mod templates;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -24,6 +26,43 @@ pub use sqlite::SqliteRepository;
 
 pub use crate::registry::import::{ImportBatch, ImportBatches, ImportRow};
 pub use crate::store::{Backend, DbError, APP_IDENTIFIER};
+
+/// Declares, in a backend's module, the items every shared SQL macro (`ledger_sql!`,
+/// `gateway_store!`, `squad_store!`, `missions_store!`, `templates_sql!`, `registry_store!`) builds on: the
+/// database, its transaction and row types, and the type it stores mission, approval and request
+/// ids as, with `to_id` converting the core's text form into it. The backend also declares
+/// `Stamp`, `stamp` and `stamp_text` for the way it stores times.
+macro_rules! backend {
+    (db = $db:ty, id = $id:ty, to_id = $to_id:path) => {
+        type Db = $db;
+        type Tx<'a> = sqlx::Transaction<'a, $db>;
+        type DbRow = <$db as sqlx::Database>::Row;
+        type Conn = <$db as sqlx::Database>::Connection;
+
+        fn id(value: &str) -> Result<$id, DbError> {
+            $to_id(value)
+        }
+
+        fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
+            Ok(sqlx::Row::try_get::<$id, _>(row, column)?.to_string())
+        }
+    };
+}
+pub(crate) use backend;
+
+/// Expands to every domain's storage for one backend, from the shared SQL macros; `lock_head`
+/// is how the backend reads the audit chain's head for a write.
+macro_rules! stores {
+    ($repo:ty, lock_head = $lock_head:literal) => {
+        crate::db::ledger::ledger_sql!($repo, lock_head = $lock_head);
+        crate::db::gateway::gateway_store!($repo);
+        crate::db::squad::squad_store!($repo);
+        crate::db::missions::missions_store!($repo);
+        crate::db::templates::templates_sql!();
+        crate::db::templates::registry_store!($repo);
+    };
+}
+pub(crate) use stores;
 
 /// The next rows of an import; `None` once the importer asked to commit.
 async fn next_rows(batches: &mut ImportBatches) -> Result<Option<Vec<ImportRow>>, DbError> {
@@ -76,7 +115,12 @@ const CHUNK: usize = 400;
 
 pub(crate) use crate::registry::import::{classify, items, split_writes};
 
-/// A template's listing row as both backends select it (their `SUMMARY_COLUMNS`).
+/// The columns of a template's listing row (aliases `t` for templates, `s` for their stats).
+pub(crate) const SUMMARY_COLUMNS: &str = "t.id, t.name, t.sector, t.sector_name, t.category, \
+     t.goal, t.current_version, t.logic_hash, t.baseline_risk, s.risk_level, s.est_roi, \
+     COALESCE(s.runs, 0) AS runs, COALESCE(s.top_performance, FALSE) AS top_performance";
+
+/// A template's listing row as both backends select it ([`SUMMARY_COLUMNS`]).
 #[derive(sqlx::FromRow)]
 pub(crate) struct SummaryRow {
     id: String,

@@ -5,55 +5,21 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use chrono::{DateTime, SecondsFormat, Utc};
-use sqlx::postgres::{PgPool, PgPoolOptions, PgRow};
+use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    approval_mode, classify, items, next_rows, split_writes, summaries, Backend, DbError,
-    ImportBatches, ImportRow, Repository, SummaryRow, CHUNK,
+    classify, items, next_rows, split_writes, summaries, Backend, DbError, ImportBatches,
+    ImportRow, Repository, SummaryRow, SUMMARY_COLUMNS,
 };
-use crate::perimeter::store::MissionStore;
-use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
 use crate::registry::import::{ImportItem, ImportStatus};
-use crate::registry::search::{
-    pg_tsquery, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
-};
-use crate::registry::store::RegistryStore;
-use crate::registry::Perimeter;
-
-fn mission(row: &PgRow) -> Result<ActiveMission, DbError> {
-    let id: uuid::Uuid = row.try_get("id")?;
-    let created_at: DateTime<Utc> = row.try_get("created_at")?;
-    let connections: sqlx::types::Json<Vec<String>> = row.try_get("connections")?;
-    Ok(ActiveMission {
-        id: id.to_string(),
-        template_id: row.try_get("template_id")?,
-        template_name: row.try_get("template_name")?,
-        template_version: row.try_get("template_version")?,
-        logic_hash: row.try_get("logic_hash")?,
-        sector: row.try_get("sector")?,
-        perimeter: Perimeter {
-            budget_cents: row.try_get("budget_cents")?,
-            ttl_seconds: row.try_get("ttl_seconds")?,
-            max_steps: row.try_get("max_steps")?,
-            approval_mode: approval_mode(row.try_get("approval_mode")?)?,
-            threshold_cents: row.try_get("threshold_cents")?,
-        },
-        connections: connections.0,
-        status: MissionStatus::parse(row.try_get("status")?)?,
-        created_at: created_at.to_rfc3339_opts(SecondsFormat::Micros, true),
-    })
-}
+use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary};
 
 /// Postgres implementation of [`Repository`].
 #[derive(Debug, Clone)]
 pub struct PostgresRepository {
     pool: PgPool,
 }
-
-const SUMMARY_COLUMNS: &str = "t.id, t.name, t.sector, t.sector_name, t.category, t.goal, \
-     t.current_version, t.logic_hash, t.baseline_risk, s.risk_level, s.est_roi, \
-     COALESCE(s.runs, 0) AS runs, COALESCE(s.top_performance, FALSE) AS top_performance";
 
 /// Serialises importers across every app instance sharing the server.
 const IMPORT_LOCK: i64 = 0x4d43_0001;
@@ -102,86 +68,20 @@ async fn current_in(
 
 /// Writes one batch's template and version rows.
 async fn write_rows(
-    tx: &mut sqlx::PgConnection,
+    conn: &mut sqlx::PgConnection,
     rows: &[ImportRow],
     outcomes: &[(ImportStatus, i64)],
-    now: DateTime<Utc>,
+    now: &Stamp,
 ) -> Result<(), DbError> {
     let (new, written) = split_writes(rows, outcomes);
-    for chunk in new.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
-             current_version, logic_hash, content_hash, created_at, updated_at) ",
-        );
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.id)
-                .push_bind(&r.name)
-                .push_bind(&r.sector)
-                .push_bind(&r.sector_name)
-                .push_bind(&r.category)
-                .push_bind(&r.goal)
-                .push_bind(r.baseline_risk.as_str())
-                .push_bind(1_i64)
-                .push_bind(&r.logic_hash)
-                .push_bind(&r.content_hash)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        qb.build().execute(&mut *tx).await?;
-    }
-    for (r, (status, version)) in rows.iter().zip(outcomes) {
-        if *status == ImportStatus::Updated {
-            sqlx::query(
-                "UPDATE templates SET name = $1, sector = $2, sector_name = $3, category = $4, \
-                 goal = $5, baseline_risk = $6, current_version = $7, logic_hash = $8, \
-                 content_hash = $9, updated_at = $10 WHERE id = $11",
-            )
-            .bind(&r.name)
-            .bind(&r.sector)
-            .bind(&r.sector_name)
-            .bind(&r.category)
-            .bind(&r.goal)
-            .bind(r.baseline_risk.as_str())
-            .bind(version)
-            .bind(&r.logic_hash)
-            .bind(&r.content_hash)
-            .bind(now)
-            .bind(&r.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
-    for chunk in written.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
-            "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
-             source, imported_at) ",
-        );
-        qb.push_values(chunk, |mut b, (r, v)| {
-            b.push_bind(&r.id)
-                .push_bind(*v)
-                .push_bind(&r.content)
-                .push_unseparated("::jsonb")
-                .push_bind(&r.logic_hash)
-                .push_bind(&r.content_hash)
-                .push_bind(&r.source)
-                .push_bind(now);
-        });
-        qb.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+    templates_sql::insert_new(conn, &new, now).await?;
+    templates_sql::update_changed(conn, rows, outcomes, now).await?;
+    templates_sql::insert_versions(conn, &written, now).await
 }
 
-#[async_trait]
-impl RegistryStore for PostgresRepository {
-    async fn current_versions(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, (i64, String)>, DbError> {
-        let mut conn = self.pool.acquire().await?;
-        current_in(&mut conn, ids).await
-    }
-
-    async fn import(&self, mut batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
+impl PostgresRepository {
+    /// Writes an import in one transaction; an advisory lock serialises importers.
+    async fn import_all(&self, mut batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(IMPORT_LOCK)
@@ -193,14 +93,15 @@ impl RegistryStore for PostgresRepository {
             let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
             let current = current_in(&mut tx, &ids).await?;
             let outcomes = classify(&rows, &current);
-            write_rows(&mut tx, &rows, &outcomes, now).await?;
+            write_rows(&mut tx, &rows, &outcomes, &now).await?;
             all_items.extend(items(&rows, &outcomes));
         }
         tx.commit().await?;
         Ok(all_items)
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
+    /// One page of listing rows.
+    async fn search_rows(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
         let words = query.text.as_deref().map(query_words).unwrap_or_default();
         let mut qb: QueryBuilder<Postgres> =
             QueryBuilder::new(format!("SELECT {SUMMARY_COLUMNS} FROM templates t "));
@@ -244,7 +145,8 @@ impl RegistryStore for PostgresRepository {
         )
     }
 
-    async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError> {
+    /// The facet counts' query up to its grouping: every template the text and risk match.
+    fn facet_query(query: &SearchQuery) -> QueryBuilder<'static, Postgres> {
         let words = query.text.as_deref().map(query_words).unwrap_or_default();
         let mut qb: QueryBuilder<Postgres> = QueryBuilder::new(
             "SELECT t.sector, t.category, COUNT(*) AS count FROM templates t \
@@ -259,172 +161,7 @@ impl RegistryStore for PostgresRepository {
             qb.push(" AND COALESCE(s.risk_level, t.baseline_risk) = ")
                 .push_bind(risk.as_str());
         }
-        qb.push(" GROUP BY t.sector, t.category");
-        Ok(qb
-            .build_query_as::<FacetRow>()
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM templates t \
-             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = $1"
-        );
-        sqlx::query_as::<_, SummaryRow>(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(SummaryRow::into_summary)
-            .transpose()
-    }
-
-    async fn version_content(
-        &self,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<serde_json::Value>, DbError> {
-        Ok(sqlx::query_scalar(
-            "SELECT content FROM template_versions WHERE template_id = $1 AND version = $2",
-        )
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?)
-    }
-
-    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
-        let rows = sqlx::query(
-            "SELECT version, logic_hash, source, imported_at FROM template_versions \
-             WHERE template_id = $1 ORDER BY version",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                let at: DateTime<Utc> = r.try_get("imported_at")?;
-                Ok(VersionInfo {
-                    version: r.try_get("version")?,
-                    logic_hash: r.try_get("logic_hash")?,
-                    source: r.try_get("source")?,
-                    imported_at: at.to_rfc3339_opts(SecondsFormat::AutoSi, true),
-                })
-            })
-            .collect()
-    }
-
-    async fn count_templates(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
-        sqlx::query(
-            "INSERT INTO meta (key, value) VALUES ($1, $2) \
-             ON CONFLICT (key) DO UPDATE SET value = excluded.value",
-        )
-        .bind(key)
-        .bind(value)
-        .execute(&self.pool)
-        .await?;
-        Ok(())
-    }
-}
-
-#[async_trait]
-impl MissionStore for PostgresRepository {
-    async fn insert_mission(
-        &self,
-        new: &NewMission,
-    ) -> Result<(ActiveMission, String, bool), DbError> {
-        let m = &new.mission;
-        let id = uuid::Uuid::parse_str(&m.id)
-            .map_err(|e| DbError::Corrupt(format!("mission id {}: {e}", m.id)))?;
-        let created_at = DateTime::parse_from_rfc3339(&m.created_at)
-            .map_err(|e| DbError::Corrupt(format!("mission time {}: {e}", m.created_at)))?
-            .with_timezone(&Utc);
-        // The mission and the grants of its connections are one write.
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO active_missions (id, request_id, request_hash, template_id, \
-             template_name, template_version, logic_hash, sector, budget_cents, ttl_seconds, \
-             max_steps, approval_mode, threshold_cents, connections, status, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
-             ON CONFLICT (request_id) DO NOTHING",
-        )
-        .bind(id)
-        .bind(new.request_id)
-        .bind(&new.request_hash)
-        .bind(&m.template_id)
-        .bind(&m.template_name)
-        .bind(m.template_version)
-        .bind(&m.logic_hash)
-        .bind(&m.sector)
-        .bind(m.perimeter.budget_cents)
-        .bind(m.perimeter.ttl_seconds)
-        .bind(m.perimeter.max_steps)
-        .bind(m.perimeter.approval_mode.as_str())
-        .bind(m.perimeter.threshold_cents)
-        .bind(sqlx::types::Json(&m.connections))
-        .bind(m.status.as_str())
-        .bind(created_at)
-        .execute(&mut *tx)
-        .await?
-        .rows_affected()
-            == 1;
-        if inserted {
-            for sector in &m.connections {
-                sqlx::query(
-                    "INSERT INTO mission_connections (mission_id, sector, granted_by, granted_at) \
-                     VALUES ($1, $2, $3, $4)",
-                )
-                .bind(id)
-                .bind(sector)
-                .bind(&new.granted_by)
-                .bind(&m.created_at)
-                .execute(&mut *tx)
-                .await?;
-            }
-        }
-        tx.commit().await?;
-        let row = sqlx::query("SELECT * FROM active_missions WHERE request_id = $1")
-            .bind(new.request_id)
-            .fetch_one(&self.pool)
-            .await?;
-        Ok((mission(&row)?, row.try_get("request_hash")?, inserted))
-    }
-
-    async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError> {
-        sqlx::query("SELECT * FROM active_missions ORDER BY created_at DESC, id DESC LIMIT $1")
-            .bind(i64::from(limit))
-            .fetch_all(&self.pool)
-            .await?
-            .iter()
-            .map(mission)
-            .collect()
-    }
-
-    async fn mission(&self, id: &str) -> Result<Option<ActiveMission>, DbError> {
-        // Mission ids are UUIDs here; anything else names no mission.
-        let Ok(key) = gateway_id(id) else {
-            return Ok(None);
-        };
-        sqlx::query("SELECT * FROM active_missions WHERE id = $1")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?
-            .as_ref()
-            .map(mission)
-            .transpose()
+        qb
     }
 }
 
@@ -439,9 +176,31 @@ impl Repository for PostgresRepository {
     }
 }
 
-/// Mission and approval ids are UUIDs in Postgres; anything else names no row.
+/// Mission, approval and request ids are UUIDs in Postgres; anything else names no row.
 fn gateway_id(value: &str) -> Result<uuid::Uuid, DbError> {
     uuid::Uuid::parse_str(value).map_err(|_| DbError::Corrupt(format!("{value} is not a UUID")))
+}
+
+crate::db::backend!(db = sqlx::Postgres, id = uuid::Uuid, to_id = gateway_id);
+
+/// Times are `timestamptz` columns.
+type Stamp = DateTime<Utc>;
+
+/// The column type of stored template content.
+const JSON_CAST: &str = "::jsonb";
+
+/// Reads stored template content as text.
+const JSON_TEXT: &str = "::text";
+
+fn stamp(text: &str) -> Result<Stamp, DbError> {
+    Ok(DateTime::parse_from_rfc3339(text)
+        .map_err(|e| DbError::Corrupt(format!("time {text}: {e}")))?
+        .with_timezone(&Utc))
+}
+
+fn stamp_text(row: &DbRow, column: &str) -> Result<String, DbError> {
+    let at: Stamp = row.try_get(column)?;
+    Ok(at.to_rfc3339_opts(SecondsFormat::Micros, true))
 }
 
 impl PostgresRepository {
@@ -451,24 +210,7 @@ impl PostgresRepository {
     }
 }
 
-crate::db::ledger::ledger_sql!(
+crate::db::stores!(
     PostgresRepository,
-    sqlx::Postgres,
-    id = uuid::Uuid,
-    to_id = gateway_id,
     lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1 FOR UPDATE"
-);
-
-crate::db::gateway::gateway_store!(
-    PostgresRepository,
-    sqlx::Postgres,
-    id = uuid::Uuid,
-    to_id = gateway_id
-);
-
-crate::db::squad::squad_store!(
-    PostgresRepository,
-    sqlx::Postgres,
-    id = uuid::Uuid,
-    to_id = gateway_id
 );

@@ -3,7 +3,7 @@
 
 /// Expands to the [`crate::squad::store::SquadStore`] implementation for one backend.
 macro_rules! squad_store {
-    ($repo:ty, $db:ty, id = $id:ty, to_id = $to_id:path) => {
+    ($repo:ty) => {
         mod squad_sql {
             use sqlx::Row as _;
 
@@ -12,17 +12,7 @@ macro_rules! squad_store {
             use crate::db::DbError;
             use crate::perimeter::MissionStatus;
             use crate::squad::Envelope;
-
-            type Tx<'a> = sqlx::Transaction<'a, $db>;
-            type DbRow = <$db as sqlx::Database>::Row;
-
-            fn id(value: &str) -> Result<$id, DbError> {
-                $to_id(value)
-            }
-
-            fn get_id(row: &DbRow, column: &str) -> Result<String, DbError> {
-                Ok(row.try_get::<$id, _>(column)?.to_string())
-            }
+            use crate::units::Cents;
 
             fn json_text(value: &serde_json::Value) -> Result<String, DbError> {
                 serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
@@ -48,6 +38,14 @@ macro_rules! squad_store {
                     assigned_at: row.try_get("assigned_at")?,
                     finished_at: row.try_get("finished_at")?,
                 })
+            }
+
+            /// Runs a query over `EVENT_COLUMNS` and maps its rows.
+            async fn stored_events<'q>(
+                pool: &sqlx::Pool<Db>,
+                query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+            ) -> Result<Vec<StoredEvent>, DbError> {
+                query.fetch_all(pool).await?.iter().map(event).collect()
             }
 
             fn event(row: &DbRow) -> Result<StoredEvent, DbError> {
@@ -124,7 +122,7 @@ macro_rules! squad_store {
                 else {
                     return Ok(false);
                 };
-                let value: i64 = sqlx::query_scalar(
+                let value: Cents = sqlx::query_scalar(
                     "SELECT CAST(COALESCE(SUM(value_cents), 0) AS BIGINT) FROM mission_jobs \
                      WHERE mission_id = $1 AND status = 'Done'",
                 )
@@ -176,20 +174,35 @@ macro_rules! squad_store {
                 Ok(true)
             }
 
+            /// A job update binding the job, one text, the report, its cost and its value
+            /// (`$1` to `$5`).
+            fn job_update<'q>(
+                sql: &'q str,
+                job_id: &'q str,
+                text: &'q str,
+                report: Option<String>,
+                cost_cents: Cents,
+                value_cents: Cents,
+            ) -> sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>> {
+                sqlx::query(sql)
+                    .bind(job_id)
+                    .bind(text)
+                    .bind(report)
+                    .bind(cost_cents)
+                    .bind(value_cents)
+            }
+
+            /// Applies one op; `false` when its guard does not hold.
             async fn apply(tx: &mut Tx<'_>, op: &SquadOp) -> Result<bool, DbError> {
-                match op {
-                    SquadOp::Inbox { consumer, event_id } => Ok(sqlx::query(
+                let query = match op {
+                    SquadOp::Inbox { consumer, event_id } => sqlx::query(
                         "INSERT INTO squad_inbox (consumer, event_id, applied_at) \
                          VALUES ($1, $2, $3) ON CONFLICT (consumer, event_id) DO NOTHING",
                     )
                     .bind(consumer)
                     .bind(event_id)
-                    .bind(crate::gateway::timestamp(chrono::Utc::now()))
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-                        == 1),
-                    SquadOp::InsertJob(j) => Ok(sqlx::query(
+                    .bind(crate::gateway::timestamp(chrono::Utc::now())),
+                    SquadOp::InsertJob(j) => sqlx::query(
                         "INSERT INTO mission_jobs (job_id, mission_id, step, dept, action, \
                          tool_id, status, assigned_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                          ON CONFLICT (mission_id, step) DO NOTHING",
@@ -201,31 +214,23 @@ macro_rules! squad_store {
                     .bind(&j.action)
                     .bind(&j.tool_id)
                     .bind(j.status.as_str())
-                    .bind(&j.assigned_at)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-                        == 1),
+                    .bind(&j.assigned_at),
                     SquadOp::ReportJob {
                         job_id,
                         event_id,
                         report,
                         cost_cents,
                         value_cents,
-                    } => Ok(sqlx::query(
+                    } => job_update(
                         "UPDATE mission_jobs SET status = 'Reported', report_event_id = $2, \
                          report = $3, cost_cents = $4, value_cents = $5 \
                          WHERE job_id = $1 AND status = 'Assigned'",
-                    )
-                    .bind(job_id)
-                    .bind(event_id)
-                    .bind(json_text(report)?)
-                    .bind(cost_cents)
-                    .bind(value_cents)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-                        == 1),
+                        job_id,
+                        event_id,
+                        Some(json_text(report)?),
+                        *cost_cents,
+                        *value_cents,
+                    ),
                     SquadOp::FinishJob {
                         job_id,
                         status,
@@ -233,29 +238,25 @@ macro_rules! squad_store {
                         cost_cents,
                         value_cents,
                         at,
-                    } => Ok(sqlx::query(
+                    } => job_update(
                         "UPDATE mission_jobs SET status = $2, report = COALESCE(report, $3), \
                          cost_cents = $4, value_cents = $5, finished_at = $6 \
                          WHERE job_id = $1 AND status IN ('Assigned', 'Reported')",
+                        job_id,
+                        status.as_str(),
+                        report.as_ref().map(json_text).transpose()?,
+                        *cost_cents,
+                        *value_cents,
                     )
-                    .bind(job_id)
-                    .bind(status.as_str())
-                    .bind(report.as_ref().map(json_text).transpose()?)
-                    .bind(cost_cents)
-                    .bind(value_cents)
-                    .bind(at)
-                    .execute(&mut **tx)
-                    .await?
-                    .rows_affected()
-                        == 1),
+                    .bind(at),
                     SquadOp::EndMission {
                         mission_id,
                         status,
                         reason,
                         at,
-                    } => end_mission(tx, mission_id, *status, reason.as_deref(), at).await,
+                    } => return end_mission(tx, mission_id, *status, reason.as_deref(), at).await,
                     SquadOp::Publish { topic, envelope } => {
-                        insert_event(tx, topic, envelope, None).await
+                        return insert_event(tx, topic, envelope, None).await
                     }
                     SquadOp::Record {
                         topic,
@@ -264,9 +265,10 @@ macro_rules! squad_store {
                     } => {
                         // Seen before is fine: the history keeps the first copy.
                         insert_event(tx, topic, envelope, Some(at)).await?;
-                        Ok(true)
+                        return Ok(true);
                     }
-                }
+                };
+                Ok(query.execute(&mut **tx).await?.rows_affected() == 1)
             }
 
             #[async_trait::async_trait]
@@ -335,7 +337,7 @@ macro_rules! squad_store {
                     owner: &str,
                     limit: u32,
                 ) -> Result<Vec<StoredEvent>, DbError> {
-                    sqlx::query(&format!(
+                    let sql = format!(
                         "SELECT {} FROM mission_events e JOIN active_missions m \
                          ON m.id = e.mission_id WHERE e.published_at IS NULL \
                          AND (m.squad_owner = $1 OR m.squad_owner IS NULL) \
@@ -345,19 +347,16 @@ macro_rules! squad_store {
                             .map(|c| format!("e.{c}"))
                             .collect::<Vec<_>>()
                             .join(", ")
-                    ))
-                    .bind(owner)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(event)
-                    .collect()
+                    );
+                    let query = sqlx::query(&sql)
+                        .bind(owner)
+                    .bind(i64::from(limit));
+                    stored_events(&self.pool, query).await
                 }
 
                 async fn mark_published(&self, seqs: &[i64], at: &str) -> Result<(), DbError> {
                     for chunk in seqs.chunks(crate::db::CHUNK) {
-                        let mut update = sqlx::QueryBuilder::<$db>::new(
+                        let mut update = sqlx::QueryBuilder::<Db>::new(
                             "UPDATE mission_events SET published_at = ",
                         );
                         update.push_bind(at.to_owned());
@@ -381,18 +380,15 @@ macro_rules! squad_store {
                     let Ok(key) = id(mission_id) else {
                         return Ok(Vec::new());
                     };
-                    sqlx::query(&format!(
+                    let sql = format!(
                         "SELECT {EVENT_COLUMNS} FROM mission_events WHERE mission_id = $1 \
                          AND seq > $2 ORDER BY seq LIMIT $3"
-                    ))
-                    .bind(key)
+                    );
+                    let query = sqlx::query(&sql)
+                        .bind(key)
                     .bind(after_seq)
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(event)
-                    .collect()
+                    .bind(i64::from(limit));
+                    stored_events(&self.pool, query).await
                 }
 
                 async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError> {

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 
-use super::dispatch::{Actor, AuditedError, Done, Request};
+use super::dispatch::{Actor, CallerError, Done, Request};
 use super::ledger::{self, Decide, LedgerOp, LedgerResult};
 use super::store::GatewayStore;
 use super::{
@@ -55,14 +55,9 @@ impl Gateway {
         request: &DecideApproval,
     ) -> Result<ApprovalItem, E>
     where
-        E: AuditedError + std::fmt::Display + From<GatewayError>,
+        E: CallerError,
     {
-        let audited = Request {
-            actor,
-            operation: Operation::ApprovalDecide,
-            mission_id: None,
-            dept: None,
-        };
+        let audited = Request::new(actor, Operation::ApprovalDecide);
         let by = actor.name();
         let decision = async { self.apply_decision(request, &by).await.map_err(E::from) };
         self.audited(audited, decision, |(_, seq): &(ApprovalItem, i64)| {
@@ -88,9 +83,7 @@ impl Gateway {
                 budget_cents: request.budget_cents,
                 max_budget_cents: self.inner.catalog.policy().hard_caps.budget_cents,
                 now: timestamp(now),
-                approved_until: timestamp(
-                    now + chrono::Duration::seconds(self.inner.config.approval_ttl_seconds),
-                ),
+                approved_until: timestamp(now + self.inner.config.approval_ttl_seconds.to_chrono()),
             }))
             .await?;
         match result {

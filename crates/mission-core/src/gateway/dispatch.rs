@@ -7,6 +7,7 @@ use std::future::Future;
 
 use super::{timestamp, Gateway, GatewayError};
 use crate::audit::{AuditDecision, AuditDraft, Operation};
+use crate::codes::ErrorCode;
 
 /// Who asks for an operation, as the audit log names them.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -45,7 +46,7 @@ impl Actor {
 /// What the dispatcher needs to know about an operation's error to record it.
 pub trait AuditedError {
     /// The stable code, as in the record's reason.
-    fn code(&self) -> &str;
+    fn code(&self) -> ErrorCode;
     /// True when the caller was refused; false when the core failed.
     fn is_refusal(&self) -> bool;
     /// The record the operation wrote itself before failing, if it did.
@@ -55,7 +56,7 @@ pub trait AuditedError {
 }
 
 impl AuditedError for GatewayError {
-    fn code(&self) -> &str {
+    fn code(&self) -> ErrorCode {
         GatewayError::code(self)
     }
 
@@ -124,6 +125,36 @@ pub struct Request<'a> {
     pub dept: Option<i64>,
 }
 
+impl<'a> Request<'a> {
+    /// An operation concerning no mission known before it runs.
+    pub fn new(actor: &'a Actor, operation: Operation) -> Self {
+        Self {
+            actor,
+            operation,
+            mission_id: None,
+            dept: None,
+        }
+    }
+
+    /// The same request concerning a mission (when one is named).
+    pub fn on(mut self, mission_id: Option<&'a str>) -> Self {
+        self.mission_id = mission_id;
+        self
+    }
+
+    /// The same request concerning one of the mission's departments.
+    pub fn by_dept(mut self, dept: i64) -> Self {
+        self.dept = Some(dept);
+        self
+    }
+}
+
+/// The error type a caller of an audited gateway operation gets back: it keeps the seq of the
+/// record the failure wrote.
+pub trait CallerError: AuditedError + std::fmt::Display + From<GatewayError> {}
+
+impl<E: AuditedError + std::fmt::Display + From<GatewayError>> CallerError for E {}
+
 impl Gateway {
     /// Appends one record to the signed log; returns its seq.
     pub async fn record(&self, draft: AuditDraft) -> Result<i64, GatewayError> {
@@ -178,7 +209,7 @@ impl Gateway {
                 } else {
                     AuditDecision::Failed
                 };
-                let reason = format!("{}: {error}", error.code());
+                let reason = format!("{}: {error}", error.code().as_str());
                 match self.audit(draft.decided(decision, reason)).await {
                     Ok(seq) => error.set_audit_seq(seq),
                     Err(e) => {

@@ -8,7 +8,7 @@ use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::authz::Authority;
-use super::dispatch::{Actor, AuditedError, Done, Request};
+use super::dispatch::{Actor, CallerError, Done, Request};
 use super::ledger::{Gate, LedgerOp, LedgerResult, Reserve, ReserveResult};
 use super::store::MissionRow;
 use super::tools::{self, Execution};
@@ -22,6 +22,7 @@ use crate::catalog::Tool;
 use crate::perimeter::MissionStatus;
 use crate::registry::{ApprovalMode, RiskLevel};
 use crate::store::DbError;
+use crate::units::Cents;
 
 /// Largest accepted arguments, as canonical JSON.
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
@@ -40,13 +41,13 @@ impl Gateway {
     }
 
     /// Why the mission's approval mode holds this call for a human, if it does.
-    pub(super) fn gate_reason(mission: &MissionRow, tool: &Tool, cost: i64) -> Option<String> {
+    pub(super) fn gate_reason(mission: &MissionRow, tool: &Tool, cost: Cents) -> Option<String> {
         match mission.approval_mode {
             ApprovalMode::Strict if tool.side_effects => {
                 Some(format!("Strict mode: {} has side effects", tool.name))
             }
             ApprovalMode::Threshold => {
-                let threshold = mission.threshold_cents.unwrap_or(0);
+                let threshold = mission.threshold_cents.unwrap_or(Cents::ZERO);
                 if cost >= threshold {
                     Some(format!(
                         "Threshold mode: the call costs {cost} cents, at or above the \
@@ -72,17 +73,12 @@ impl Gateway {
     /// failure travels with it.
     pub async fn invoke_as<E>(&self, call: ToolCall) -> Result<CallOutcome, E>
     where
-        E: AuditedError + std::fmt::Display + From<GatewayError>,
+        E: CallerError,
     {
         let token_hash = hash_token(&call.token);
         let actor = Actor::Agent(token_hash[..12].to_owned());
         let claimed = call.mission_id.clone();
-        let request = Request {
-            actor: &actor,
-            operation: Operation::ToolInvoke,
-            mission_id: claimed.as_deref(),
-            dept: None,
-        };
+        let request = Request::new(&actor, Operation::ToolInvoke).on(claimed.as_deref());
         let checked = async { self.checked_call(call, token_hash).await.map_err(E::from) };
         self.audited(request, checked, |outcome: &CallOutcome| {
             Done::recorded(match outcome {
@@ -215,7 +211,7 @@ impl Gateway {
             Ok(cents) => cents,
             Err(e) => return self.refuse(draft, RefusalCode::InvalidArguments, e.0).await,
         };
-        draft.cost_cents = 0;
+        draft.cost_cents = Cents::ZERO;
 
         // 4–6. Count the step, reserve the cost, and apply the approval mode, atomically.
         let gate = Self::gate_reason(&mission, tool, estimate).map(|reason| Gate {
@@ -226,9 +222,7 @@ impl Gateway {
             args_hash: args_hash.clone(),
             args,
             reason,
-            expires_at: timestamp(
-                now + chrono::Duration::seconds(inner.config.approval_ttl_seconds),
-            ),
+            expires_at: timestamp(now + inner.config.approval_ttl_seconds.to_chrono()),
         });
         let reserved = inner
             .ledger
@@ -322,7 +316,7 @@ impl Gateway {
                 (cost, audit, Ok((output, simulated)))
             }
             Execution::Failed { message } => (
-                0,
+                Cents::ZERO,
                 draft.decided(
                     AuditDecision::Failed,
                     format!("step {step}: authorized by {authorized_by}{approved}; {message}"),

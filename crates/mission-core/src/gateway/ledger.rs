@@ -4,6 +4,7 @@
 //! waiting and commits them together, so concurrent calls share one commit; the chain head's
 //! row lock keeps the log in one order even with several app instances on one Postgres.
 
+use crate::units::Cents;
 use std::sync::Arc;
 
 use tokio::sync::{mpsc, oneshot};
@@ -40,7 +41,7 @@ pub struct Reserve {
     /// Mission.
     pub mission_id: String,
     /// Estimated cost to hold.
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// Now, for approval expiry.
     pub now: String,
     /// Set when the approval mode holds this call for a human.
@@ -61,9 +62,9 @@ pub struct Decide {
     /// Approve (run the call / raise the budget) or deny (refuse it / stop the mission).
     pub approve: bool,
     /// New budget for a budget-cap request.
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
     /// Largest budget the global policy allows.
-    pub max_budget_cents: i64,
+    pub max_budget_cents: Cents,
     /// Now.
     pub now: String,
     /// How long an approved call stays usable.
@@ -82,9 +83,9 @@ pub enum LedgerOp {
         /// Mission.
         mission_id: String,
         /// What was reserved.
-        reserved_cents: i64,
+        reserved_cents: Cents,
         /// What the call cost (at most what was reserved).
-        actual_cents: i64,
+        actual_cents: Cents,
         /// The record.
         audit: AuditDraft,
     },
@@ -146,15 +147,15 @@ pub enum DecideError {
     /// The new budget is not above the current one or beyond the global policy.
     #[error(
         "the new budget must be above the current ${current} and at most ${max} (the global \
-         policy's cap); {value} cents was refused", current = .current / 100, max = .max / 100
+         policy's cap); {value} cents was refused", current = .current.get() / 100, max = .max.get() / 100
     )]
     BudgetOutOfRange {
         /// Cents asked for.
-        value: i64,
+        value: Cents,
         /// Current budget.
-        current: i64,
+        current: Cents,
         /// Largest allowed.
-        max: i64,
+        max: Cents,
     },
     /// A budget decision without a budget, or a budget on a tool call.
     #[error("{0}")]
@@ -185,7 +186,7 @@ pub struct ApprovalRow {
     /// Canonical arguments.
     pub args: Option<String>,
     /// Estimated cost.
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// Why it waits.
     pub reason: String,
     /// Stored status (a request past its expiry may still read Pending or Approved).
@@ -199,9 +200,9 @@ pub struct ApprovalRow {
     /// Decision time.
     pub decided_at: Option<String>,
     /// For budget caps: the budget asked for or granted; else none.
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
     /// The mission's budget now.
-    pub mission_budget_cents: i64,
+    pub mission_budget_cents: Cents,
 }
 
 /// The result of one op.

@@ -31,7 +31,7 @@ pub use approvals::approvals;
 pub use authz::{Authority, AuthzDecision, PolicyError, SectorAuthorizer, BUNDLED_ADMIN_POLICIES};
 pub use clock::{local_time, timestamp, Clock, SystemClock};
 pub use dispatch::operator_name;
-pub use dispatch::{Actor, AuditedError, Done, Request};
+pub use dispatch::{Actor, AuditedError, CallerError, Done, Request};
 pub use invoke::MAX_ARGS_BYTES;
 pub use ledger::DecideError;
 pub use tokens::hash_token;
@@ -190,14 +190,9 @@ impl Gateway {
         mission_id: &str,
     ) -> Result<MissionUsage, E>
     where
-        E: AuditedError + std::fmt::Display + From<GatewayError>,
+        E: CallerError,
     {
-        let request = Request {
-            actor,
-            operation: Operation::MissionStart,
-            mission_id: Some(mission_id),
-            dept: None,
-        };
+        let request = Request::new(actor, Operation::MissionStart).on(Some(mission_id));
         let start = async { self.start_clock(mission_id).await.map_err(E::from) };
         self.audited(request, start, |usage: &MissionUsage| {
             Done::said(format!(
@@ -218,14 +213,14 @@ impl Gateway {
             .ok_or_else(|| GatewayError::MissionNotFound(mission_id.to_owned()))?;
         let row = self.mission(mission_id).await?;
         let now = self.inner.clock.now();
-        let expires = now + chrono::Duration::seconds(usage.ttl_seconds);
+        let expires = now + usage.ttl_seconds.to_chrono();
         if !repo
             .start_mission(&row.id, &timestamp(now), &timestamp(expires))
             .await?
         {
             return Err(GatewayError::MissionState {
                 id: mission_id.to_owned(),
-                status: usage.status.as_str().to_owned(),
+                status: usage.status,
                 what: "only a Ready mission can be started".to_owned(),
             });
         }

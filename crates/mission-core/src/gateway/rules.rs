@@ -5,6 +5,7 @@
 use super::ledger::{ApprovalRow, Decide, DecideError};
 use super::{ApprovalKind, ApprovalStatus, RefusalCode};
 use crate::perimeter::MissionStatus;
+use crate::units::Cents;
 
 /// A mission's counters, as read when a reservation did not fit.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -16,11 +17,11 @@ pub struct Counters {
     /// Step cap.
     pub max_steps: i64,
     /// Cents spent.
-    pub spent_cents: i64,
+    pub spent_cents: Cents,
     /// Cents held by calls in flight.
-    pub reserved_cents: i64,
+    pub reserved_cents: Cents,
     /// Budget cap.
-    pub budget_cents: i64,
+    pub budget_cents: Cents,
 }
 
 /// Why a call could not reserve its step and cost.
@@ -37,7 +38,7 @@ pub struct ReservationRefused {
 
 /// Why a call costing `cost_cents` does not fit the mission now. Called only when the atomic
 /// reservation did not apply, so one of these holds.
-pub fn refuse_reservation(c: &Counters, cost_cents: i64) -> ReservationRefused {
+pub fn refuse_reservation(c: &Counters, cost_cents: Cents) -> ReservationRefused {
     let left = c.budget_cents - c.spent_cents;
     let refused = |code, message| ReservationRefused {
         code,
@@ -85,7 +86,7 @@ pub enum MissionChange {
     /// Nothing (a decision on a tool call).
     None,
     /// Raise the budget to this many cents and run again.
-    RaiseBudget(i64),
+    RaiseBudget(Cents),
     /// Stop the mission.
     Stop,
 }
@@ -98,7 +99,7 @@ pub struct Transition {
     /// What happened, in words (the audit record's reason).
     pub reason: String,
     /// The request's budget afterwards.
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
     /// Until when an approved call may run (for a tool call), or the request's old expiry.
     pub expires_at: Option<String>,
     /// What happens to the mission.
@@ -189,24 +190,28 @@ mod tests {
             status,
             steps_used: steps.0,
             max_steps: steps.1,
-            spent_cents: spent,
-            reserved_cents: reserved,
-            budget_cents: 100,
+            spent_cents: Cents(spent),
+            reserved_cents: Cents(reserved),
+            budget_cents: Cents(100),
         }
     }
 
     #[test]
     fn a_reservation_is_refused_for_the_first_rule_it_breaks() {
-        let paused = refuse_reservation(&counters(MissionStatus::Paused, (10, 10), 100, 0), 5);
+        let paused =
+            refuse_reservation(&counters(MissionStatus::Paused, (10, 10), 100, 0), Cents(5));
         assert_eq!(paused.code, RefusalCode::MissionNotActive);
-        let steps = refuse_reservation(&counters(MissionStatus::Running, (10, 10), 100, 0), 5);
+        let steps = refuse_reservation(
+            &counters(MissionStatus::Running, (10, 10), 100, 0),
+            Cents(5),
+        );
         assert_eq!(steps.code, RefusalCode::StepsExhausted);
         assert_eq!(steps.pause, None);
-        let cap = refuse_reservation(&counters(MissionStatus::Running, (3, 10), 96, 0), 5);
+        let cap = refuse_reservation(&counters(MissionStatus::Running, (3, 10), 96, 0), Cents(5));
         assert_eq!(cap.code, RefusalCode::BudgetExhausted);
         assert!(cap.pause.is_some(), "reaching the cap pauses the mission");
         assert!(cap.message.contains("4 of its 100"), "{}", cap.message);
-        let held = refuse_reservation(&counters(MissionStatus::Running, (3, 10), 90, 8), 5);
+        let held = refuse_reservation(&counters(MissionStatus::Running, (3, 10), 90, 8), Cents(5));
         assert_eq!(held.code, RefusalCode::BudgetReserved);
         assert_eq!(held.pause, None, "calls in flight never pause the mission");
     }
@@ -223,7 +228,7 @@ mod tests {
             tool_id: (kind == ApprovalKind::ToolCall).then(|| "finance.ledger_query".into()),
             args_hash: None,
             args: None,
-            cost_cents: 5,
+            cost_cents: Cents(5),
             reason: "waits".into(),
             status,
             requested_at: "2026-12-01T00:00:00.000000Z".into(),
@@ -231,7 +236,7 @@ mod tests {
             decided_by: None,
             decided_at: None,
             budget_cents: None,
-            mission_budget_cents: 100,
+            mission_budget_cents: Cents(100),
         }
     }
 
@@ -240,8 +245,8 @@ mod tests {
             approval_id: "a1".into(),
             by: "bob".into(),
             approve,
-            budget_cents: budget,
-            max_budget_cents: 1000,
+            budget_cents: budget.map(Cents),
+            max_budget_cents: Cents(1000),
             now: "2026-12-01T01:00:00.000000Z".into(),
             approved_until: "2026-12-01T02:00:00.000000Z".into(),
         }
@@ -300,8 +305,8 @@ mod tests {
             Err(DecideError::Invalid(_))
         ));
         let raised = decide(&cap, &decision(true, Some(1000))).expect("raise");
-        assert_eq!(raised.mission, MissionChange::RaiseBudget(1000));
-        assert_eq!(raised.budget_cents, Some(1000));
+        assert_eq!(raised.mission, MissionChange::RaiseBudget(Cents(1000)));
+        assert_eq!(raised.budget_cents, Some(Cents(1000)));
         let stopped = decide(&cap, &decision(false, None)).expect("stop");
         assert_eq!(
             (stopped.status, stopped.mission),

@@ -2,6 +2,7 @@
 //! that commits each change together with its signed audit record. `db` implements it for
 //! SQLite and Postgres.
 
+use crate::units::{Cents, Seconds};
 use async_trait::async_trait;
 use serde::Serialize;
 
@@ -25,6 +26,21 @@ pub struct TokenRow {
     pub status: MissionStatus,
     /// When the mission's time to live ends.
     pub expires_at: Option<String>,
+}
+
+/// A token to store: only its hash, never the token itself.
+#[derive(Debug, Clone, Copy)]
+pub struct NewToken<'a> {
+    /// SHA-256 of the token.
+    pub hash: &'a str,
+    /// Mission the token is bound to.
+    pub mission_id: &'a str,
+    /// Department the token is bound to.
+    pub dept: i64,
+    /// Who asked for it.
+    pub issued_by: &'a str,
+    /// When.
+    pub issued_at: &'a str,
 }
 
 /// A granted sector connection: which sector, who ticked it, when.
@@ -65,7 +81,7 @@ pub struct MissionRow {
     /// Approval mode.
     pub approval_mode: ApprovalMode,
     /// Threshold (Threshold mode).
-    pub threshold_cents: Option<i64>,
+    pub threshold_cents: Option<Cents>,
     /// Status.
     pub status: MissionStatus,
     /// End of its time to live, once started.
@@ -86,13 +102,13 @@ pub struct MissionUsage {
     /// Step cap.
     pub max_steps: i64,
     /// Cents held by calls in flight.
-    pub reserved_cents: i64,
+    pub reserved_cents: Cents,
     /// Cents spent.
-    pub spent_cents: i64,
+    pub spent_cents: Cents,
     /// Budget cap.
-    pub budget_cents: i64,
+    pub budget_cents: Cents,
     /// Time to live in seconds.
-    pub ttl_seconds: i64,
+    pub ttl_seconds: Seconds,
     /// When it started.
     pub started_at: Option<String>,
     /// When its time to live ends.
@@ -112,14 +128,7 @@ pub trait GatewayStore: Send + Sync + std::fmt::Debug {
     /// The token with this hash.
     async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError>;
     /// Stores a token's hash.
-    async fn insert_token(
-        &self,
-        token_hash: &str,
-        mission_id: &str,
-        dept: i64,
-        issued_by: &str,
-        issued_at: &str,
-    ) -> Result<(), DbError>;
+    async fn insert_token(&self, token: &NewToken<'_>) -> Result<(), DbError>;
     /// A mission with its grants.
     async fn mission_row(&self, id: &str) -> Result<Option<MissionRow>, DbError>;
     /// Moves a Ready mission to Running with its clock started; false if it was not Ready.

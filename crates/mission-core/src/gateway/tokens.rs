@@ -5,13 +5,11 @@ use std::time::Duration;
 
 use sha2::{Digest, Sha256};
 
-use super::dispatch::{Actor, AuditedError, Done, Request};
-use super::store::TokenRow;
+use super::dispatch::{Actor, CallerError, Done, Request};
+use super::store::{NewToken, TokenRow};
 use super::{timestamp, Gateway, GatewayError};
 use crate::audit::Operation;
 use crate::perimeter::MissionStatus;
-use crate::registry::Template;
-use crate::store::DbError;
 
 /// SHA-256 (hex) of a token: the only form in which tokens are stored.
 pub fn hash_token(token: &str) -> String {
@@ -77,14 +75,11 @@ impl Gateway {
         dept: i64,
     ) -> Result<String, E>
     where
-        E: AuditedError + std::fmt::Display + From<GatewayError>,
+        E: CallerError,
     {
-        let request = Request {
-            actor,
-            operation: Operation::TokenIssue,
-            mission_id: Some(mission_id),
-            dept: Some(dept),
-        };
+        let request = Request::new(actor, Operation::TokenIssue)
+            .on(Some(mission_id))
+            .by_dept(dept);
         let issue = async {
             self.new_token(mission_id, dept, actor.name())
                 .await
@@ -115,18 +110,15 @@ impl Gateway {
         ) {
             return Err(GatewayError::MissionState {
                 id: mission_id.to_owned(),
-                status: row.status.as_str().to_owned(),
+                status: row.status,
                 what: "a finished mission gets no new tokens".to_owned(),
             });
         }
-        let content = self
+        let template = self
             .inner
             .repo
-            .version_content(&row.template_id, row.template_version)
-            .await?
-            .ok_or_else(|| DbError::Corrupt(format!("mission {mission_id} lost its template")))?;
-        let template: Template = serde_json::from_value(content)
-            .map_err(|e| DbError::Corrupt(format!("stored template: {e}")))?;
+            .pinned_template(mission_id, &row.template_id, row.template_version)
+            .await?;
         if !template
             .required_depts
             .iter()
@@ -148,13 +140,13 @@ impl Gateway {
         let token = format!("mct_{}", hex::encode(secret));
         self.inner
             .repo
-            .insert_token(
-                &hash_token(&token),
-                &row.id,
+            .insert_token(&NewToken {
+                hash: &hash_token(&token),
+                mission_id: &row.id,
                 dept,
-                &issued_by,
-                &timestamp(self.inner.clock.now()),
-            )
+                issued_by: &issued_by,
+                issued_at: &timestamp(self.inner.clock.now()),
+            })
             .await?;
         Ok(token)
     }

@@ -9,6 +9,7 @@ use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Tool;
+use crate::units::{Cents, Seconds};
 
 /// The gateway's own settings from `config/gateway.json`.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -21,7 +22,7 @@ pub struct GatewayConfig {
     /// How long an `http` tool may take.
     pub http_timeout_ms: u64,
     /// How long a waiting call, and an approved one, stays usable.
-    pub approval_ttl_seconds: i64,
+    pub approval_ttl_seconds: Seconds,
 }
 
 const GATEWAY_JSON: &str = include_str!("../../../../config/gateway.json");
@@ -44,7 +45,7 @@ const MAX_ITEMS: i64 = 1_000_000;
 /// What a call will cost, from the tool's cost model and the arguments: `flat` tools cost their
 /// price; `per_item` tools their price times `items` (a count, or a list whose length counts),
 /// one item when `items` is absent.
-pub fn estimate_cents(tool: &Tool, args: &Value) -> Result<i64, ArgumentError> {
+pub fn estimate_cents(tool: &Tool, args: &Value) -> Result<Cents, ArgumentError> {
     match tool.cost.model.as_str() {
         "flat" => Ok(tool.cost.cents),
         "per_item" => {
@@ -70,7 +71,7 @@ pub fn estimate_cents(tool: &Tool, args: &Value) -> Result<i64, ArgumentError> {
             if items > MAX_ITEMS {
                 return Err(ArgumentError(format!("at most {MAX_ITEMS} items per call")));
             }
-            Ok(tool.cost.cents * items)
+            Ok(Cents(tool.cost.cents.get() * items))
         }
         other => Err(ArgumentError(format!(
             "tool {} has unknown cost model {other}",
@@ -87,7 +88,7 @@ pub enum Execution {
         /// Its result.
         output: Value,
         /// What it cost.
-        cost_cents: i64,
+        cost_cents: Cents,
         /// Whether a simulated executor produced it.
         simulated: bool,
     },
@@ -99,7 +100,7 @@ pub enum Execution {
 }
 
 /// The simulated outcome of a built-in tool: the same seed always gives the same result.
-pub fn simulate(tool: &Tool, estimate_cents: i64, seed: &[u8]) -> Execution {
+pub fn simulate(tool: &Tool, estimate_cents: Cents, seed: &[u8]) -> Execution {
     let digest = Sha256::new()
         .chain_update(seed)
         .chain_update(tool.id.as_bytes())
@@ -108,7 +109,7 @@ pub fn simulate(tool: &Tool, estimate_cents: i64, seed: &[u8]) -> Execution {
         digest[0], digest[1], digest[2], digest[3], digest[4], digest[5], digest[6], digest[7],
     ]);
     // Value produced: up to three times what the call cost, so missions can make or lose money.
-    let ceiling = u64::try_from(estimate_cents.max(1)).unwrap_or(1) * 3 + 1;
+    let ceiling = u64::try_from(estimate_cents.get().max(1)).unwrap_or(1) * 3 + 1;
     let value_cents = i64::try_from(word % ceiling).unwrap_or(0);
     let outcomes = ["completed", "completed", "completed", "partial"];
     let outcome = outcomes[usize::from(digest[8]) % outcomes.len()];
@@ -154,7 +155,7 @@ pub async fn call_http(
     timeout: Duration,
     mission_id: &str,
     args: &Value,
-    estimate_cents: i64,
+    estimate_cents: Cents,
 ) -> Execution {
     let response = client
         .post(endpoint)

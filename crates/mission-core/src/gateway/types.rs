@@ -1,64 +1,20 @@
 //! What goes in and out of the gateway: calls, outcomes, refusals, approvals and its errors.
 
+use crate::units::Cents;
 use std::sync::Arc;
+use strum::{EnumString, IntoStaticStr};
 
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 use super::authz::PolicyError;
 use super::ledger::DecideError;
+use crate::perimeter::MissionStatus;
 use crate::registry::RiskLevel;
 use crate::store::DbError;
 
-/// Why a call was refused; the audit log has the same reason.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
-#[serde(rename_all = "snake_case")]
-#[strum(serialize_all = "snake_case")]
-pub enum RefusalCode {
-    /// No valid token.
-    Unauthenticated,
-    /// The mission is not running (ready, paused, stopped, finished).
-    MissionNotActive,
-    /// The mission's time to live has passed.
-    MissionExpired,
-    /// No tool has the id.
-    UnknownTool,
-    /// The arguments cannot be priced or are too large.
-    InvalidArguments,
-    /// The tool's sector is neither the mission's nor connected to it, or a policy forbids it.
-    SectorDenied,
-    /// An `http` tool's host is not on the allowlist.
-    HostNotAllowed,
-    /// Max steps reached.
-    StepsExhausted,
-    /// The budget cap is reached; the mission is paused for a human.
-    BudgetExhausted,
-    /// Calls in flight hold the rest of the budget.
-    BudgetReserved,
-    /// A human denied this exact call.
-    ApprovalDenied,
-    /// The approval for this exact call expired or was already used.
-    ApprovalExpired,
-    /// The tool ran and failed.
-    ToolFailed,
-}
-
-impl RefusalCode {
-    /// The code's text, as in API errors.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-}
+use crate::codes::ErrorCode;
+pub use crate::codes::RefusalCode;
 
 /// A refused call.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -81,12 +37,12 @@ pub enum GatewayError {
     #[error("no mission has the id {0}")]
     MissionNotFound(String),
     /// The mission is not in a state that allows this.
-    #[error("mission {id} is {status}; {what}")]
+    #[error("mission {id} is {}; {what}", status.as_str())]
     MissionState {
         /// Mission id.
         id: String,
         /// Its status.
-        status: String,
+        status: MissionStatus,
         /// What cannot be done.
         what: String,
     },
@@ -118,20 +74,20 @@ impl From<DbError> for GatewayError {
 }
 
 impl GatewayError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// The error's code from the core's closed list.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Refused(r) => r.code.as_str(),
-            Self::MissionNotFound(_) => "mission_not_found",
-            Self::MissionState { .. } => "mission_not_active",
-            Self::UnknownDepartment { .. } => "unknown_department",
-            Self::Approval(DecideError::NotFound(_)) => "approval_not_found",
-            Self::Approval(DecideError::AlreadyDecided(_)) => "approval_decided",
-            Self::Approval(DecideError::Expired(_)) => "approval_expired",
-            Self::Approval(DecideError::BudgetOutOfRange { .. }) => "budget_out_of_range",
-            Self::Approval(DecideError::Invalid(_)) => "invalid_request",
-            Self::Storage(_) => "storage",
-            Self::Policy(_) => "config",
+            Self::Refused(r) => r.code.into(),
+            Self::MissionNotFound(_) => ErrorCode::MissionNotFound,
+            Self::MissionState { .. } => ErrorCode::MissionNotActive,
+            Self::UnknownDepartment { .. } => ErrorCode::UnknownDepartment,
+            Self::Approval(DecideError::NotFound(_)) => ErrorCode::ApprovalNotFound,
+            Self::Approval(DecideError::AlreadyDecided(_)) => ErrorCode::ApprovalDecided,
+            Self::Approval(DecideError::Expired(_)) => ErrorCode::ApprovalExpired,
+            Self::Approval(DecideError::BudgetOutOfRange { .. }) => ErrorCode::BudgetOutOfRange,
+            Self::Approval(DecideError::Invalid(_)) => ErrorCode::InvalidRequest,
+            Self::Storage(_) => ErrorCode::Storage,
+            Self::Policy(_) => ErrorCode::Config,
         }
     }
 }
@@ -157,7 +113,7 @@ pub struct Executed {
     /// The tool's result.
     pub output: Value,
     /// Cents charged.
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// Whether a simulated executor produced the result.
     pub simulated: bool,
     /// The mission step this call used.
@@ -217,17 +173,7 @@ pub enum GatewayEvent {
 }
 
 /// Kind of an approvals-queue entry.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalKind {
     /// A tool call held by the approval mode.
@@ -237,17 +183,7 @@ pub enum ApprovalKind {
 }
 
 /// Where an approval request stands.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalStatus {
     /// Waiting for a reviewer.
@@ -317,7 +253,7 @@ pub struct ApprovalItem {
     /// The exact arguments (canonical JSON).
     pub args: Option<String>,
     /// Estimated cost of the call (for a budget cap: of the call that hit it).
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// The tool's risk.
     pub risk: Option<RiskLevel>,
     /// Why it waits.
@@ -331,9 +267,9 @@ pub struct ApprovalItem {
     /// Decided at.
     pub decided_at: Option<String>,
     /// For a budget cap: the mission's budget now (or the budget granted).
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
     /// For a budget cap: the largest budget the global policy allows.
-    pub max_budget_cents: Option<i64>,
+    pub max_budget_cents: Option<Cents>,
 }
 
 /// A reviewer's answer.
@@ -356,7 +292,7 @@ pub struct DecideApproval {
     /// The decision.
     pub decision: ApprovalDecision,
     /// New budget in cents, when approving a budget cap.
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
 }
 
 /// A refusal, as the gateway returns it after auditing it.

@@ -1,6 +1,8 @@
 //! Active missions: drafting a perimeter for a template and saving it, with every cap checked.
 
+use crate::units::{Cents, Seconds};
 use std::sync::Arc;
+use strum::{EnumString, IntoStaticStr};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -8,22 +10,13 @@ use uuid::Uuid;
 
 use super::store::MissionStore;
 use super::{Caps, Field, MINIMUMS};
+use crate::codes::ErrorCode;
 use crate::registry::search::TemplateSummary;
 use crate::registry::{ApprovalMode, Perimeter, Registry, RegistryError, RiskLevel, Template};
 use crate::store::DbError;
 
 /// Where an active mission is in its life.
-#[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum MissionStatus {
     /// Saved and waiting to be deployed.
@@ -121,15 +114,15 @@ pub struct SaveMissionRequest {
     /// The template version the operator configured.
     pub template_version: i64,
     /// Budget cap in cents.
-    pub budget_cents: i64,
+    pub budget_cents: Cents,
     /// Time to live in seconds.
-    pub ttl_seconds: i64,
+    pub ttl_seconds: Seconds,
     /// Maximum tool-call steps.
     pub max_steps: i64,
     /// Approval mode.
     pub approval_mode: ApprovalMode,
     /// Threshold in cents; required in Threshold mode, absent otherwise.
-    pub threshold_cents: Option<i64>,
+    pub threshold_cents: Option<Cents>,
     /// Sector connections the operator ticked.
     pub connections: Vec<String>,
 }
@@ -232,14 +225,14 @@ impl From<DbError> for PerimeterError {
 }
 
 impl PerimeterError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// The error's code from the core's closed list.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::TemplateNotFound(_) => "template_not_found",
-            Self::TemplateChanged { .. } => "template_changed",
-            Self::OutOfRange { .. } => "perimeter_out_of_range",
-            Self::UnknownConnection(_) => "unknown_connection",
-            Self::InvalidRequest(_) => "invalid_request",
+            Self::TemplateNotFound(_) => ErrorCode::TemplateNotFound,
+            Self::TemplateChanged { .. } => ErrorCode::TemplateChanged,
+            Self::OutOfRange { .. } => ErrorCode::PerimeterOutOfRange,
+            Self::UnknownConnection(_) => ErrorCode::UnknownConnection,
+            Self::InvalidRequest(_) => ErrorCode::InvalidRequest,
             Self::Registry(e) => e.code(),
         }
     }
@@ -420,18 +413,18 @@ impl Missions {
                 })
             }
         };
-        let budget = within(
+        let budget = Cents(within(
             Field::Budget,
-            request.budget_cents,
-            MINIMUMS.budget_cents,
-            caps.budget_cents,
-        )?;
-        let ttl = within(
+            request.budget_cents.get(),
+            MINIMUMS.budget_cents.get(),
+            caps.budget_cents.get(),
+        )?);
+        let ttl = Seconds(within(
             Field::Ttl,
-            request.ttl_seconds,
-            MINIMUMS.ttl_seconds,
-            caps.ttl_seconds,
-        )?;
+            request.ttl_seconds.get(),
+            MINIMUMS.ttl_seconds.get(),
+            caps.ttl_seconds.get(),
+        )?);
         let steps = within(
             Field::MaxSteps,
             request.max_steps,
@@ -440,7 +433,9 @@ impl Missions {
         )?;
         let threshold =
             match (request.approval_mode, request.threshold_cents) {
-                (ApprovalMode::Threshold, Some(t)) => Some(within(Field::Threshold, t, 0, budget)?),
+                (ApprovalMode::Threshold, Some(t)) => {
+                    Some(Cents(within(Field::Threshold, t.get(), 0, budget.get())?))
+                }
                 (ApprovalMode::Threshold, None) => return Err(PerimeterError::InvalidRequest(
                     "Threshold mode needs a threshold: the cost at or above which a call waits \
                      for a human"

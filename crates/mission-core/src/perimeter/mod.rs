@@ -9,6 +9,7 @@ pub use mission::{
     NewMission, PerimeterError, SaveMissionRequest, SaveOutcome,
 };
 
+use crate::units::{Cents, Seconds};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::HardCaps;
@@ -19,17 +20,17 @@ use crate::registry::Perimeter;
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct Caps {
     /// Budget in cents.
-    pub budget_cents: i64,
+    pub budget_cents: Cents,
     /// Time to live in seconds.
-    pub ttl_seconds: i64,
+    pub ttl_seconds: Seconds,
     /// Tool-call steps.
     pub max_steps: i64,
 }
 
 /// The smallest perimeter worth deploying: one dollar, one hour, one step.
 pub const MINIMUMS: Caps = Caps {
-    budget_cents: 100,
-    ttl_seconds: 3600,
+    budget_cents: Cents(100),
+    ttl_seconds: Seconds(3600),
     max_steps: 1,
 };
 

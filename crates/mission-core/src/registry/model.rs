@@ -1,19 +1,12 @@
 //! The template as the registry stores and serves it.
 
+use crate::units::{Cents, Seconds};
 use serde::{Deserialize, Serialize};
+use strum::{EnumString, IntoStaticStr};
 
 /// How tool calls of a mission wait for a human.
 #[derive(
-    Debug,
-    Clone,
-    Copy,
-    PartialEq,
-    Eq,
-    Hash,
-    Serialize,
-    Deserialize,
-    strum::IntoStaticStr,
-    strum::EnumString,
+    Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, IntoStaticStr, EnumString,
 )]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum ApprovalMode {
@@ -40,16 +33,16 @@ impl ApprovalMode {
 #[serde(deny_unknown_fields)]
 pub struct Perimeter {
     /// Budget cap in cents.
-    pub budget_cents: i64,
+    pub budget_cents: Cents,
     /// Time to live in seconds.
-    pub ttl_seconds: i64,
+    pub ttl_seconds: Seconds,
     /// Maximum tool-call steps.
     pub max_steps: i64,
     /// Approval mode.
     pub approval_mode: ApprovalMode,
     /// Cost at or above which a call waits, in Threshold mode.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub threshold_cents: Option<i64>,
+    pub threshold_cents: Option<Cents>,
 }
 
 /// One step of the plan, owned by one department.

@@ -17,6 +17,7 @@ use super::store::RegistryStore;
 use super::validate::ValidTemplate;
 use super::validate::{self, Validation};
 use crate::catalog::{Catalog, CatalogError};
+use crate::codes::ErrorCode;
 use crate::store::DbError;
 
 /// The library shipped with the app, imported on first start and after upgrades.
@@ -68,18 +69,18 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// The error's code from the core's closed list.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Invalid(_) => "invalid_manifest",
-            Self::UnknownSector(_) => "unknown_sector",
-            Self::UnknownCategory(_) => "unknown_category",
-            Self::NotFound(_) => "template_not_found",
-            Self::VersionNotFound { .. } => "version_not_found",
-            Self::Storage(_) => "storage",
-            Self::Catalog(_) => "config",
-            Self::ImportNotFound(_) => "import_not_found",
-            Self::Internal(_) => "internal",
+            Self::Invalid(_) => ErrorCode::InvalidManifest,
+            Self::UnknownSector(_) => ErrorCode::UnknownSector,
+            Self::UnknownCategory(_) => ErrorCode::UnknownCategory,
+            Self::NotFound(_) => ErrorCode::TemplateNotFound,
+            Self::VersionNotFound { .. } => ErrorCode::VersionNotFound,
+            Self::Storage(_) => ErrorCode::Storage,
+            Self::Catalog(_) => ErrorCode::Config,
+            Self::ImportNotFound(_) => ErrorCode::ImportNotFound,
+            Self::Internal(_) => ErrorCode::Internal,
         }
     }
 }

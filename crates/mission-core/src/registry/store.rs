@@ -4,6 +4,7 @@
 use async_trait::async_trait;
 
 use super::import::{CurrentVersions, ImportBatches, ImportItem};
+use super::model::Template;
 use super::search::{FacetRow, SearchQuery, TemplateSummary, VersionInfo};
 use crate::store::DbError;
 
@@ -35,6 +36,22 @@ pub trait RegistryStore: Send + Sync + std::fmt::Debug {
         id: &str,
         version: i64,
     ) -> Result<Option<serde_json::Value>, DbError>;
+
+    /// The template version a mission pinned, parsed; a mission whose version is gone or
+    /// unreadable is corrupt storage.
+    async fn pinned_template(
+        &self,
+        mission_id: &str,
+        template_id: &str,
+        version: i64,
+    ) -> Result<Template, DbError> {
+        let content = self
+            .version_content(template_id, version)
+            .await?
+            .ok_or_else(|| DbError::Corrupt(format!("mission {mission_id} lost its template")))?;
+        serde_json::from_value(content)
+            .map_err(|e| DbError::Corrupt(format!("stored template: {e}")))
+    }
 
     /// Every version of a template, oldest first.
     async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError>;

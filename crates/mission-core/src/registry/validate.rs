@@ -517,8 +517,12 @@ impl Checker<'_> {
         let caps = self.catalog.policy().hard_caps;
         let p = &self.template.default_perimeter;
         let checks = [
-            ("budget_cents", p.budget_cents, caps.budget_cents),
-            ("ttl_seconds", p.ttl_seconds, caps.ttl_seconds),
+            (
+                "budget_cents",
+                p.budget_cents.get(),
+                caps.budget_cents.get(),
+            ),
+            ("ttl_seconds", p.ttl_seconds.get(), caps.ttl_seconds.get()),
             ("max_steps", p.max_steps, caps.max_steps),
         ];
         for (field, value, cap) in checks {

@@ -14,6 +14,7 @@ use super::engine::{AgentExit, Inner, SquadError};
 use super::store::{JobStatus, SquadOp};
 use crate::gateway::{ApprovalStatus, CallOutcome, GatewayError, RefusalCode, ToolCall};
 use crate::perimeter::MissionStatus;
+use crate::units::Cents;
 
 /// A built-in department agent: verifies its context, then does each job given to its
 /// department by calling the gateway, and reports the outcome.
@@ -29,8 +30,8 @@ pub(super) struct Agent {
 pub(super) enum Outcome {
     Done {
         report: Value,
-        cost_cents: i64,
-        value_cents: i64,
+        cost_cents: Cents,
+        value_cents: Cents,
     },
     Failed {
         code: String,
@@ -214,8 +215,8 @@ impl Agent {
                 report: json!({ "step": job.step, "action": job.action, "tool": null,
                                 "note": "done by the department without a tool call",
                                 "cost_cents": 0, "value_cents": 0 }),
-                cost_cents: 0,
-                value_cents: 0,
+                cost_cents: Cents::ZERO,
+                value_cents: Cents::ZERO,
             });
         };
         if !context.allowed_tools.contains(tool) {
@@ -235,11 +236,12 @@ impl Agent {
         loop {
             match self.inner.gateway.invoke(call.clone()).await {
                 Ok(CallOutcome::Executed(done)) => {
-                    let value_cents = done
-                        .output
-                        .get("value_cents")
-                        .and_then(Value::as_i64)
-                        .unwrap_or(0);
+                    let value_cents = Cents(
+                        done.output
+                            .get("value_cents")
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0),
+                    );
                     return Ok(Outcome::Done {
                         report: json!({
                             "step": job.step, "action": job.action, "tool": tool,

@@ -15,7 +15,7 @@ use super::lifecycle::*;
 use super::orchestrator::Orchestrator;
 use super::store::SquadOp;
 use crate::gateway::Actor;
-use crate::registry::{Perimeter, Template};
+use crate::registry::Perimeter;
 use crate::store::DbError;
 
 impl Inner {
@@ -30,13 +30,10 @@ impl Inner {
             .mission_usage(mission_id)
             .await?
             .ok_or_else(|| SquadError::MissionNotFound(mission_id.to_owned()))?;
-        let content = self
+        let template = self
             .repo
-            .version_content(&row.template_id, row.template_version)
-            .await?
-            .ok_or_else(|| DbError::Corrupt(format!("mission {mission_id} lost its template")))?;
-        let template: Template = serde_json::from_value(content)
-            .map_err(|e| DbError::Corrupt(format!("stored template: {e}")))?;
+            .pinned_template(mission_id, &row.template_id, row.template_version)
+            .await?;
         Ok(Plan {
             mission_id: mission_id.to_owned(),
             logic_hash: template.logic_hash.clone(),

@@ -16,6 +16,7 @@ use super::context::ContextError;
 use super::lifecycle::*;
 use super::relay::{relay, relay_batch, RelayPass};
 use super::store::{EngineRepository, SquadOp};
+use crate::codes::ErrorCode;
 use crate::gateway::{timestamp, Clock, Gateway, GatewayError, SystemClock};
 use crate::perimeter::{MissionStatus, PerimeterError};
 use crate::registry::{Perimeter, Template};
@@ -36,30 +37,19 @@ pub enum SquadError {
     /// No mission has the id.
     #[error("no mission has the id {0}")]
     MissionNotFound(String),
-    /// The mission is not in a state that allows this.
-    #[error("mission {id} is {status}; {what}")]
-    MissionState {
-        /// Mission.
-        id: String,
-        /// Its status.
-        status: String,
-        /// What cannot be done.
-        what: String,
-    },
     /// The perimeter was refused.
     #[error(transparent)]
     Perimeter(#[from] PerimeterError),
 }
 
 impl SquadError {
-    /// Stable machine-readable code.
-    pub fn code(&self) -> &'static str {
+    /// The error's code from the core's closed list.
+    pub fn code(&self) -> ErrorCode {
         match self {
-            Self::Storage(_) => "storage",
-            Self::Bus(_) => "kafka",
+            Self::Storage(_) => ErrorCode::Storage,
+            Self::Bus(_) => ErrorCode::KafkaUnavailable,
             Self::Gateway(e) => e.code(),
-            Self::MissionNotFound(_) => "mission_not_found",
-            Self::MissionState { .. } => "mission_not_active",
+            Self::MissionNotFound(_) => ErrorCode::MissionNotFound,
             Self::Perimeter(e) => e.code(),
         }
     }

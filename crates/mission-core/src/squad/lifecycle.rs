@@ -7,8 +7,9 @@ use super::bus::{dept_topic, mission_topic, Envelope};
 use super::contract::{kind, Assignment, ORCHESTRATOR_DEPT};
 use super::engine::SquadError;
 use super::store::{EngineRepository, JobRow, JobStatus, SquadOp};
-use crate::gateway::{timestamp, Clock};
+use crate::gateway::{timestamp, Clock, GatewayError};
 use crate::perimeter::MissionStatus;
+use crate::units::Cents;
 
 /// Ends a mission now (stopped by a person): its run record is written and its squad is torn
 /// down by the engine that runs it.
@@ -32,11 +33,12 @@ pub async fn stop_mission(
     )
     .await?
     {
-        return Err(SquadError::MissionState {
+        return Err(GatewayError::MissionState {
             id: mission_id.to_owned(),
-            status: usage.status.as_str().to_owned(),
+            status: usage.status,
             what: "only a mission that has not ended can be stopped".to_owned(),
-        });
+        }
+        .into());
     }
     Ok(())
 }
@@ -99,8 +101,8 @@ pub(super) fn new_job(
         status: JobStatus::Assigned,
         report_event_id: None,
         report: None,
-        cost_cents: 0,
-        value_cents: 0,
+        cost_cents: Cents::ZERO,
+        value_cents: Cents::ZERO,
         assigned_at: at.to_owned(),
         finished_at: None,
     }

@@ -12,6 +12,7 @@ use super::engine::{Inner, Plan, SquadError};
 use super::lifecycle::*;
 use super::store::{JobStatus, SquadOp};
 use crate::perimeter::MissionStatus;
+use crate::units::Cents;
 
 /// Dept 1: sequences the plan's jobs, one department task at a time, and ends the mission.
 pub(super) struct Orchestrator {
@@ -138,14 +139,22 @@ impl Orchestrator {
                     tracing::warn!(job = %job.job_id, dept = event.dept, "report from a department the job was not given to");
                     return Ok(());
                 }
-                let cents = |field: &str| event.payload.get(field).and_then(Value::as_i64);
+                let cents = |field: &str| {
+                    Cents(
+                        event
+                            .payload
+                            .get(field)
+                            .and_then(Value::as_i64)
+                            .unwrap_or(0),
+                    )
+                };
                 if event.kind == kind::JOB_RESULT {
                     ops.push(SquadOp::FinishJob {
                         job_id: job.job_id.clone(),
                         status: JobStatus::Done,
                         report: Some(event.payload.clone()),
-                        cost_cents: cents("cost_cents").unwrap_or(0),
-                        value_cents: cents("value_cents").unwrap_or(0),
+                        cost_cents: cents("cost_cents"),
+                        value_cents: cents("value_cents"),
                         at: self.at(),
                     });
                     ops.extend(self.next(job.step + 1));
@@ -171,8 +180,8 @@ impl Orchestrator {
                         job_id: job.job_id.clone(),
                         status: JobStatus::Failed,
                         report: Some(event.payload.clone()),
-                        cost_cents: 0,
-                        value_cents: 0,
+                        cost_cents: Cents::ZERO,
+                        value_cents: Cents::ZERO,
                         at: self.at(),
                     });
                     let reason = format!(

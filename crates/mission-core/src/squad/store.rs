@@ -1,9 +1,11 @@
 //! The storage the squad engine needs: jobs, the outbox of mission events, the inbox of applied
 //! events, squad leases and run records. `db` implements it for SQLite and Postgres.
 
+use crate::units::Cents;
 use async_trait::async_trait;
 use serde::Serialize;
 use serde_json::Value;
+use strum::{EnumString, IntoStaticStr};
 
 use super::Envelope;
 use crate::gateway::store::GatewayRepository;
@@ -11,7 +13,7 @@ use crate::perimeter::MissionStatus;
 use crate::store::DbError;
 
 /// Where a job stands.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, strum::IntoStaticStr, strum::EnumString)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, EnumString)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum JobStatus {
     /// Given to its department; no report yet.
@@ -62,9 +64,9 @@ pub struct JobRow {
     #[cfg_attr(feature = "specta", specta(type = Option<String>))]
     pub report: Option<Value>,
     /// What the step's tool call cost.
-    pub cost_cents: i64,
+    pub cost_cents: Cents,
     /// Value the step produced, as its tool reported it.
-    pub value_cents: i64,
+    pub value_cents: Cents,
     /// When it was assigned.
     pub assigned_at: String,
     /// When it was finished.
@@ -98,9 +100,9 @@ pub struct RunRecord {
     #[sqlx(try_from = "String")]
     pub status: MissionStatus,
     /// Value produced minus gas, in cents.
-    pub profit_cents: i64,
+    pub profit_cents: Cents,
     /// What the mission's tool calls cost, in cents.
-    pub gas_cents: i64,
+    pub gas_cents: Cents,
     /// Tool-call steps used.
     pub steps: i64,
     /// From start to end, in milliseconds.
@@ -135,9 +137,9 @@ pub enum SquadOp {
         /// The report.
         report: Value,
         /// Its cost.
-        cost_cents: i64,
+        cost_cents: Cents,
         /// Its value.
-        value_cents: i64,
+        value_cents: Cents,
     },
     /// Guard: the job is Assigned or Reported; finishes it.
     FinishJob {
@@ -148,9 +150,9 @@ pub enum SquadOp {
         /// The report, when it came from outside (kept if one is stored).
         report: Option<Value>,
         /// Cost.
-        cost_cents: i64,
+        cost_cents: Cents,
         /// Value.
-        value_cents: i64,
+        value_cents: Cents,
         /// When.
         at: String,
     },

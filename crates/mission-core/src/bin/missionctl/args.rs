@@ -1,5 +1,6 @@
 //! The command line's arguments: one subcommand per resource.
 
+use mission_core::units::{Cents, Seconds};
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
@@ -78,10 +79,10 @@ pub struct DeployArgs {
     pub template_id: String,
     /// Budget cap in cents.
     #[arg(long)]
-    pub budget_cents: Option<i64>,
+    pub budget_cents: Option<Cents>,
     /// Time to live in seconds.
     #[arg(long)]
-    pub ttl_seconds: Option<i64>,
+    pub ttl_seconds: Option<Seconds>,
     /// Maximum tool-call steps.
     #[arg(long)]
     pub max_steps: Option<i64>,
@@ -90,7 +91,7 @@ pub struct DeployArgs {
     pub approval: Option<ApprovalMode>,
     /// Threshold in cents (Threshold mode).
     #[arg(long)]
-    pub threshold_cents: Option<i64>,
+    pub threshold_cents: Option<Cents>,
     /// Grant a connection to another sector the template declares (repeatable).
     #[arg(long = "connect")]
     pub connections: Vec<String>,
@@ -184,7 +185,7 @@ pub enum ApprovalsCommand {
         id: String,
         /// New budget in cents, for a budget-cap request.
         #[arg(long)]
-        budget_cents: Option<i64>,
+        budget_cents: Option<Cents>,
         /// Reviewer name recorded in the audit log (default: your user name).
         #[arg(long = "as")]
         reviewer: Option<String>,

@@ -1,7 +1,5 @@
 //! The embedded backend: one SQLite file, WAL, foreign keys on, FTS5 for search.
 
-mod missions;
-
 use std::collections::HashMap;
 use std::path::Path;
 use std::str::FromStr;
@@ -14,13 +12,10 @@ use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
     classify, items, next_rows, split_writes, summaries, Backend, DbError, ImportBatches,
-    ImportRow, Repository, SummaryRow, CHUNK,
+    ImportRow, Repository, SummaryRow, SUMMARY_COLUMNS,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
-use crate::registry::search::{
-    fts5_query, query_words, FacetRow, SearchQuery, TemplateSummary, VersionInfo,
-};
-use crate::registry::store::RegistryStore;
+use crate::registry::search::{fts5_query, query_words, SearchQuery, TemplateSummary};
 
 /// SQLite implementation of [`Repository`].
 #[derive(Debug, Clone)]
@@ -29,10 +24,6 @@ pub struct SqliteRepository {
     /// The checkpoint started after the last import; closing waits for it.
     checkpoint: std::sync::Arc<tokio::sync::Mutex<Option<tokio::task::JoinHandle<()>>>>,
 }
-
-const SUMMARY_COLUMNS: &str = "t.id, t.name, t.sector, t.sector_name, t.category, t.goal, \
-     t.current_version, t.logic_hash, t.baseline_risk, s.risk_level, s.est_roi, \
-     COALESCE(s.runs, 0) AS runs, COALESCE(s.top_performance, 0) AS top_performance";
 
 impl SqliteRepository {
     /// Opens or creates the file, then applies migrations.
@@ -194,33 +185,13 @@ async fn write_rows(
     tx: &mut sqlx::SqliteConnection,
     rows: &[ImportRow],
     outcomes: &[(ImportStatus, i64)],
-    now: &str,
+    now: &Stamp,
 ) -> Result<(), DbError> {
     let (new, written) = split_writes(rows, outcomes);
     let last_pk: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(pk), 0) FROM templates")
         .fetch_one(&mut *tx)
         .await?;
-    for chunk in new.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO templates (id, name, sector, sector_name, category, goal, baseline_risk, \
-             current_version, logic_hash, content_hash, created_at, updated_at) ",
-        );
-        qb.push_values(chunk, |mut b, r| {
-            b.push_bind(&r.id)
-                .push_bind(&r.name)
-                .push_bind(&r.sector)
-                .push_bind(&r.sector_name)
-                .push_bind(&r.category)
-                .push_bind(&r.goal)
-                .push_bind(r.baseline_risk.as_str())
-                .push_bind(1_i64)
-                .push_bind(&r.logic_hash)
-                .push_bind(&r.content_hash)
-                .push_bind(now)
-                .push_bind(now);
-        });
-        qb.build().execute(&mut *tx).await?;
-    }
+    templates_sql::insert_new(tx, &new, now).await?;
     let updated: Vec<&str> = rows
         .iter()
         .zip(outcomes)
@@ -238,28 +209,7 @@ async fn write_rows(
         .execute(&mut *tx)
         .await?;
     }
-    for (r, (status, version)) in rows.iter().zip(outcomes) {
-        if *status == ImportStatus::Updated {
-            sqlx::query(
-                "UPDATE templates SET name = ?, sector = ?, sector_name = ?, category = ?, goal = ?, \
-                 baseline_risk = ?, current_version = ?, logic_hash = ?, content_hash = ?, updated_at = ? \
-                 WHERE id = ?",
-            )
-            .bind(&r.name)
-            .bind(&r.sector)
-            .bind(&r.sector_name)
-            .bind(&r.category)
-            .bind(&r.goal)
-            .bind(r.baseline_risk.as_str())
-            .bind(version)
-            .bind(&r.logic_hash)
-            .bind(&r.content_hash)
-            .bind(now)
-            .bind(&r.id)
-            .execute(&mut *tx)
-            .await?;
-        }
-    }
+    templates_sql::update_changed(tx, rows, outcomes, now).await?;
     if !new.is_empty() || !updated.is_empty() {
         // One statement in key order: FTS5 flushes its pending data whenever a key arrives
         // out of order, so sorted input builds one index segment per batch.
@@ -276,36 +226,13 @@ async fn write_rows(
         .execute(&mut *tx)
         .await?;
     }
-    for chunk in written.chunks(CHUNK) {
-        let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(
-            "INSERT INTO template_versions (template_id, version, content, logic_hash, content_hash, \
-             source, imported_at) ",
-        );
-        qb.push_values(chunk, |mut b, (r, v)| {
-            b.push_bind(&r.id)
-                .push_bind(*v)
-                .push_bind(&r.content)
-                .push_bind(&r.logic_hash)
-                .push_bind(&r.content_hash)
-                .push_bind(&r.source)
-                .push_bind(now);
-        });
-        qb.build().execute(&mut *tx).await?;
-    }
-    Ok(())
+    templates_sql::insert_versions(tx, &written, now).await
 }
 
-#[async_trait]
-impl RegistryStore for SqliteRepository {
-    async fn current_versions(
-        &self,
-        ids: &[String],
-    ) -> Result<HashMap<String, (i64, String)>, DbError> {
-        let mut conn = self.pool.acquire().await?;
-        current_in(&mut conn, ids).await
-    }
-
-    async fn import(&self, batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
+impl SqliteRepository {
+    /// Writes an import in one transaction, checkpointing the WAL afterwards in the
+    /// background.
+    async fn import_all(&self, batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
         let mut conn = self.pool.acquire().await?;
         // A large import fills the WAL far past the auto-checkpoint size, and the checkpoint
         // would then run inside the commit, copying everything into the main file before the
@@ -338,7 +265,8 @@ impl RegistryStore for SqliteRepository {
         result
     }
 
-    async fn search(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
+    /// One page of listing rows.
+    async fn search_rows(&self, query: &SearchQuery) -> Result<Vec<TemplateSummary>, DbError> {
         let words = query.text.as_deref().map(query_words).unwrap_or_default();
         if words.is_empty() {
             let mut qb: QueryBuilder<Sqlite> = QueryBuilder::new(format!(
@@ -380,7 +308,8 @@ impl RegistryStore for SqliteRepository {
         Ok(hits)
     }
 
-    async fn facets(&self, query: &SearchQuery) -> Result<Vec<FacetRow>, DbError> {
+    /// The facet counts' query up to its grouping: every template the text and risk match.
+    fn facet_query(query: &SearchQuery) -> QueryBuilder<'static, Sqlite> {
         let words = query.text.as_deref().map(query_words).unwrap_or_default();
         let filters = SearchQuery {
             risk: query.risk,
@@ -398,83 +327,7 @@ impl RegistryStore for SqliteRepository {
             let everywhere = format!("{} : ({})", TIERS[TIERS.len() - 1], fts5_query(&words));
             push_match(&mut qb, everywhere, &filters);
         }
-        qb.push(" GROUP BY t.sector, t.category");
-        Ok(qb
-            .build_query_as::<FacetRow>()
-            .fetch_all(&self.pool)
-            .await?)
-    }
-
-    async fn summary(&self, id: &str) -> Result<Option<TemplateSummary>, DbError> {
-        let sql = format!(
-            "SELECT {SUMMARY_COLUMNS} FROM templates t \
-             LEFT JOIN template_stats s ON s.template_id = t.id WHERE t.id = ?"
-        );
-        sqlx::query_as::<_, SummaryRow>(&sql)
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?
-            .map(SummaryRow::into_summary)
-            .transpose()
-    }
-
-    async fn version_content(
-        &self,
-        id: &str,
-        version: i64,
-    ) -> Result<Option<serde_json::Value>, DbError> {
-        let content: Option<String> = sqlx::query_scalar(
-            "SELECT content FROM template_versions WHERE template_id = ? AND version = ?",
-        )
-        .bind(id)
-        .bind(version)
-        .fetch_optional(&self.pool)
-        .await?;
-        content
-            .map(|c| serde_json::from_str(&c).map_err(|e| DbError::Corrupt(e.to_string())))
-            .transpose()
-    }
-
-    async fn versions(&self, id: &str) -> Result<Vec<VersionInfo>, DbError> {
-        let rows = sqlx::query(
-            "SELECT version, logic_hash, source, imported_at FROM template_versions \
-             WHERE template_id = ? ORDER BY version",
-        )
-        .bind(id)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(VersionInfo {
-                    version: r.try_get("version")?,
-                    logic_hash: r.try_get("logic_hash")?,
-                    source: r.try_get("source")?,
-                    imported_at: r.try_get("imported_at")?,
-                })
-            })
-            .collect()
-    }
-
-    async fn count_templates(&self) -> Result<i64, DbError> {
-        Ok(sqlx::query_scalar("SELECT COUNT(*) FROM templates")
-            .fetch_one(&self.pool)
-            .await?)
-    }
-
-    async fn meta(&self, key: &str) -> Result<Option<String>, DbError> {
-        Ok(sqlx::query_scalar("SELECT value FROM meta WHERE key = ?")
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?)
-    }
-
-    async fn set_meta(&self, key: &str, value: &str) -> Result<(), DbError> {
-        sqlx::query("INSERT INTO meta (key, value) VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = excluded.value")
-            .bind(key)
-            .bind(value)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        qb
     }
 }
 
@@ -493,9 +346,28 @@ impl Repository for SqliteRepository {
     }
 }
 
-/// Mission and approval ids are stored as text in SQLite.
+/// Mission, approval and request ids are stored as text in SQLite.
 fn gateway_id(value: &str) -> Result<String, DbError> {
     Ok(value.to_owned())
+}
+
+crate::db::backend!(db = sqlx::Sqlite, id = String, to_id = gateway_id);
+
+/// Times are RFC 3339 text.
+type Stamp = String;
+
+/// Template content is stored as text.
+const JSON_CAST: &str = "";
+
+/// Template content is already text.
+const JSON_TEXT: &str = "";
+
+fn stamp(text: &str) -> Result<Stamp, DbError> {
+    Ok(text.to_owned())
+}
+
+fn stamp_text(row: &DbRow, column: &str) -> Result<String, DbError> {
+    Ok(row.try_get(column)?)
 }
 
 impl SqliteRepository {
@@ -506,24 +378,7 @@ impl SqliteRepository {
     }
 }
 
-crate::db::ledger::ledger_sql!(
+crate::db::stores!(
     SqliteRepository,
-    sqlx::Sqlite,
-    id = String,
-    to_id = gateway_id,
     lock_head = "SELECT seq, hash FROM audit_head WHERE id = 1"
-);
-
-crate::db::gateway::gateway_store!(
-    SqliteRepository,
-    sqlx::Sqlite,
-    id = String,
-    to_id = gateway_id
-);
-
-crate::db::squad::squad_store!(
-    SqliteRepository,
-    sqlx::Sqlite,
-    id = String,
-    to_id = gateway_id
 );
