@@ -9,8 +9,8 @@ use sqlx::postgres::{PgPool, PgPoolOptions};
 use sqlx::{Postgres, QueryBuilder, Row};
 
 use super::{
-    classify, items, next_rows, split_writes, summaries, Backend, DbError, ImportBatches,
-    ImportRow, Repository, SummaryRow, SUMMARY_COLUMNS,
+    split_writes, summaries, Backend, DbError, ImportBatches, ImportRow, Repository, SummaryRow,
+    SUMMARY_COLUMNS,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{pg_tsquery, query_words, SearchQuery, TemplateSummary};
@@ -81,23 +81,15 @@ async fn write_rows(
 
 impl PostgresRepository {
     /// Writes an import in one transaction; an advisory lock serialises importers.
-    async fn import_all(&self, mut batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
+    async fn import_all(&self, batches: ImportBatches) -> Result<Vec<ImportItem>, DbError> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
             .bind(IMPORT_LOCK)
             .execute(&mut *tx)
             .await?;
-        let now = Utc::now();
-        let mut all_items = Vec::new();
-        while let Some(rows) = next_rows(&mut batches).await? {
-            let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-            let current = current_in(&mut tx, &ids).await?;
-            let outcomes = classify(&rows, &current);
-            write_rows(&mut tx, &rows, &outcomes, &now).await?;
-            all_items.extend(items(&rows, &outcomes));
-        }
+        let items = templates_sql::write_batches(&mut tx, batches, &Utc::now()).await?;
         tx.commit().await?;
-        Ok(all_items)
+        Ok(items)
     }
 
     /// One page of listing rows.

@@ -2,15 +2,34 @@
 //! writes). Each backend keeps only what really differs: search, facets, how an import locks
 //! and how it keeps its search index.
 
-/// Expands to `templates_sql::{insert_new, update_changed, insert_versions}` for one backend
+/// Expands to `templates_sql::{write_batches, insert_new, update_changed, insert_versions}` for
+/// one backend
 /// (see `db::backend!`; the backend also declares `JSON_CAST`, how a text parameter becomes its
 /// JSON column type).
 macro_rules! templates_sql {
     () => {
         mod templates_sql {
             use super::*;
-            use crate::db::{DbError, ImportRow, CHUNK};
-            use crate::registry::import::ImportStatus;
+            use crate::db::{classify, items, next_rows, DbError, ImportBatches, ImportRow, CHUNK};
+            use crate::registry::import::{ImportItem, ImportStatus};
+
+            /// Classifies and writes every batch of an import inside the caller's transaction
+            /// (the backend's `current_in` reads the stored versions, its `write_rows` writes).
+            pub(super) async fn write_batches(
+                conn: &mut Conn,
+                mut batches: ImportBatches,
+                now: &Stamp,
+            ) -> Result<Vec<ImportItem>, DbError> {
+                let mut all_items = Vec::new();
+                while let Some(rows) = next_rows(&mut batches).await? {
+                    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                    let current = current_in(&mut *conn, &ids).await?;
+                    let outcomes = classify(&rows, &current);
+                    write_rows(&mut *conn, &rows, &outcomes, now).await?;
+                    all_items.extend(items(&rows, &outcomes));
+                }
+                Ok(all_items)
+            }
 
             /// Inserts the batch's new templates at version 1.
             pub(super) async fn insert_new(

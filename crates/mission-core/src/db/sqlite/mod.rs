@@ -11,8 +11,8 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{QueryBuilder, Row, Sqlite, SqlitePool};
 
 use super::{
-    classify, items, next_rows, split_writes, summaries, Backend, DbError, ImportBatches,
-    ImportRow, Repository, SummaryRow, SUMMARY_COLUMNS,
+    split_writes, summaries, Backend, DbError, ImportBatches, ImportRow, Repository, SummaryRow,
+    SUMMARY_COLUMNS,
 };
 use crate::registry::import::{ImportItem, ImportStatus};
 use crate::registry::search::{fts5_query, query_words, SearchQuery, TemplateSummary};
@@ -162,22 +162,14 @@ const AUTO_CHECKPOINT_PAGES: u32 = 1000;
 /// Writes an import in one transaction, batch by batch (see [`Repository::import`]).
 async fn import_batches(
     conn: &mut sqlx::SqliteConnection,
-    mut batches: ImportBatches,
+    batches: ImportBatches,
 ) -> Result<Vec<ImportItem>, DbError> {
     // IMMEDIATE takes the write lock up front, so two importers cannot both classify
     // against the same state and then collide on version numbers.
     let mut tx = sqlx::Connection::begin_with(&mut *conn, "BEGIN IMMEDIATE").await?;
-    let now = Utc::now().to_rfc3339();
-    let mut all_items = Vec::new();
-    while let Some(rows) = next_rows(&mut batches).await? {
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
-        let current = current_in(&mut tx, &ids).await?;
-        let outcomes = classify(&rows, &current);
-        write_rows(&mut tx, &rows, &outcomes, &now).await?;
-        all_items.extend(items(&rows, &outcomes));
-    }
+    let items = templates_sql::write_batches(&mut tx, batches, &Utc::now().to_rfc3339()).await?;
     tx.commit().await?;
-    Ok(all_items)
+    Ok(items)
 }
 
 /// Writes one batch: template rows, their search index entries and version rows.
