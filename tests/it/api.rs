@@ -140,9 +140,9 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
         .expect("page")
         .entries
         .remove(0);
-    assert_eq!(entry.decision, AuditDecision::Denied);
+    assert_eq!(entry.record.decision, AuditDecision::Denied);
     assert_eq!(
-        entry.policy_ids,
+        entry.record.policy_ids,
         ["admin/no-unattended-outbound-side-effects"]
     );
 

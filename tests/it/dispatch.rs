@@ -103,13 +103,13 @@ async fn saving_starting_and_stopping_are_audited_on_success_and_refusal(db: Tes
     assert_eq!(refused.code, ErrorCode::PerimeterOutOfRange);
     assert!(rig.core.missions(10).await.expect("missions").is_empty());
     let record = &newest(&rig, 1).await[0];
-    assert_eq!(record.action.as_deref(), Some("mission.save"));
-    assert_eq!(record.decision, AuditDecision::Denied);
-    assert_eq!(record.caller, "dana");
+    assert_eq!(record.record.action.as_deref(), Some("mission.save"));
+    assert_eq!(record.record.decision, AuditDecision::Denied);
+    assert_eq!(record.record.caller, "dana");
     assert!(
-        record.reason.starts_with("perimeter_out_of_range:"),
+        record.record.reason.starts_with("perimeter_out_of_range:"),
         "{}",
-        record.reason
+        record.record.reason
     );
     assert_eq!(refused.details.audit_seq, Some(record.seq));
 
@@ -134,10 +134,10 @@ async fn saving_starting_and_stopping_are_audited_on_success_and_refusal(db: Tes
         .rev()
         .map(|r| {
             (
-                r.action.clone().unwrap_or_default(),
-                r.decision,
-                r.caller.clone(),
-                r.mission_id.clone(),
+                r.record.action.clone().unwrap_or_default(),
+                r.record.decision,
+                r.record.caller.clone(),
+                r.record.mission_id.clone(),
             )
         })
         .collect();
@@ -174,10 +174,10 @@ async fn saving_starting_and_stopping_are_audited_on_success_and_refusal(db: Tes
     assert_eq!(again.code, ErrorCode::MissionNotActive);
     let record = &newest(&rig, 1).await[0];
     assert_eq!(
-        (record.action.as_deref(), record.decision),
+        (record.record.action.as_deref(), record.record.decision),
         (Some("mission.stop"), AuditDecision::Denied)
     );
-    assert_eq!(record.mission_id.as_deref(), Some(id.as_str()));
+    assert_eq!(record.record.mission_id.as_deref(), Some(id.as_str()));
 
     let report = rig.core.verify_audit(&[]).await.expect("verify");
     assert!(report.ok, "{report:?}");
@@ -210,10 +210,18 @@ async fn a_storage_failure_inside_a_tool_call_is_audited_and_nothing_is_spent(db
     );
     let record = &newest(&rig, 1).await[0];
     assert!(record.seq > records_before);
-    assert_eq!(record.action.as_deref(), Some("tool.invoke"));
-    assert_eq!(record.decision, AuditDecision::Failed);
-    assert!(record.caller.starts_with("token:"), "{}", record.caller);
-    assert!(record.reason.starts_with("storage:"), "{}", record.reason);
+    assert_eq!(record.record.action.as_deref(), Some("tool.invoke"));
+    assert_eq!(record.record.decision, AuditDecision::Failed);
+    assert!(
+        record.record.caller.starts_with("token:"),
+        "{}",
+        record.record.caller
+    );
+    assert!(
+        record.record.reason.starts_with("storage:"),
+        "{}",
+        record.record.reason
+    );
     assert_eq!(failed.details.audit_seq, Some(record.seq));
 
     // Nothing ran, nothing was counted or spent.
@@ -245,13 +253,17 @@ async fn refused_approval_decisions_and_tokens_are_audited_with_the_reviewer(db:
     let record = &newest(&rig, 1).await[0];
     assert_eq!(
         (
-            record.action.as_deref(),
-            record.decision,
-            record.caller.as_str()
+            record.record.action.as_deref(),
+            record.record.decision,
+            record.record.caller.as_str()
         ),
         (Some("approval.decide"), AuditDecision::Denied, "frank")
     );
-    assert!(record.reason.contains(&missing), "{}", record.reason);
+    assert!(
+        record.record.reason.contains(&missing),
+        "{}",
+        record.record.reason
+    );
 
     // A token for a department the squad does not have: refused and recorded; a good one is
     // recorded without the token itself.
@@ -264,7 +276,11 @@ async fn refused_approval_decisions_and_tokens_are_audited_with_the_reviewer(db:
     assert_eq!(refused.code, ErrorCode::UnknownDepartment);
     let record = &newest(&rig, 1).await[0];
     assert_eq!(
-        (record.action.as_deref(), record.decision, record.dept),
+        (
+            record.record.action.as_deref(),
+            record.record.decision,
+            record.record.dept
+        ),
         (Some("token.issue"), AuditDecision::Denied, Some(9))
     );
     let token = rig
@@ -274,10 +290,13 @@ async fn refused_approval_decisions_and_tokens_are_audited_with_the_reviewer(db:
         .expect("token");
     let record = &newest(&rig, 1).await[0];
     assert_eq!(
-        (record.action.as_deref(), record.decision),
+        (record.record.action.as_deref(), record.record.decision),
         (Some("token.issue"), AuditDecision::Allowed)
     );
-    assert!(!record.reason.contains(&token), "the token reached the log");
+    assert!(
+        !record.record.reason.contains(&token),
+        "the token reached the log"
+    );
 }
 
 async fn an_unknown_status_in_the_database_is_an_error_never_a_default(db: TestDb) {

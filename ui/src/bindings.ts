@@ -195,7 +195,10 @@ export type ApprovalsChanged = {
 export type AuditDecision = 
 /**  The tool ran. */
 "Allowed" | 
-/**  The gateway refused the call; the reason says which check. */
+/**
+ *  The gateway refused the call; the reason says which check. A draft is a refusal until
+ *  something decides otherwise, so a record never claims more than was decided.
+ */
 "Denied" | 
 /**  The call waits for a human in the approvals queue. */
 "Waiting" | 
@@ -206,47 +209,57 @@ export type AuditDecision =
 /**  The tool was called and failed; nothing was charged. */
 "Failed";
 
-/**  One record of the log, as stored and shown. */
-export type AuditEntry = {
-	/**  Position in the chain, from 1. */
-	seq: number,
-	/**  When it happened (RFC 3339 UTC). */
+/**
+ *  What a record says: who did what, and how it came out. Before it takes its place in the
+ *  chain it is a draft; sealed, it is the body of an [`AuditEntry`].
+ */
+export type AuditDraft = {
+	/**  When it happened (RFC 3339 UTC, microseconds). */
 	ts: string,
-	/**  Mission id. */
+	/**  The mission, when the caller could be tied to one. */
 	mission_id: string | null,
-	/**  Job id. */
+	/**  The job the call belongs to, when the caller named one. */
 	job_id: string | null,
-	/**  Department. */
+	/**  The caller's department. */
 	dept: number | null,
-	/**  Who acted. */
+	/**  Who acted: an agent's token reference, a reviewer's or an operator's name. */
 	caller: string,
-	/**  The operation (absent on records written before operations were named). */
+	/**
+	 *  The operation, e.g. `tool.invoke`, `mission.save`, `approval.decide` (absent on records
+	 *  written before operations were named).
+	 */
 	action?: string | null,
-	/**  Tool id. */
+	/**  The tool called. */
 	tool_id: string | null,
-	/**  Argument hash. */
+	/**  SHA-256 of the canonical JSON arguments. */
 	args_hash: string | null,
 	/**  Decision. */
 	decision: AuditDecision,
-	/**  Reason. */
+	/**  Why, in words. */
 	reason: string,
-	/**  Authorizing sector, or the one that would have had to authorize. */
+	/**  The sector that authorized the call, or that would have had to. */
 	sector: string | null,
-	/**  Connection grant that authorized a cross-sector call. */
+	/**  The connection grant that authorized a cross-sector call. */
 	grant: string | null,
-	/**  Deciding policy ids. */
+	/**  Ids of the policies that decided. */
 	policy_ids: string[],
 	/**  Cents charged. */
 	cost_cents: Cents,
-	/**  Result came from a simulated executor. */
+	/**  Whether the result came from a simulated executor. */
 	simulated: boolean,
+};
+
+/**  One record of the log, as stored and shown: its place in the chain and what it says. */
+export type AuditEntry = {
+	/**  Position in the chain, from 1. */
+	seq: number,
 	/**  Hash of the previous record. */
 	prev_hash: string,
 	/**  SHA-256 over this record's canonical form. */
 	hash: string,
 	/**  Which signing key signed it. */
 	key_id: string,
-};
+} & AuditDraft;
 
 /**  A page of the log. */
 export type AuditPage = {

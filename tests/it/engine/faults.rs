@@ -59,8 +59,8 @@ async fn a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice(db: T
         .entries
         .iter()
         .filter(|e| {
-            e.decision == mission_core::audit::AuditDecision::Allowed
-                && e.action.as_deref() == Some("tool.invoke")
+            e.record.decision == mission_core::audit::AuditDecision::Allowed
+                && e.record.action.as_deref() == Some("tool.invoke")
         })
         .count();
     assert_eq!(executed, usize::try_from(TOOL_STEPS).expect("small"));

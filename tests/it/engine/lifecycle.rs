@@ -67,12 +67,12 @@ async fn a_tampered_context_is_refused_and_the_agent_acts_on_nothing(db: TestDb)
     assert!(audit
         .entries
         .iter()
-        .any(|e| e.dept == Some(3) && e.action.as_deref() == Some("token.issue")));
+        .any(|e| e.record.dept == Some(3) && e.record.action.as_deref() == Some("token.issue")));
     assert!(audit
         .entries
         .iter()
-        .filter(|e| e.action.as_deref() == Some("tool.invoke"))
-        .all(|e| e.dept != Some(3)));
+        .filter(|e| e.record.action.as_deref() == Some("tool.invoke"))
+        .all(|e| e.record.dept != Some(3)));
 }
 
 async fn stopping_a_mission_writes_its_run_record_and_tears_the_squad_down(db: TestDb) {
@@ -174,7 +174,7 @@ async fn an_external_agent_speaking_the_contract_takes_a_departments_place(db: T
     }
     check_mission(&rig, &mission, &HashSet::new()).await;
     let audit = audit_of(&rig, &mission).await;
-    assert!(audit.entries.iter().any(|e| e.dept == Some(3)));
+    assert!(audit.entries.iter().any(|e| e.record.dept == Some(3)));
 }
 
 async fn a_mission_past_its_time_to_live_expires_with_a_run_record(db: TestDb) {

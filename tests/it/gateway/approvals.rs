@@ -41,7 +41,7 @@ async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb)
     );
     assert!(w.reason.contains("Strict"), "{}", w.reason);
     assert_eq!(
-        record(&rig, w.audit_seq).await.decision,
+        record(&rig, w.audit_seq).await.record.decision,
         AuditDecision::Waiting
     );
 
@@ -164,7 +164,11 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
             .await,
     );
     let entry = record(&rig, ran.audit_seq).await;
-    assert!(entry.reason.contains("approved by bob"), "{}", entry.reason);
+    assert!(
+        entry.record.reason.contains("approved by bob"),
+        "{}",
+        entry.record.reason
+    );
     // A second identical call needs a new approval.
     let third = waiting(
         rig.gateway
@@ -185,7 +189,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     assert!(page
         .entries
         .iter()
-        .any(|e| e.decision == AuditDecision::Approved && e.caller == "bob"));
+        .any(|e| e.record.decision == AuditDecision::Approved && e.record.caller == "bob"));
 
     // An approval that expires before use is refused.
     rig.gateway

@@ -27,14 +27,21 @@ async fn a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_name
     assert_eq!(code, RefusalCode::SectorDenied);
     assert!(message.contains("trading"), "{message}");
     let entry = record(&rig, seq).await;
-    assert_eq!(entry.decision, AuditDecision::Denied);
-    assert_eq!(entry.mission_id.as_deref(), Some(mission.as_str()));
-    assert_eq!(entry.tool_id.as_deref(), Some("trading.market_data_fetch"));
+    assert_eq!(entry.record.decision, AuditDecision::Denied);
+    assert_eq!(entry.record.mission_id.as_deref(), Some(mission.as_str()));
+    assert_eq!(
+        entry.record.tool_id.as_deref(),
+        Some("trading.market_data_fetch")
+    );
     // The sector that would have had to authorize it, and no policy permitted it.
-    assert_eq!(entry.sector.as_deref(), Some("trading"));
-    assert!(entry.policy_ids.is_empty(), "{:?}", entry.policy_ids);
-    assert_eq!(entry.grant, None);
-    assert_eq!(entry.cost_cents, Cents(0));
+    assert_eq!(entry.record.sector.as_deref(), Some("trading"));
+    assert!(
+        entry.record.policy_ids.is_empty(),
+        "{:?}",
+        entry.record.policy_ids
+    );
+    assert_eq!(entry.record.grant, None);
+    assert_eq!(entry.record.cost_cents, Cents(0));
     let usage = rig.gateway.usage(&mission).await.expect("usage");
     assert_eq!((usage.steps_used, usage.spent_cents), (0, Cents::ZERO));
 
@@ -47,10 +54,10 @@ async fn a_security_mission_calling_a_trading_tool_is_refused_and_the_audit_name
     assert!(ran.simulated);
     assert_eq!(ran.cost_cents, Cents(2));
     let entry = record(&rig, ran.audit_seq).await;
-    assert_eq!(entry.decision, AuditDecision::Allowed);
-    assert_eq!(entry.sector.as_deref(), Some("security"));
-    assert_eq!(entry.policy_ids, ["sector/security"]);
-    assert!(entry.simulated);
+    assert_eq!(entry.record.decision, AuditDecision::Allowed);
+    assert_eq!(entry.record.sector.as_deref(), Some("security"));
+    assert_eq!(entry.record.policy_ids, ["sector/security"]);
+    assert!(entry.record.simulated);
     assert!(verify(&rig).await.ok);
 }
 
@@ -98,13 +105,13 @@ async fn every_sector_pair_is_allowed_only_for_the_same_sector_or_an_explicit_co
                     Ok(CallOutcome::Executed(e)) => {
                         assert!(should, "{own} mission reached {tool} without a connection");
                         let entry = record(&rig, e.audit_seq).await;
-                        assert_eq!(entry.sector.as_deref(), Some(target.as_str()));
+                        assert_eq!(entry.record.sector.as_deref(), Some(target.as_str()));
                         if target == own {
-                            assert_eq!(entry.policy_ids, [format!("sector/{own}")]);
-                            assert_eq!(entry.grant, None);
+                            assert_eq!(entry.record.policy_ids, [format!("sector/{own}")]);
+                            assert_eq!(entry.record.grant, None);
                         } else {
-                            assert!(entry.policy_ids[0].starts_with("connection/"));
-                            let grant = entry.grant.expect("grant recorded");
+                            assert!(entry.record.policy_ids[0].starts_with("connection/"));
+                            let grant = entry.record.grant.expect("grant recorded");
                             assert!(
                                 grant.contains(&format!("connection to {target} granted by alice")),
                                 "{grant}"
@@ -141,7 +148,10 @@ async fn a_token_acts_only_for_its_mission_and_ttl_and_steps_are_exact(db: TestD
     let (code, message, seq) = refusal(rig.gateway.invoke(stray).await);
     assert_eq!(code, RefusalCode::Unauthenticated);
     assert!(message.contains(&b), "{message}");
-    assert_eq!(record(&rig, seq).await.decision, AuditDecision::Denied);
+    assert_eq!(
+        record(&rig, seq).await.record.decision,
+        AuditDecision::Denied
+    );
     assert_eq!(rig.gateway.usage(&b).await.expect("usage").steps_used, 0);
     // A token nobody issued.
     let (code, _, seq) = refusal(
@@ -150,7 +160,7 @@ async fn a_token_acts_only_for_its_mission_and_ttl_and_steps_are_exact(db: TestD
             .await,
     );
     assert_eq!(code, RefusalCode::Unauthenticated);
-    assert_eq!(record(&rig, seq).await.mission_id, None);
+    assert_eq!(record(&rig, seq).await.record.mission_id, None);
 
     // Max steps is exact: three calls run, the fourth is refused.
     let token_b = rig

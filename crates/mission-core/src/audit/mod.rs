@@ -18,12 +18,16 @@ use strum::{EnumString, IntoStaticStr};
 pub const GENESIS_HASH: &str = "0000000000000000000000000000000000000000000000000000000000000000";
 
 /// What happened to a call or a request.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
+#[derive(
+    Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString,
+)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub enum AuditDecision {
     /// The tool ran.
     Allowed,
-    /// The gateway refused the call; the reason says which check.
+    /// The gateway refused the call; the reason says which check. A draft is a refusal until
+    /// something decides otherwise, so a record never claims more than was decided.
+    #[default]
     Denied,
     /// The call waits for a human in the approvals queue.
     Waiting,
@@ -90,8 +94,10 @@ impl Operation {
     }
 }
 
-/// A record before it takes its place in the chain.
-#[derive(Debug, Clone, PartialEq, Eq, Default)]
+/// What a record says: who did what, and how it came out. Before it takes its place in the
+/// chain it is a draft; sealed, it is the body of an [`AuditEntry`].
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditDraft {
     /// When it happened (RFC 3339 UTC, microseconds).
     pub ts: String,
@@ -103,14 +109,16 @@ pub struct AuditDraft {
     pub dept: Option<i64>,
     /// Who acted: an agent's token reference, a reviewer's or an operator's name.
     pub caller: String,
-    /// The operation, e.g. `tool.invoke`, `mission.save`, `approval.decide`.
+    /// The operation, e.g. `tool.invoke`, `mission.save`, `approval.decide` (absent on records
+    /// written before operations were named).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub action: Option<String>,
     /// The tool called.
     pub tool_id: Option<String>,
     /// SHA-256 of the canonical JSON arguments.
     pub args_hash: Option<String>,
-    /// Decision; every draft gets one before it is written.
-    pub decision: Option<AuditDecision>,
+    /// Decision.
+    pub decision: AuditDecision,
     /// Why, in words.
     pub reason: String,
     /// The sector that authorized the call, or that would have had to.
@@ -128,49 +136,21 @@ pub struct AuditDraft {
 impl AuditDraft {
     /// The same record with a decision and reason filled in.
     pub fn decided(mut self, decision: AuditDecision, reason: impl Into<String>) -> Self {
-        self.decision = Some(decision);
+        self.decision = decision;
         self.reason = reason.into();
         self
     }
 }
 
-/// One record of the log, as stored and shown.
+/// One record of the log, as stored and shown: its place in the chain and what it says.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditEntry {
     /// Position in the chain, from 1.
     pub seq: i64,
-    /// When it happened (RFC 3339 UTC).
-    pub ts: String,
-    /// Mission id.
-    pub mission_id: Option<String>,
-    /// Job id.
-    pub job_id: Option<String>,
-    /// Department.
-    pub dept: Option<i64>,
-    /// Who acted.
-    pub caller: String,
-    /// The operation (absent on records written before operations were named).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub action: Option<String>,
-    /// Tool id.
-    pub tool_id: Option<String>,
-    /// Argument hash.
-    pub args_hash: Option<String>,
-    /// Decision.
-    pub decision: AuditDecision,
-    /// Reason.
-    pub reason: String,
-    /// Authorizing sector, or the one that would have had to authorize.
-    pub sector: Option<String>,
-    /// Connection grant that authorized a cross-sector call.
-    pub grant: Option<String>,
-    /// Deciding policy ids.
-    pub policy_ids: Vec<String>,
-    /// Cents charged.
-    pub cost_cents: Cents,
-    /// Result came from a simulated executor.
-    pub simulated: bool,
+    /// What it says.
+    #[serde(flatten)]
+    pub record: AuditDraft,
     /// Hash of the previous record.
     pub prev_hash: String,
     /// SHA-256 over this record's canonical form.
@@ -431,21 +411,23 @@ mod tests {
     fn entry(action: Option<&str>) -> AuditEntry {
         AuditEntry {
             seq: 7,
-            ts: "2026-12-01T10:00:00.000000Z".into(),
-            mission_id: Some("m-1".into()),
-            job_id: None,
-            dept: Some(2),
-            caller: "agent:abc".into(),
-            action: action.map(Into::into),
-            tool_id: Some("finance.ledger_query".into()),
-            args_hash: Some("ab".repeat(32)),
-            decision: AuditDecision::Allowed,
-            reason: "step 1: authorized by finance".into(),
-            sector: Some("finance".into()),
-            grant: None,
-            policy_ids: vec!["sector-isolation".into()],
-            cost_cents: Cents(25),
-            simulated: true,
+            record: AuditDraft {
+                ts: "2026-12-01T10:00:00.000000Z".into(),
+                mission_id: Some("m-1".into()),
+                job_id: None,
+                dept: Some(2),
+                caller: "agent:abc".into(),
+                action: action.map(Into::into),
+                tool_id: Some("finance.ledger_query".into()),
+                args_hash: Some("ab".repeat(32)),
+                decision: AuditDecision::Allowed,
+                reason: "step 1: authorized by finance".into(),
+                sector: Some("finance".into()),
+                grant: None,
+                policy_ids: vec!["sector-isolation".into()],
+                cost_cents: Cents(25),
+                simulated: true,
+            },
             prev_hash: GENESIS_HASH.into(),
             hash: "not covered".into(),
             key_id: "k1".into(),

@@ -14,8 +14,8 @@ macro_rules! gateway_store {
             use super::*;
             use crate::audit::store::AuditStore;
             use crate::audit::{
-                AuditDecision, AuditEntry, AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer,
-                SignedEntry,
+                AuditDecision, AuditDraft, AuditEntry, AuditHead, AuditPage, AuditQuery,
+                ExportedKey, Sealer, SignedEntry,
             };
             use crate::db::DbError;
             use crate::gateway::ledger::{ApprovalRow, LedgerOp, LedgerResult};
@@ -30,24 +30,26 @@ macro_rules! gateway_store {
                 Ok(SignedEntry {
                     entry: AuditEntry {
                         seq: row.try_get("seq")?,
-                        ts: row.try_get("ts")?,
-                        mission_id: row.try_get("mission_id")?,
-                        job_id: row.try_get("job_id")?,
-                        dept: row.try_get("dept")?,
-                        caller: row.try_get("caller")?,
-                        action: row.try_get("action")?,
-                        tool_id: row.try_get("tool_id")?,
-                        args_hash: row.try_get("args_hash")?,
-                        decision: AuditDecision::parse(&decision).ok_or_else(|| {
-                            DbError::Corrupt(format!("unknown audit decision {decision}"))
-                        })?,
-                        reason: row.try_get("reason")?,
-                        sector: row.try_get("sector")?,
-                        grant: row.try_get("grant_text")?,
-                        policy_ids: serde_json::from_str(&policy_ids)
-                            .map_err(|e| DbError::Corrupt(format!("policy ids: {e}")))?,
-                        cost_cents: row.try_get("cost_cents")?,
-                        simulated: row.try_get("simulated")?,
+                        record: AuditDraft {
+                            ts: row.try_get("ts")?,
+                            mission_id: row.try_get("mission_id")?,
+                            job_id: row.try_get("job_id")?,
+                            dept: row.try_get("dept")?,
+                            caller: row.try_get("caller")?,
+                            action: row.try_get("action")?,
+                            tool_id: row.try_get("tool_id")?,
+                            args_hash: row.try_get("args_hash")?,
+                            decision: AuditDecision::parse(&decision).ok_or_else(|| {
+                                DbError::Corrupt(format!("unknown audit decision {decision}"))
+                            })?,
+                            reason: row.try_get("reason")?,
+                            sector: row.try_get("sector")?,
+                            grant: row.try_get("grant_text")?,
+                            policy_ids: serde_json::from_str(&policy_ids)
+                                .map_err(|e| DbError::Corrupt(format!("policy ids: {e}")))?,
+                            cost_cents: row.try_get("cost_cents")?,
+                            simulated: row.try_get("simulated")?,
+                        },
                         prev_hash: row.try_get("prev_hash")?,
                         hash: row.try_get("hash")?,
                         key_id: row.try_get("key_id")?,

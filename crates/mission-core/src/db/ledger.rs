@@ -51,26 +51,27 @@ macro_rules! ledger_sql {
                     let mut failed = None;
                     insert.push_values(chunk, |mut row, signed| {
                         let e = &signed.entry;
-                        let policy_ids = serde_json::to_string(&e.policy_ids).unwrap_or_else(|err| {
+                        let r = &e.record;
+                        let policy_ids = serde_json::to_string(&r.policy_ids).unwrap_or_else(|err| {
                             failed = Some(err.to_string());
                             String::new()
                         });
                         row.push_bind(e.seq)
-                            .push_bind(e.ts.clone())
-                            .push_bind(e.mission_id.clone())
-                            .push_bind(e.job_id.clone())
-                            .push_bind(e.dept)
-                            .push_bind(e.caller.clone())
-                            .push_bind(e.action.clone())
-                            .push_bind(e.tool_id.clone())
-                            .push_bind(e.args_hash.clone())
-                            .push_bind(e.decision.as_str())
-                            .push_bind(e.reason.clone())
-                            .push_bind(e.sector.clone())
-                            .push_bind(e.grant.clone())
+                            .push_bind(r.ts.clone())
+                            .push_bind(r.mission_id.clone())
+                            .push_bind(r.job_id.clone())
+                            .push_bind(r.dept)
+                            .push_bind(r.caller.clone())
+                            .push_bind(r.action.clone())
+                            .push_bind(r.tool_id.clone())
+                            .push_bind(r.args_hash.clone())
+                            .push_bind(r.decision.as_str())
+                            .push_bind(r.reason.clone())
+                            .push_bind(r.sector.clone())
+                            .push_bind(r.grant.clone())
                             .push_bind(policy_ids)
-                            .push_bind(e.cost_cents)
-                            .push_bind(e.simulated)
+                            .push_bind(r.cost_cents)
+                            .push_bind(r.simulated)
                             .push_bind(e.prev_hash.clone())
                             .push_bind(e.hash.clone())
                             .push_bind(e.key_id.clone())
