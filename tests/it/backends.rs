@@ -91,7 +91,10 @@ async fn changed_content_gets_the_next_version_and_old_versions_stay_readable(db
 
     let current = registry.show("talent.evolving", None).await.expect("show");
     assert_eq!(current.summary.version, 2);
-    assert_eq!(current.summary.goal, v2["goal"].as_str().expect("goal"));
+    assert_eq!(
+        current.summary.heading.goal,
+        v2["goal"].as_str().expect("goal")
+    );
     assert_eq!(
         current.summary.logic_hash,
         v2["logic_hash"].as_str().expect("hash")
@@ -285,7 +288,7 @@ async fn burn_finds_burnout_recruiter_first(db: TestDb) {
             .await
             .expect("search");
         assert_eq!(
-            hits.first().map(|h| h.name.as_str()),
+            hits.first().map(|h| h.heading.name.as_str()),
             Some("Burnout Recruiter"),
             "query {text}"
         );
@@ -318,7 +321,7 @@ async fn filters_combine_with_the_query(db: TestDb) {
         })
         .await
         .expect("search");
-    assert!(all_talent.len() >= 10 && all_talent.iter().all(|h| h.sector == "talent"));
+    assert!(all_talent.len() >= 10 && all_talent.iter().all(|h| h.heading.sector == "talent"));
     let retention = registry
         .search(SearchRequest {
             sector: Some("talent".into()),
@@ -328,7 +331,7 @@ async fn filters_combine_with_the_query(db: TestDb) {
         })
         .await
         .expect("search");
-    assert!(!retention.is_empty() && retention.iter().all(|h| h.category == "Retention"));
+    assert!(!retention.is_empty() && retention.iter().all(|h| h.heading.category == "Retention"));
     assert!(retention.len() < all_talent.len());
     let medium = registry
         .search(SearchRequest {
@@ -338,7 +341,9 @@ async fn filters_combine_with_the_query(db: TestDb) {
         })
         .await
         .expect("search");
-    assert!(medium.iter().any(|h| h.id == "talent.burnout-recruiter"));
+    assert!(medium
+        .iter()
+        .any(|h| h.heading.id == "talent.burnout-recruiter"));
     let high = registry
         .search(SearchRequest {
             text: Some("burnout".into()),
@@ -348,7 +353,9 @@ async fn filters_combine_with_the_query(db: TestDb) {
         })
         .await
         .expect("search");
-    assert!(high.iter().all(|h| h.id != "talent.burnout-recruiter"));
+    assert!(high
+        .iter()
+        .all(|h| h.heading.id != "talent.burnout-recruiter"));
     let wrong_sector = registry
         .search(SearchRequest {
             text: Some("burnout".into()),
@@ -357,7 +364,7 @@ async fn filters_combine_with_the_query(db: TestDb) {
         })
         .await
         .expect("search");
-    assert!(wrong_sector.iter().all(|h| h.sector == "trading"));
+    assert!(wrong_sector.iter().all(|h| h.heading.sector == "trading"));
 }
 
 async fn name_matches_outrank_goal_matches(db: TestDb) {
@@ -385,7 +392,7 @@ async fn name_matches_outrank_goal_matches(db: TestDb) {
         })
         .await
         .expect("search");
-    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    let ids: Vec<&str> = hits.iter().map(|h| h.heading.id.as_str()).collect();
     assert_eq!(ids, ["talent.name-hit", "talent.goal-hit"]);
     // Paging walks the same order, one row at a time, across name and goal hits.
     let mut paged = Vec::new();
@@ -399,7 +406,7 @@ async fn name_matches_outrank_goal_matches(db: TestDb) {
             })
             .await
             .expect("page");
-        paged.extend(page.into_iter().map(|h| h.id));
+        paged.extend(page.into_iter().map(|h| h.heading.id));
     }
     assert_eq!(paged, ["talent.name-hit", "talent.goal-hit"]);
 }
@@ -446,7 +453,7 @@ async fn tiers_then_shorter_names_then_import_order(db: TestDb) {
         })
         .await
         .expect("search");
-    let ids: Vec<&str> = hits.iter().map(|h| h.id.as_str()).collect();
+    let ids: Vec<&str> = hits.iter().map(|h| h.heading.id.as_str()).collect();
     assert_eq!(ids, expected);
     // Pages of two walk the same order across the tiers.
     let mut paged = Vec::new();
@@ -460,7 +467,7 @@ async fn tiers_then_shorter_names_then_import_order(db: TestDb) {
             })
             .await
             .expect("page");
-        paged.extend(page.into_iter().map(|h| h.id));
+        paged.extend(page.into_iter().map(|h| h.heading.id));
     }
     assert_eq!(paged, expected);
     // A renamed template moves to its new place in the order.
@@ -481,7 +488,7 @@ async fn tiers_then_shorter_names_then_import_order(db: TestDb) {
         })
         .await
         .expect("search");
-    assert_eq!(first[0].id, "talent.long-name");
+    assert_eq!(first[0].heading.id, "talent.long-name");
     let old_name = registry
         .search(SearchRequest {
             text: Some("extended".into()),

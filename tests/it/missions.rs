@@ -341,7 +341,7 @@ async fn facet_counts_match_the_search_and_its_filters(db: TestDb) {
         .expect("page");
     assert_eq!(page.total, burn.total);
     assert_eq!(page.templates.len() as i64, page.total);
-    assert_eq!(page.templates[0].id, BURNOUT);
+    assert_eq!(page.templates[0].heading.id, BURNOUT);
 
     let high = registry
         .facets(None, Some(RiskLevel::High))
@@ -371,7 +371,7 @@ async fn facet_counts_match_the_search_and_its_filters(db: TestDb) {
     assert!(filtered
         .templates
         .iter()
-        .all(|t| t.sector == "talent" && t.category == "Retention"));
+        .all(|t| t.heading.sector == "talent" && t.heading.category == "Retention"));
 }
 
 async fn a_staged_import_writes_nothing_until_confirmed_and_refuses_bad_files(db: TestDb) {

@@ -829,20 +829,27 @@ export type SectorTree = {
 	sectors: SectorCount[],
 };
 
-/**  One template as the library lists it. */
-export type TemplateSummary = {
+/**
+ *  What names a template and places it in the library: the fields its stored row, its import
+ *  and its listing entry all carry.
+ */
+export type TemplateHeading = {
 	/**  Template id. */
 	id: string,
 	/**  Display name. */
 	name: string,
 	/**  Sector id. */
 	sector: string,
-	/**  Sector display name. */
+	/**  Sector display name (searchable). */
 	sector_name: string,
 	/**  Category under the sector. */
 	category: string,
 	/**  One-sentence goal. */
 	goal: string,
+};
+
+/**  One template as the library lists it. */
+export type TemplateSummary = {
 	/**  Current version. */
 	version: number,
 	/**  logic_hash of the current version. */
@@ -859,7 +866,7 @@ export type TemplateSummary = {
 	top_performance: boolean,
 	/**  Why figures are missing, when they are. */
 	history_note: string | null,
-};
+} & TemplateHeading;
 
 /**  The outcome of checking the whole log. */
 export type VerifyReport = {

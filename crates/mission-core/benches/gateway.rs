@@ -89,7 +89,9 @@ async fn running_mission(
         .catalog()
         .tools()
         .iter()
-        .filter(|t| t.sector == draft.template.sector && !t.side_effects && t.endpoint.is_none())
+        .filter(|t| {
+            t.sector == draft.template.heading.sector && !t.side_effects && t.endpoint.is_none()
+        })
         .min_by_key(|t| t.cost.cents)
         .map(|t| t.id.clone())
         .expect("a tool of the mission's sector");

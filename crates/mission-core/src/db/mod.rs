@@ -16,7 +16,7 @@ use async_trait::async_trait;
 use crate::audit::store::AuditStore;
 use crate::gateway::store::{GatewayRepository, GatewayStore};
 use crate::perimeter::store::MissionStore;
-use crate::registry::search::TemplateSummary;
+use crate::registry::search::{TemplateHeading, TemplateSummary};
 use crate::registry::store::RegistryStore;
 use crate::registry::RiskLevel;
 use crate::squad::store::{EngineRepository, SquadStore};
@@ -123,12 +123,8 @@ pub(crate) const SUMMARY_COLUMNS: &str = "t.id, t.name, t.sector, t.sector_name,
 /// A template's listing row as both backends select it ([`SUMMARY_COLUMNS`]).
 #[derive(sqlx::FromRow)]
 pub(crate) struct SummaryRow {
-    id: String,
-    name: String,
-    sector: String,
-    sector_name: String,
-    category: String,
-    goal: String,
+    #[sqlx(flatten)]
+    heading: TemplateHeading,
     current_version: i64,
     logic_hash: String,
     baseline_risk: String,
@@ -145,12 +141,7 @@ impl SummaryRow {
             baseline_risk: parse_risk(&self.baseline_risk)?,
             risk_level: self.risk_level.as_deref().map(parse_risk).transpose()?,
             history_note: no_history(self.runs),
-            id: self.id,
-            name: self.name,
-            sector: self.sector,
-            sector_name: self.sector_name,
-            category: self.category,
-            goal: self.goal,
+            heading: self.heading,
             version: self.current_version,
             logic_hash: self.logic_hash,
             est_roi: self.est_roi,

@@ -22,7 +22,7 @@ macro_rules! templates_sql {
             ) -> Result<Vec<ImportItem>, DbError> {
                 let mut all_items = Vec::new();
                 while let Some(rows) = next_rows(&mut batches).await? {
-                    let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+                    let ids: Vec<String> = rows.iter().map(|r| r.heading.id.clone()).collect();
                     let current = current_in(&mut *conn, &ids).await?;
                     let outcomes = classify(&rows, &current);
                     write_rows(&mut *conn, &rows, &outcomes, now).await?;
@@ -44,12 +44,12 @@ macro_rules! templates_sql {
                          updated_at) ",
                     );
                     qb.push_values(chunk, |mut b, r| {
-                        b.push_bind(&r.id)
-                            .push_bind(&r.name)
-                            .push_bind(&r.sector)
-                            .push_bind(&r.sector_name)
-                            .push_bind(&r.category)
-                            .push_bind(&r.goal)
+                        b.push_bind(&r.heading.id)
+                            .push_bind(&r.heading.name)
+                            .push_bind(&r.heading.sector)
+                            .push_bind(&r.heading.sector_name)
+                            .push_bind(&r.heading.category)
+                            .push_bind(&r.heading.goal)
                             .push_bind(r.baseline_risk.as_str())
                             .push_bind(1_i64)
                             .push_bind(&r.logic_hash)
@@ -78,17 +78,17 @@ macro_rules! templates_sql {
                          category = $4, goal = $5, baseline_risk = $6, current_version = $7, \
                          logic_hash = $8, content_hash = $9, updated_at = $10 WHERE id = $11",
                     )
-                    .bind(&r.name)
-                    .bind(&r.sector)
-                    .bind(&r.sector_name)
-                    .bind(&r.category)
-                    .bind(&r.goal)
+                    .bind(&r.heading.name)
+                    .bind(&r.heading.sector)
+                    .bind(&r.heading.sector_name)
+                    .bind(&r.heading.category)
+                    .bind(&r.heading.goal)
                     .bind(r.baseline_risk.as_str())
                     .bind(version)
                     .bind(&r.logic_hash)
                     .bind(&r.content_hash)
                     .bind(now)
-                    .bind(&r.id)
+                    .bind(&r.heading.id)
                     .execute(&mut *conn)
                     .await?;
                 }
@@ -107,7 +107,7 @@ macro_rules! templates_sql {
                          logic_hash, content_hash, source, imported_at) ",
                     );
                     qb.push_values(chunk, |mut b, (r, v)| {
-                        b.push_bind(&r.id)
+                        b.push_bind(&r.heading.id)
                             .push_bind(*v)
                             .push_bind(&r.content)
                             .push_unseparated(JSON_CAST)

@@ -395,7 +395,7 @@ impl Missions {
         let Current { summary, template } = self.current(&request.template_id).await?;
         if summary.version != request.template_version {
             return Err(PerimeterError::TemplateChanged {
-                id: summary.id,
+                id: summary.heading.id,
                 requested: request.template_version,
                 current: summary.version,
             });
@@ -470,8 +470,8 @@ impl Missions {
             granted_by: operator.to_owned(),
             mission: ActiveMission {
                 id: Uuid::now_v7().to_string(),
-                template_id: summary.id,
-                template_name: summary.name,
+                template_id: summary.heading.id,
+                template_name: summary.heading.name,
                 template_version: summary.version,
                 logic_hash: summary.logic_hash,
                 sector: template.sector,

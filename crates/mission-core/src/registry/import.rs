@@ -132,18 +132,8 @@ pub(crate) fn report(progress: &Option<ProgressFn>, phase: ImportPhase, done: u6
 /// One template version to write, with the denormalised fields the listing needs.
 #[derive(Debug, Clone)]
 pub struct ImportRow {
-    /// Template id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Sector id.
-    pub sector: String,
-    /// Sector display name (searchable).
-    pub sector_name: String,
-    /// Category.
-    pub category: String,
-    /// Goal sentence.
-    pub goal: String,
+    /// Id, name, sector, category and goal.
+    pub heading: super::search::TemplateHeading,
     /// Baseline risk.
     pub baseline_risk: super::RiskLevel,
     /// logic_hash of the ruleset.
@@ -176,7 +166,7 @@ pub type CurrentVersions = std::collections::HashMap<String, (i64, String)>;
 /// content the next version, identical content nothing. Returns (status, version after).
 pub fn classify(rows: &[ImportRow], current: &CurrentVersions) -> Vec<(ImportStatus, i64)> {
     rows.iter()
-        .map(|r| match current.get(&r.id) {
+        .map(|r| match current.get(&r.heading.id) {
             None => (ImportStatus::New, 1),
             Some((v, hash)) if hash == &r.content_hash => (ImportStatus::Unchanged, *v),
             Some((v, _)) => (ImportStatus::Updated, v + 1),
@@ -208,8 +198,8 @@ pub fn items(rows: &[ImportRow], outcomes: &[(ImportStatus, i64)]) -> Vec<Import
     rows.iter()
         .zip(outcomes)
         .map(|(r, (status, version))| ImportItem {
-            id: r.id.clone(),
-            name: r.name.clone(),
+            id: r.heading.id.clone(),
+            name: r.heading.name.clone(),
             status: *status,
             version: *version,
             source: r.source.clone(),
@@ -228,12 +218,14 @@ mod tests {
 
     fn row(id: &str, content_hash: &str) -> ImportRow {
         ImportRow {
-            id: id.into(),
-            name: id.into(),
-            sector: "talent".into(),
-            sector_name: "Talent".into(),
-            category: "Sourcing".into(),
-            goal: "A goal.".into(),
+            heading: super::super::search::TemplateHeading {
+                id: id.into(),
+                name: id.into(),
+                sector: "talent".into(),
+                sector_name: "Talent".into(),
+                category: "Sourcing".into(),
+                goal: "A goal.".into(),
+            },
             baseline_risk: super::super::RiskLevel::Low,
             logic_hash: "l".into(),
             content_hash: content_hash.into(),
@@ -259,11 +251,16 @@ mod tests {
             ]
         );
         let (new, written) = split_writes(&rows, &outcomes);
-        assert_eq!(new.iter().map(|r| r.id.as_str()).collect::<Vec<_>>(), ["a"]);
+        assert_eq!(
+            new.iter()
+                .map(|r| r.heading.id.as_str())
+                .collect::<Vec<_>>(),
+            ["a"]
+        );
         assert_eq!(
             written
                 .iter()
-                .map(|(r, v)| (r.id.as_str(), *v))
+                .map(|(r, v)| (r.heading.id.as_str(), *v))
                 .collect::<Vec<_>>(),
             [("a", 1), ("b", 4)]
         );

@@ -25,22 +25,32 @@ pub struct SearchQuery {
 pub const NO_HISTORY: &str =
     "No history yet: Est. ROI and Risk Level appear after the first finished run.";
 
-/// One template as the library lists it.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+/// What names a template and places it in the library: the fields its stored row, its import
+/// and its listing entry all carry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct TemplateSummary {
+pub struct TemplateHeading {
     /// Template id.
     pub id: String,
     /// Display name.
     pub name: String,
     /// Sector id.
     pub sector: String,
-    /// Sector display name.
+    /// Sector display name (searchable).
     pub sector_name: String,
     /// Category under the sector.
     pub category: String,
     /// One-sentence goal.
     pub goal: String,
+}
+
+/// One template as the library lists it.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct TemplateSummary {
+    /// Id, name, sector, category and goal.
+    #[serde(flatten)]
+    pub heading: TemplateHeading,
     /// Current version.
     pub version: i64,
     /// logic_hash of the current version.

@@ -11,7 +11,7 @@ use super::model::{Perimeter, RiskLevel};
 use super::problem::Problem;
 use super::search::{
     CategoryCount, LibraryPage, LibraryQuery, SearchQuery, SectorCount, SectorTree, TemplateDetail,
-    TemplateSummary,
+    TemplateHeading, TemplateSummary,
 };
 use super::store::RegistryStore;
 use super::validate::ValidTemplate;
@@ -208,7 +208,7 @@ impl Registry {
             });
         }
         let rows = self.rows(validation);
-        let ids: Vec<String> = rows.iter().map(|r| r.id.clone()).collect();
+        let ids: Vec<String> = rows.iter().map(|r| r.heading.id.clone()).collect();
         let current = self.repo.current_versions(&ids).await?;
         let items = classify_items(&rows, &current);
         Ok(ImportPreview {
@@ -441,12 +441,14 @@ fn import_rows(catalog: &Catalog, templates: Vec<ValidTemplate>) -> Vec<ImportRo
                 .sector(&t.sector)
                 .map_or_else(|| t.sector.clone(), |s| s.name.clone());
             ImportRow {
-                id: t.id,
-                name: t.name,
-                sector: t.sector,
-                sector_name,
-                category: t.category,
-                goal: t.goal,
+                heading: TemplateHeading {
+                    id: t.id,
+                    name: t.name,
+                    sector: t.sector,
+                    sector_name,
+                    category: t.category,
+                    goal: t.goal,
+                },
                 baseline_risk: t.risk_level,
                 logic_hash: t.logic_hash,
                 content_hash: v.content_hash,

@@ -92,15 +92,15 @@ pub async fn templates(core: &Core, cmd: TemplatesCommand) -> anyhow::Result<Exi
                 return Ok(ExitCode::SUCCESS);
             }
             let s = &detail.summary;
-            outln!("{} ({})", s.name, s.id);
+            outln!("{} ({})", s.heading.name, s.heading.id);
             outln!(
                 "  {} / {}   version {} of {}",
-                s.sector_name,
-                s.category,
+                s.heading.sector_name,
+                s.heading.category,
                 detail.shown_version,
                 s.version
             );
-            outln!("  Goal: {}", s.goal);
+            outln!("  Goal: {}", s.heading.goal);
             outln!(
                 "  Est. ROI: {}   Risk Level: {}",
                 render::roi(s),
@@ -154,8 +154,8 @@ pub async fn templates(core: &Core, cmd: TemplatesCommand) -> anyhow::Result<Exi
         for s in &results {
             outln!(
                 "{:<40} {:<28} {:<14} {:>8}  {:<8}",
-                s.name,
-                format!("{} / {}", s.sector_name, s.category),
+                s.heading.name,
+                format!("{} / {}", s.heading.sector_name, s.heading.category),
                 render::roi(s),
                 s.version,
                 render::risk(s)

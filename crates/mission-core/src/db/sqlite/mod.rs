@@ -188,7 +188,7 @@ async fn write_rows(
         .iter()
         .zip(outcomes)
         .filter(|(_, (status, _))| *status == ImportStatus::Updated)
-        .map(|(r, _)| r.id.as_str())
+        .map(|(r, _)| r.heading.id.as_str())
         .collect();
     if !updated.is_empty() {
         // The index key holds the name length, so a changed template leaves under its old
