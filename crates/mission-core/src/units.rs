@@ -31,16 +31,6 @@ macro_rules! quantity {
             pub fn get(self) -> i64 {
                 self.0
             }
-
-            /// The difference, or nothing when `other` is larger.
-            pub fn saturating_sub(self, other: Self) -> Self {
-                Self(self.0.saturating_sub(other.0).max(0))
-            }
-
-            /// The sum, or `None` when it overflows.
-            pub fn checked_add(self, other: Self) -> Option<Self> {
-                self.0.checked_add(other.0).map(Self)
-            }
         }
 
         impl Add for $name {
@@ -111,11 +101,6 @@ impl Seconds {
     pub fn to_chrono(self) -> chrono::Duration {
         chrono::Duration::seconds(self.0)
     }
-
-    /// The same span as a standard duration; a negative span is none.
-    pub fn to_std(self) -> std::time::Duration {
-        std::time::Duration::from_secs(u64::try_from(self.0).unwrap_or(0))
-    }
 }
 
 #[cfg(test)]
@@ -139,9 +124,6 @@ mod tests {
     fn arithmetic_stays_in_its_unit() {
         let spent: Cents = [Cents(5), Cents(7)].into_iter().sum();
         assert_eq!(spent, Cents(12));
-        assert_eq!(Cents(5).saturating_sub(Cents(7)), Cents::ZERO);
-        assert_eq!(Cents(i64::MAX).checked_add(Cents(1)), None);
         assert_eq!(Seconds(90).to_chrono(), chrono::Duration::seconds(90));
-        assert_eq!(Seconds(-1).to_std(), std::time::Duration::ZERO);
     }
 }
