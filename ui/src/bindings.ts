@@ -106,47 +106,19 @@ export type ApprovalDecision =
 
 /**  An approvals-queue entry as reviewers see it. */
 export type ApprovalItem = {
-	/**  Id. */
-	id: string,
 	/**  Kind. */
 	kind: ApprovalKind,
 	/**  Status (a pending request past its expiry shows as Expired). */
 	status: ApprovalStatus,
-	/**  Mission. */
-	mission_id: string,
-	/**  The mission's template name. */
-	mission_name: string,
-	/**  The mission's sector. */
-	sector: string,
-	/**  Calling department. */
-	dept: number | null,
-	/**  Tool id. */
-	tool_id: string | null,
 	/**  Tool name. */
 	tool_name: string | null,
-	/**  SHA-256 of the exact arguments. */
-	args_hash: string | null,
-	/**  The exact arguments (canonical JSON). */
-	args: string | null,
-	/**  Estimated cost of the call (for a budget cap: of the call that hit it). */
-	cost_cents: Cents,
 	/**  The tool's risk. */
 	risk: RiskLevel | null,
-	/**  Why it waits. */
-	reason: string,
-	/**  Requested at. */
-	requested_at: string,
-	/**  Expires at. */
-	expires_at: string | null,
-	/**  Reviewer. */
-	decided_by: string | null,
-	/**  Decided at. */
-	decided_at: string | null,
 	/**  For a budget cap: the mission's budget now (or the budget granted). */
 	budget_cents: Cents | null,
 	/**  For a budget cap: the largest budget the global policy allows. */
 	max_budget_cents: Cents | null,
-};
+} & ApprovalRecord;
 
 /**  Kind of an approvals-queue entry. */
 export type ApprovalKind = 
@@ -170,6 +142,41 @@ export type ApprovalModeInfo = {
 	mode: ApprovalMode,
 	/**  Exactly which tool calls wait for a human in this mode. */
 	waits: string,
+};
+
+/**
+ *  What an approval request is about, as stored: the mission, the held call, why it waits and
+ *  who decided it. The stored row and the reviewers' view both carry it.
+ */
+export type ApprovalRecord = {
+	/**  Id. */
+	id: string,
+	/**  Mission. */
+	mission_id: string,
+	/**  The mission's template name. */
+	mission_name: string,
+	/**  The mission's sector. */
+	sector: string,
+	/**  Calling department. */
+	dept: number | null,
+	/**  Tool id. */
+	tool_id: string | null,
+	/**  SHA-256 of the exact arguments. */
+	args_hash: string | null,
+	/**  The exact arguments (canonical JSON). */
+	args: string | null,
+	/**  Estimated cost of the call (for a budget cap: of the call that hit it). */
+	cost_cents: Cents,
+	/**  Why it waits. */
+	reason: string,
+	/**  Requested at. */
+	requested_at: string,
+	/**  Expires at. */
+	expires_at: string | null,
+	/**  Reviewer. */
+	decided_by: string | null,
+	/**  Decided at. */
+	decided_at: string | null,
 };
 
 /**  Where an approval request stands. */
@@ -328,6 +335,24 @@ export type DecideApproval = {
 	decision: ApprovalDecision,
 	/**  New budget in cents, when approving a budget cap. */
 	budget_cents: Cents | null,
+};
+
+/**  Every event on the bus: who it belongs to, what it is, and its content. */
+export type Envelope = {
+	/**  UUID v7: unique, and ordered by creation time; consumers drop duplicates by it. */
+	event_id: string,
+	/**  The mission. */
+	mission_id: string,
+	/**  The job (one per department task, assigned by the orchestrator). */
+	job_id: string,
+	/**  The department that sent it. */
+	dept: number,
+	/**  What happened, e.g. `context`, `step.result`. */
+	kind: string,
+	/**  When (RFC 3339, UTC). */
+	ts: string,
+	/**  The content. */
+	payload: Value,
 };
 
 /**
@@ -586,27 +611,13 @@ export type MissionDraft = {
 export type MissionEvent = {
 	/**  Order of writing. */
 	seq: number,
-	/**  Event id (UUID v7). */
-	event_id: string,
-	/**  Mission. */
-	mission_id: string,
-	/**  Job. */
-	job_id: string,
-	/**  Sending department. */
-	dept: number,
-	/**  Kind. */
-	kind: string,
-	/**  When (RFC 3339 UTC). */
-	ts: string,
 	/**  Topic. */
 	topic: string,
 	/**  In words. */
 	summary: string,
-	/**  The payload as JSON text. */
-	payload: string,
 	/**  False while it waits in the outbox for Kafka. */
 	published: boolean,
-};
+} & Envelope;
 
 /**  Where an active mission is in its life. */
 export type MissionStatus = 
@@ -867,6 +878,8 @@ export type TemplateSummary = {
 	/**  Why figures are missing, when they are. */
 	history_note: string | null,
 } & TemplateHeading;
+
+export type Value = null | boolean | number | string | Value[] | { [key in string]: Value };
 
 /**  The outcome of checking the whole log. */
 export type VerifyReport = {

@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 
 use mission_core::app::KeyStore;
 use mission_core::audit::Sealer;
-use mission_core::gateway::{Actor, Gateway};
+use mission_core::gateway::{Actor, Gateway, GatewayError};
 use mission_core::perimeter::{Missions, SaveMissionRequest};
 use mission_core::registry::hash::logic_hash;
 use mission_core::registry::manifest::ManifestInput;
@@ -82,7 +82,10 @@ async fn running_mission(
         .expect("save");
     let id = saved.mission.id;
     let bench = Actor::Operator("bench".to_owned());
-    gateway.start_mission(&bench, &id).await.expect("start");
+    gateway
+        .start_mission::<GatewayError>(&bench, &id)
+        .await
+        .expect("start");
     let token = gateway.issue_token(&bench, &id, 1).await.expect("token");
     // The cheapest tool of the mission's own sector without outside effects.
     let tool = registry

@@ -213,24 +213,8 @@ impl Catalog {
             serde_json::from_str(departments).map_err(parse("departments.json"))?;
         let tools: ToolsFile = serde_json::from_str(tools).map_err(parse("tools.json"))?;
         let policy: Policy = serde_json::from_str(policy).map_err(parse("policy.json"))?;
-        let sector_index: HashMap<String, usize> = sectors
-            .sectors
-            .iter()
-            .enumerate()
-            .map(|(i, s)| (s.id.clone(), i))
-            .collect();
-        if sector_index.len() != sectors.sectors.len() {
-            return Err(CatalogError::Inconsistent("duplicate sector id".into()));
-        }
-        let tool_index: HashMap<String, usize> = tools
-            .tools
-            .iter()
-            .enumerate()
-            .map(|(i, t)| (t.id.clone(), i))
-            .collect();
-        if tool_index.len() != tools.tools.len() {
-            return Err(CatalogError::Inconsistent("duplicate tool id".into()));
-        }
+        let sector_index = index_by_id(sectors.sectors.iter().map(|s| &s.id), "sector")?;
+        let tool_index = index_by_id(tools.tools.iter().map(|t| &t.id), "tool")?;
         if let Some(t) = tools
             .tools
             .iter()
@@ -317,4 +301,17 @@ impl Catalog {
     pub fn tool(&self, id: &str) -> Option<&Tool> {
         self.tool_index.get(id).map(|&i| &self.tools[i])
     }
+}
+
+/// Position of each id in its file's list; the same id twice makes the catalogue inconsistent.
+fn index_by_id<'a>(
+    ids: impl ExactSizeIterator<Item = &'a String>,
+    what: &str,
+) -> Result<HashMap<String, usize>, CatalogError> {
+    let count = ids.len();
+    let index: HashMap<String, usize> = ids.enumerate().map(|(i, id)| (id.clone(), i)).collect();
+    if index.len() != count {
+        return Err(CatalogError::Inconsistent(format!("duplicate {what} id")));
+    }
+    Ok(index)
 }

@@ -40,3 +40,37 @@ pub enum Backend {
     /// Postgres server.
     Postgres,
 }
+
+/// Declares how an enum kept in the database as a word reads and writes it: `as_str`, `parse`
+/// (an unknown word is damaged data, never a default) and the `TryFrom<String>` that
+/// `#[sqlx(try_from = "String")]` fields use. The enum derives strum's `IntoStaticStr` and
+/// `EnumString`.
+macro_rules! stored_word {
+    ($ty:ty, $what:literal) => {
+        impl $ty {
+            /// The stored word.
+            pub fn as_str(self) -> &'static str {
+                self.into()
+            }
+
+            /// Parses the stored word; anything else is damaged data, never a default.
+            pub fn parse(value: &str) -> Result<Self, $crate::store::DbError> {
+                value.parse().map_err(|_| {
+                    $crate::store::DbError::Corrupt(format!(
+                        concat!("unknown ", $what, " {}"),
+                        value
+                    ))
+                })
+            }
+        }
+
+        impl TryFrom<String> for $ty {
+            type Error = $crate::store::DbError;
+
+            fn try_from(value: String) -> Result<Self, Self::Error> {
+                Self::parse(&value)
+            }
+        }
+    };
+}
+pub(crate) use stored_word;

@@ -15,7 +15,9 @@ use std::time::Duration;
 
 use mission_core::audit::AuditQuery;
 use mission_core::db::Repository;
-use mission_core::gateway::{ApprovalDecision, ApprovalStatus, DecideApproval, Gateway, ToolCall};
+use mission_core::gateway::{
+    ApprovalDecision, ApprovalStatus, DecideApproval, Gateway, GatewayError, ToolCall,
+};
 use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::ApprovalMode;
 use mission_core::squad::store::{JobStatus, RunRecord, StoredEvent};
@@ -147,7 +149,7 @@ impl Rig {
             .await
             .expect("save");
         self.gateway
-            .start_mission(&operator("alice"), &saved.mission.id)
+            .start_mission::<GatewayError>(&operator("alice"), &saved.mission.id)
             .await
             .expect("start");
         self.engine().poke().await.expect("assemble");
@@ -187,15 +189,15 @@ impl Rig {
                 .await
                 .expect("approvals")
                 .into_iter()
-                .find(|a| a.mission_id == mission && a.status == ApprovalStatus::Pending)
-                .map(|a| a.id)
+                .find(|a| a.record.mission_id == mission && a.status == ApprovalStatus::Pending)
+                .map(|a| a.record.id)
         })
         .await
     }
 
     async fn approve(&self, approval_id: &str) {
         self.gateway
-            .decide(
+            .decide::<GatewayError>(
                 &reviewer("reviewer"),
                 &DecideApproval {
                     approval_id: approval_id.to_owned(),

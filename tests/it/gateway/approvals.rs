@@ -137,7 +137,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     assert_eq!(asked.approval_id, again.approval_id);
     let approved = rig
         .gateway
-        .decide(
+        .decide::<GatewayError>(
             &reviewer("bob"),
             &DecideApproval {
                 approval_id: asked.approval_id.clone(),
@@ -148,7 +148,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
         .await
         .expect("approve");
     assert_eq!(approved.status, ApprovalStatus::Approved);
-    assert_eq!(approved.decided_by.as_deref(), Some("bob"));
+    assert_eq!(approved.record.decided_by.as_deref(), Some("bob"));
 
     // Different arguments are a different call: still waiting, in a new request.
     let other = waiting(
@@ -193,7 +193,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
 
     // An approval that expires before use is refused.
     rig.gateway
-        .decide(
+        .decide::<GatewayError>(
             &reviewer("bob"),
             &DecideApproval {
                 approval_id: other.approval_id.clone(),
@@ -213,7 +213,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     // A request that expired while pending cannot be approved.
     let late = rig
         .gateway
-        .decide(
+        .decide::<GatewayError>(
             &reviewer("bob"),
             &DecideApproval {
                 approval_id: third.approval_id.clone(),
@@ -233,7 +233,7 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
             .await,
     );
     rig.gateway
-        .decide(
+        .decide::<GatewayError>(
             &reviewer("carol"),
             &DecideApproval {
                 approval_id: fresh.approval_id.clone(),

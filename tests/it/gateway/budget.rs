@@ -102,13 +102,13 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     let queue = rig.gateway.approvals(true).await.expect("queue");
     let cap = queue
         .iter()
-        .find(|a| a.kind == ApprovalKind::BudgetCap && a.mission_id == mission)
+        .find(|a| a.kind == ApprovalKind::BudgetCap && a.record.mission_id == mission)
         .expect("budget request");
     assert_eq!(cap.budget_cents, Some(Cents(100)));
     let max = rig.catalog.policy().hard_caps.budget_cents;
     assert_eq!(cap.max_budget_cents, Some(max));
     let decide = |budget: Option<Cents>, decision| DecideApproval {
-        approval_id: cap.id.clone(),
+        approval_id: cap.record.id.clone(),
         decision,
         budget_cents: budget,
     };
@@ -116,7 +116,7 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     for bad in [max + Cents(1), Cents(100), Cents(50)] {
         let refused = rig
             .gateway
-            .decide(
+            .decide::<GatewayError>(
                 &reviewer("bob"),
                 &decide(Some(bad), ApprovalDecision::Approve),
             )
@@ -134,7 +134,7 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
         MissionStatus::Paused
     );
     rig.gateway
-        .decide(
+        .decide::<GatewayError>(
             &reviewer("bob"),
             &decide(Some(Cents(200)), ApprovalDecision::Approve),
         )
@@ -165,13 +165,13 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
         .await
         .expect("queue")
         .into_iter()
-        .find(|a| a.mission_id == second)
+        .find(|a| a.record.mission_id == second)
         .expect("second request");
     rig.gateway
-        .decide(
+        .decide::<GatewayError>(
             &reviewer("bob"),
             &DecideApproval {
-                approval_id: cap2.id,
+                approval_id: cap2.record.id,
                 decision: ApprovalDecision::Deny,
                 budget_cents: None,
             },

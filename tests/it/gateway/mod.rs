@@ -155,7 +155,7 @@ pub async fn running(rig: &Rig, spec: Spec<'_>) -> (String, String) {
         .expect("save mission");
     let id = saved.mission.id;
     rig.gateway
-        .start_mission(&operator("alice"), &id)
+        .start_mission::<GatewayError>(&operator("alice"), &id)
         .await
         .expect("start");
     let token = rig

@@ -269,7 +269,7 @@ export function makeMissionEvent(seq: number, overrides: Partial<MissionEvent> =
     ts: new Date(Date.UTC(2026, 10, 25, 9, 0, seq)).toISOString(),
     topic: "mission.events",
     summary: `Dept 2 finished step ${seq}`,
-    payload: "{}",
+    payload: {},
     published: true,
     ...overrides,
   };

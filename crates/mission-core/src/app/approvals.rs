@@ -76,7 +76,7 @@ impl Core {
         actor: &Actor,
         request: &DecideApproval,
     ) -> Result<ApprovalItem, CoreError> {
-        self.gateway().await?.decide_as(actor, request).await
+        self.gateway().await?.decide(actor, request).await
     }
 
     /// Watches the queue: a notice for every gateway event (with the count after it), and one

@@ -157,7 +157,7 @@ impl Core {
     ) -> Result<MissionView, CoreError> {
         self.gateway()
             .await?
-            .start_mission_as::<CoreError>(actor, mission_id)
+            .start_mission::<CoreError>(actor, mission_id)
             .await?;
         self.poke_squads().await;
         self.mission_view(mission_id).await

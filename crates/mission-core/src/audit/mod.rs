@@ -39,17 +39,7 @@ pub enum AuditDecision {
     Failed,
 }
 
-impl AuditDecision {
-    /// The stored word.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses the stored word.
-    pub fn parse(value: &str) -> Option<Self> {
-        value.parse().ok()
-    }
-}
+crate::store::stored_word!(AuditDecision, "audit decision");
 
 /// The operations the log records, one per thing a person or agent can change.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
@@ -96,7 +86,7 @@ impl Operation {
 
 /// What a record says: who did what, and how it came out. Before it takes its place in the
 /// chain it is a draft; sealed, it is the body of an [`AuditEntry`].
-#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditDraft {
     /// When it happened (RFC 3339 UTC, microseconds).
@@ -118,14 +108,17 @@ pub struct AuditDraft {
     /// SHA-256 of the canonical JSON arguments.
     pub args_hash: Option<String>,
     /// Decision.
+    #[sqlx(try_from = "String")]
     pub decision: AuditDecision,
     /// Why, in words.
     pub reason: String,
     /// The sector that authorized the call, or that would have had to.
     pub sector: Option<String>,
     /// The connection grant that authorized a cross-sector call.
+    #[sqlx(rename = "grant_text")]
     pub grant: Option<String>,
     /// Ids of the policies that decided.
+    #[sqlx(json)]
     pub policy_ids: Vec<String>,
     /// Cents charged.
     pub cost_cents: Cents,
@@ -143,13 +136,14 @@ impl AuditDraft {
 }
 
 /// One record of the log, as stored and shown: its place in the chain and what it says.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct AuditEntry {
     /// Position in the chain, from 1.
     pub seq: i64,
     /// What it says.
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub record: AuditDraft,
     /// Hash of the previous record.
     pub prev_hash: String,
@@ -160,10 +154,11 @@ pub struct AuditEntry {
 }
 
 /// A stored record with its signature.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, sqlx::FromRow)]
 pub struct SignedEntry {
     /// The record.
     #[serde(flatten)]
+    #[sqlx(flatten)]
     pub entry: AuditEntry,
     /// ed25519 signature over the hash, hex.
     pub signature: String,

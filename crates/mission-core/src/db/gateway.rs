@@ -10,12 +10,11 @@ macro_rules! gateway_store {
         mod gateway_sql {
             use sqlx::Row as _;
 
-            use super::ledger_sql::{approval_row, APPROVAL_SELECT, AUDIT_COLUMNS};
+            use super::ledger_sql::{APPROVAL_SELECT, AUDIT_COLUMNS};
             use super::*;
             use crate::audit::store::AuditStore;
             use crate::audit::{
-                AuditDecision, AuditDraft, AuditEntry, AuditHead, AuditPage, AuditQuery,
-                ExportedKey, Sealer, SignedEntry,
+                AuditEntry, AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer, SignedEntry,
             };
             use crate::db::DbError;
             use crate::gateway::ledger::{ApprovalRow, LedgerOp, LedgerResult};
@@ -24,38 +23,12 @@ macro_rules! gateway_store {
             };
             use crate::perimeter::MissionStatus;
 
-            fn entry(row: &DbRow) -> Result<SignedEntry, DbError> {
-                let decision: String = row.try_get("decision")?;
-                let policy_ids: String = row.try_get("policy_ids")?;
-                Ok(SignedEntry {
-                    entry: AuditEntry {
-                        seq: row.try_get("seq")?,
-                        record: AuditDraft {
-                            ts: row.try_get("ts")?,
-                            mission_id: row.try_get("mission_id")?,
-                            job_id: row.try_get("job_id")?,
-                            dept: row.try_get("dept")?,
-                            caller: row.try_get("caller")?,
-                            action: row.try_get("action")?,
-                            tool_id: row.try_get("tool_id")?,
-                            args_hash: row.try_get("args_hash")?,
-                            decision: AuditDecision::parse(&decision).ok_or_else(|| {
-                                DbError::Corrupt(format!("unknown audit decision {decision}"))
-                            })?,
-                            reason: row.try_get("reason")?,
-                            sector: row.try_get("sector")?,
-                            grant: row.try_get("grant_text")?,
-                            policy_ids: serde_json::from_str(&policy_ids)
-                                .map_err(|e| DbError::Corrupt(format!("policy ids: {e}")))?,
-                            cost_cents: row.try_get("cost_cents")?,
-                            simulated: row.try_get("simulated")?,
-                        },
-                        prev_hash: row.try_get("prev_hash")?,
-                        hash: row.try_get("hash")?,
-                        key_id: row.try_get("key_id")?,
-                    },
-                    signature: row.try_get("signature")?,
-                })
+            /// The log's columns as `SignedEntry` reads them (policy ids are JSON text).
+            fn audit_select() -> String {
+                AUDIT_COLUMNS.replace(
+                    "policy_ids",
+                    &format!("policy_ids{JSON_READ} AS policy_ids"),
+                )
             }
 
             #[async_trait::async_trait]
@@ -181,14 +154,11 @@ macro_rules! gateway_store {
                         "{APPROVAL_SELECT} WHERE ($1 = 0 OR a.status = 'Pending') \
                          ORDER BY a.requested_at DESC, a.id DESC LIMIT $2"
                     );
-                    sqlx::query(&sql)
+                    Ok(sqlx::query_as(&sql)
                         .bind(i64::from(pending_only))
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
-                        .await?
-                        .iter()
-                        .map(approval_row)
-                        .collect()
+                        .await?)
                 }
 
                 async fn approval(
@@ -198,13 +168,12 @@ macro_rules! gateway_store {
                     let Ok(key) = id(approval_id) else {
                         return Ok(None);
                     };
-                    sqlx::query(&format!("{APPROVAL_SELECT} WHERE a.id = $1"))
-                        .bind(key)
-                        .fetch_optional(&self.pool)
-                        .await?
-                        .as_ref()
-                        .map(approval_row)
-                        .transpose()
+                    Ok(
+                        sqlx::query_as(&format!("{APPROVAL_SELECT} WHERE a.id = $1"))
+                            .bind(key)
+                            .fetch_optional(&self.pool)
+                            .await?,
+                    )
                 }
             }
 
@@ -213,20 +182,18 @@ macro_rules! gateway_store {
                 async fn audit_page(&self, query: &AuditQuery) -> Result<AuditPage, DbError> {
                     let limit = query.limit.clamp(1, 1000);
                     let sql = format!(
-                        "SELECT {AUDIT_COLUMNS} FROM audit_log \
+                        "SELECT {} FROM audit_log \
                          WHERE ($1 IS NULL OR mission_id = $1) AND ($2 IS NULL OR sector = $2) \
-                         AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4"
+                         AND ($3 IS NULL OR seq < $3) ORDER BY seq DESC LIMIT $4",
+                        audit_select()
                     );
-                    let mut entries = sqlx::query(&sql)
+                    let mut entries: Vec<AuditEntry> = sqlx::query_as(&sql)
                         .bind(&query.mission_id)
                         .bind(&query.sector)
                         .bind(query.before_seq)
                         .bind(i64::from(limit) + 1)
                         .fetch_all(&self.pool)
-                        .await?
-                        .iter()
-                        .map(|row| entry(row).map(|s| s.entry))
-                        .collect::<Result<Vec<_>, DbError>>()?;
+                        .await?;
                     let has_more = entries.len() > limit as usize;
                     entries.truncate(limit as usize);
                     Ok(AuditPage { entries, has_more })
@@ -238,17 +205,14 @@ macro_rules! gateway_store {
                     limit: u32,
                 ) -> Result<Vec<SignedEntry>, DbError> {
                     let sql = format!(
-                        "SELECT {AUDIT_COLUMNS} FROM audit_log WHERE seq > $1 \
-                         ORDER BY seq LIMIT $2"
+                        "SELECT {} FROM audit_log WHERE seq > $1 ORDER BY seq LIMIT $2",
+                        audit_select()
                     );
-                    sqlx::query(&sql)
+                    Ok(sqlx::query_as(&sql)
                         .bind(after_seq)
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
-                        .await?
-                        .iter()
-                        .map(entry)
-                        .collect()
+                        .await?)
                 }
 
                 async fn audit_head(&self) -> Result<AuditHead, DbError> {

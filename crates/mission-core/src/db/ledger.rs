@@ -386,36 +386,14 @@ macro_rules! ledger_sql {
                 Ok(ReserveResult::Refused { code, message, seq })
             }
 
+            // CAST reads a Postgres UUID as the text SQLite stores.
             pub(super) const APPROVAL_SELECT: &str =
-                "SELECT a.id, a.kind, a.mission_id, m.template_name, m.sector, a.dept, a.job_id, \
-                 a.tool_id, a.args_hash, a.args, a.cost_cents, a.reason, a.status, \
-                 a.requested_at, a.expires_at, a.decided_by, a.decided_at, a.budget_cents, \
+                "SELECT CAST(a.id AS TEXT) AS id, a.kind, CAST(a.mission_id AS TEXT) AS mission_id, \
+                 m.template_name AS mission_name, m.sector, a.dept, a.job_id, a.tool_id, \
+                 a.args_hash, a.args, a.cost_cents, a.reason, a.status, a.requested_at, \
+                 a.expires_at, a.decided_by, a.decided_at, a.budget_cents, \
                  m.budget_cents AS mission_budget_cents \
                  FROM approvals a JOIN active_missions m ON m.id = a.mission_id";
-
-            pub(super) fn approval_row(row: &DbRow) -> Result<ApprovalRow, DbError> {
-                Ok(ApprovalRow {
-                    id: get_id(row, "id")?,
-                    kind: ApprovalKind::parse(&row.try_get::<String, _>("kind")?)?,
-                    mission_id: get_id(row, "mission_id")?,
-                    mission_name: row.try_get("template_name")?,
-                    sector: row.try_get("sector")?,
-                    dept: row.try_get("dept")?,
-                    job_id: row.try_get("job_id")?,
-                    tool_id: row.try_get("tool_id")?,
-                    args_hash: row.try_get("args_hash")?,
-                    args: row.try_get("args")?,
-                    cost_cents: row.try_get("cost_cents")?,
-                    reason: row.try_get("reason")?,
-                    status: ApprovalStatus::parse(&row.try_get::<String, _>("status")?)?,
-                    requested_at: row.try_get("requested_at")?,
-                    expires_at: row.try_get("expires_at")?,
-                    decided_by: row.try_get("decided_by")?,
-                    decided_at: row.try_get("decided_at")?,
-                    budget_cents: row.try_get("budget_cents")?,
-                    mission_budget_cents: row.try_get("mission_budget_cents")?,
-                })
-            }
 
             async fn decide(
                 tx: &mut Tx<'_>,
@@ -427,15 +405,14 @@ macro_rules! ledger_sql {
                     return Ok(Err(DecideError::NotFound(d.approval_id)));
                 };
                 let select = format!("{APPROVAL_SELECT} WHERE a.id = $1");
-                let Some(row) = sqlx::query(&select)
+                let Some(a) = sqlx::query_as::<_, ApprovalRow>(&select)
                     .bind(approval.clone())
                     .fetch_optional(&mut **tx)
                     .await?
                 else {
                     return Ok(Err(DecideError::NotFound(d.approval_id)));
                 };
-                let a = approval_row(&row)?;
-                let mission = id(&a.mission_id)?;
+                let mission = id(&a.record.mission_id)?;
                 let t = match crate::gateway::rules::decide(&a, &d) {
                     Ok(t) => t,
                     Err(DecideError::Expired(at)) => {
@@ -491,9 +468,9 @@ macro_rules! ledger_sql {
                 };
                 let draft = crate::audit::AuditDraft {
                     ts: d.now.clone(),
-                    mission_id: Some(a.mission_id.clone()),
+                    mission_id: Some(a.record.mission_id.clone()),
                     job_id: a.job_id.clone(),
-                    dept: a.dept,
+                    dept: a.record.dept,
                     caller: d.by.clone(),
                     action: Some(
                         if budget_cap {
@@ -504,19 +481,19 @@ macro_rules! ledger_sql {
                         .as_str()
                         .to_owned(),
                     ),
-                    tool_id: a.tool_id.clone(),
-                    args_hash: a.args_hash.clone(),
-                    sector: Some(a.sector.clone()),
+                    tool_id: a.record.tool_id.clone(),
+                    args_hash: a.record.args_hash.clone(),
+                    sector: Some(a.record.sector.clone()),
                     cost_cents: Cents::ZERO,
                     ..Default::default()
                 }
                 .decided(decision, reason);
                 let seq = append(head, sealer, draft);
-                let row = sqlx::query(&select)
+                let row = sqlx::query_as::<_, ApprovalRow>(&select)
                     .bind(approval)
                     .fetch_one(&mut **tx)
                     .await?;
-                Ok(Ok((approval_row(&row)?, seq)))
+                Ok(Ok((row, seq)))
             }
 
             pub(super) const AUDIT_COLUMNS: &str = "seq, ts, mission_id, job_id, dept, caller, action, tool_id, \

@@ -31,7 +31,8 @@ pub use crate::store::{Backend, DbError, APP_IDENTIFIER};
 /// `gateway_store!`, `squad_store!`, `missions_store!`, `templates_sql!`, `registry_store!`) builds on: the
 /// database, its transaction and row types, and the type it stores mission, approval and request
 /// ids as, with `to_id` converting the core's text form into it. The backend also declares
-/// `Stamp`, `stamp` and `stamp_text` for the way it stores times.
+/// `Stamp`, `stamp` and `stamp_text` for the way it stores times, and `JSON_READ`, how a JSON text
+/// column is read for `#[sqlx(json)]` fields.
 macro_rules! backend {
     (db = $db:ty, id = $id:ty, to_id = $to_id:path) => {
         type Db = $db;

@@ -181,6 +181,9 @@ type Stamp = DateTime<Utc>;
 /// The column type of stored template content.
 const JSON_CAST: &str = "::jsonb";
 
+/// Reads a JSON text column as JSON for `#[sqlx(json)]` fields, keeping its text as written.
+const JSON_READ: &str = "::json";
+
 /// Reads stored template content as text.
 const JSON_TEXT: &str = "::text";
 

@@ -8,7 +8,7 @@ macro_rules! squad_store {
             use sqlx::Row as _;
 
             use super::*;
-            use crate::squad::store::{JobRow, JobStatus, RunRecord, SquadOp, SquadStore, StoredEvent};
+            use crate::squad::store::{JobRow, RunRecord, SquadOp, SquadStore, StoredEvent};
             use crate::db::DbError;
             use crate::perimeter::MissionStatus;
             use crate::squad::Envelope;
@@ -18,59 +18,33 @@ macro_rules! squad_store {
                 serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
             }
 
-            fn job(row: &DbRow) -> Result<JobRow, DbError> {
-                let report: Option<String> = row.try_get("report")?;
-                Ok(JobRow {
-                    job_id: row.try_get("job_id")?,
-                    mission_id: get_id(row, "mission_id")?,
-                    step: row.try_get("step")?,
-                    dept: row.try_get("dept")?,
-                    action: row.try_get("action")?,
-                    tool_id: row.try_get("tool_id")?,
-                    status: JobStatus::parse(&row.try_get::<String, _>("status")?)?,
-                    report_event_id: row.try_get("report_event_id")?,
-                    report: report
-                        .map(|r| serde_json::from_str(&r))
-                        .transpose()
-                        .map_err(|e| DbError::Corrupt(format!("job report: {e}")))?,
-                    cost_cents: row.try_get("cost_cents")?,
-                    value_cents: row.try_get("value_cents")?,
-                    assigned_at: row.try_get("assigned_at")?,
-                    finished_at: row.try_get("finished_at")?,
-                })
-            }
-
-            /// Runs a query over `EVENT_COLUMNS` and maps its rows.
+            /// Runs a query over `event_columns` and maps its rows.
             async fn stored_events<'q>(
                 pool: &sqlx::Pool<Db>,
-                query: sqlx::query::Query<'q, Db, <Db as sqlx::Database>::Arguments<'q>>,
+                query: sqlx::query::QueryAs<'q, Db, StoredEvent, <Db as sqlx::Database>::Arguments<'q>>,
             ) -> Result<Vec<StoredEvent>, DbError> {
-                query.fetch_all(pool).await?.iter().map(event).collect()
+                Ok(query.fetch_all(pool).await?)
             }
 
-            fn event(row: &DbRow) -> Result<StoredEvent, DbError> {
-                let payload: String = row.try_get("payload")?;
-                Ok(StoredEvent {
-                    seq: row.try_get("seq")?,
-                    topic: row.try_get("topic")?,
-                    published_at: row.try_get("published_at")?,
-                    envelope: Envelope {
-                        event_id: row.try_get("event_id")?,
-                        mission_id: get_id(row, "mission_id")?,
-                        job_id: row.try_get("job_id")?,
-                        dept: row.try_get("dept")?,
-                        kind: row.try_get("kind")?,
-                        ts: row.try_get("ts")?,
-                        payload: serde_json::from_str(&payload)
-                            .map_err(|e| DbError::Corrupt(format!("event payload: {e}")))?,
-                    },
-                })
+            /// An event's columns from the table aliased `table`; CAST reads a Postgres UUID as
+            /// the text SQLite stores, and the payload is read as JSON.
+            fn event_columns(table: &str) -> String {
+                format!(
+                    "{table}.seq, {table}.event_id, {table}.topic, \
+                     CAST({table}.mission_id AS TEXT) AS mission_id, {table}.job_id, {table}.dept, \
+                     {table}.kind, {table}.ts, {table}.payload{JSON_READ} AS payload, \
+                     {table}.published_at"
+                )
             }
 
-            const EVENT_COLUMNS: &str =
-                "seq, event_id, topic, mission_id, job_id, dept, kind, ts, payload, published_at";
-            const JOB_COLUMNS: &str = "job_id, mission_id, step, dept, action, tool_id, status, \
-                 report_event_id, report, cost_cents, value_cents, assigned_at, finished_at";
+            /// A job's columns, read the same way as an event's.
+            fn job_columns() -> String {
+                format!(
+                    "job_id, CAST(mission_id AS TEXT) AS mission_id, step, dept, action, tool_id, \
+                     status, report_event_id, report{JSON_READ} AS report, cost_cents, \
+                     value_cents, assigned_at, finished_at"
+                )
+            }
 
             async fn insert_event(
                 tx: &mut Tx<'_>,
@@ -321,15 +295,13 @@ macro_rules! squad_store {
                     let Ok(key) = id(mission_id) else {
                         return Ok(Vec::new());
                     };
-                    sqlx::query(&format!(
-                        "SELECT {JOB_COLUMNS} FROM mission_jobs WHERE mission_id = $1 ORDER BY step"
+                    Ok(sqlx::query_as(&format!(
+                        "SELECT {} FROM mission_jobs WHERE mission_id = $1 ORDER BY step",
+                        job_columns()
                     ))
                     .bind(key)
                     .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(job)
-                    .collect()
+                    .await?)
                 }
 
                 async fn unpublished(
@@ -342,13 +314,9 @@ macro_rules! squad_store {
                          ON m.id = e.mission_id WHERE e.published_at IS NULL \
                          AND (m.squad_owner = $1 OR m.squad_owner IS NULL) \
                          ORDER BY e.seq LIMIT $2",
-                        EVENT_COLUMNS
-                            .split(", ")
-                            .map(|c| format!("e.{c}"))
-                            .collect::<Vec<_>>()
-                            .join(", ")
+                        event_columns("e")
                     );
-                    let query = sqlx::query(&sql)
+                    let query = sqlx::query_as(&sql)
                         .bind(owner)
                     .bind(i64::from(limit));
                     stored_events(&self.pool, query).await
@@ -381,10 +349,11 @@ macro_rules! squad_store {
                         return Ok(Vec::new());
                     };
                     let sql = format!(
-                        "SELECT {EVENT_COLUMNS} FROM mission_events WHERE mission_id = $1 \
-                         AND seq > $2 ORDER BY seq LIMIT $3"
+                        "SELECT {} FROM mission_events e WHERE e.mission_id = $1 \
+                         AND e.seq > $2 ORDER BY e.seq LIMIT $3",
+                        event_columns("e")
                     );
-                    let query = sqlx::query(&sql)
+                    let query = sqlx::query_as(&sql)
                         .bind(key)
                     .bind(after_seq)
                     .bind(i64::from(limit));

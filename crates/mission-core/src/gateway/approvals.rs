@@ -38,18 +38,9 @@ impl Gateway {
 
     /// A reviewer's decision, audited with their name. Approving a call lets exactly that call
     /// (same tool, same arguments) run once; approving a budget cap raises the budget within
-    /// the global policy and resumes the mission; denying a budget cap stops it.
-    pub async fn decide(
-        &self,
-        actor: &Actor,
-        request: &DecideApproval,
-    ) -> Result<ApprovalItem, GatewayError> {
-        self.decide_as(actor, request).await
-    }
-
-    /// [`Gateway::decide`], failing with the caller's error type so the audit record of a
-    /// refusal travels with it.
-    pub async fn decide_as<E>(
+    /// the global policy and resumes the mission; denying a budget cap stops it. It fails with
+    /// the caller's error type so the audit record of a refusal travels with it.
+    pub async fn decide<E>(
         &self,
         actor: &Actor,
         request: &DecideApproval,
@@ -91,7 +82,7 @@ impl Gateway {
                 Ok((row, seq)) => {
                     self.forget_tokens();
                     self.emit(GatewayEvent::ApprovalDecided {
-                        approval_id: row.id.clone(),
+                        approval_id: row.record.id.clone(),
                     });
                     Ok((self.item(row), seq))
                 }
@@ -120,10 +111,15 @@ pub async fn approvals(
 
 fn approval_item(row: ledger::ApprovalRow, catalog: &Catalog, now: DateTime<Utc>) -> ApprovalItem {
     let now = timestamp(now);
-    let tool = row.tool_id.as_deref().and_then(|id| catalog.tool(id));
+    let tool = row
+        .record
+        .tool_id
+        .as_deref()
+        .and_then(|id| catalog.tool(id));
     let mut status = row.status;
     if matches!(status, ApprovalStatus::Pending | ApprovalStatus::Approved)
         && row
+            .record
             .expires_at
             .as_deref()
             .is_some_and(|at| at <= now.as_str())
@@ -144,19 +140,6 @@ fn approval_item(row: ledger::ApprovalRow, catalog: &Catalog, now: DateTime<Utc>
             }
         }),
         max_budget_cents: budget_cap.then_some(catalog.policy().hard_caps.budget_cents),
-        id: row.id,
-        mission_id: row.mission_id,
-        mission_name: row.mission_name,
-        sector: row.sector,
-        dept: row.dept,
-        tool_id: row.tool_id,
-        args_hash: row.args_hash,
-        args: row.args,
-        cost_cents: row.cost_cents,
-        reason: row.reason,
-        requested_at: row.requested_at,
-        expires_at: row.expires_at,
-        decided_by: row.decided_by,
-        decided_at: row.decided_at,
+        record: row.record,
     }
 }

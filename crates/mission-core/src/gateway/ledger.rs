@@ -10,7 +10,7 @@ use std::sync::Arc;
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::GatewayStore;
-use super::{ApprovalKind, ApprovalStatus, RefusalCode};
+use super::{ApprovalKind, ApprovalRecord, ApprovalStatus, RefusalCode};
 use crate::audit::{AuditDraft, Sealer};
 use crate::store::DbError;
 
@@ -163,42 +163,19 @@ pub enum DecideError {
 }
 
 /// An approvals-queue row as stored.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
 pub struct ApprovalRow {
-    /// Id.
-    pub id: String,
+    /// The request.
+    #[sqlx(flatten)]
+    pub record: ApprovalRecord,
     /// A held call or a budget cap.
+    #[sqlx(try_from = "String")]
     pub kind: ApprovalKind,
-    /// Mission.
-    pub mission_id: String,
-    /// The mission's template name.
-    pub mission_name: String,
-    /// The mission's sector.
-    pub sector: String,
-    /// Caller's department.
-    pub dept: Option<i64>,
     /// Job.
     pub job_id: Option<String>,
-    /// Tool.
-    pub tool_id: Option<String>,
-    /// Argument hash.
-    pub args_hash: Option<String>,
-    /// Canonical arguments.
-    pub args: Option<String>,
-    /// Estimated cost.
-    pub cost_cents: Cents,
-    /// Why it waits.
-    pub reason: String,
     /// Stored status (a request past its expiry may still read Pending or Approved).
+    #[sqlx(try_from = "String")]
     pub status: ApprovalStatus,
-    /// Requested.
-    pub requested_at: String,
-    /// Expiry.
-    pub expires_at: Option<String>,
-    /// Reviewer.
-    pub decided_by: Option<String>,
-    /// Decision time.
-    pub decided_at: Option<String>,
     /// For budget caps: the budget asked for or granted; else none.
     pub budget_cents: Option<Cents>,
     /// The mission's budget now.

@@ -37,8 +37,8 @@ pub use ledger::DecideError;
 pub use tokens::hash_token;
 pub use tools::GatewayConfig;
 pub use types::{
-    ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalStatus, CallOutcome, DecideApproval,
-    Executed, GatewayError, GatewayEvent, Refusal, RefusalCode, ToolCall, Waiting,
+    ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalRecord, ApprovalStatus, CallOutcome,
+    DecideApproval, Executed, GatewayError, GatewayEvent, Refusal, RefusalCode, ToolCall, Waiting,
 };
 
 use ledger::{Ledger, LedgerOp, LedgerResult};
@@ -173,22 +173,9 @@ impl Gateway {
         }
     }
 
-    /// Starts a Ready mission's clock: it runs, and its time to live counts from now. Audited.
-    pub async fn start_mission(
-        &self,
-        actor: &Actor,
-        mission_id: &str,
-    ) -> Result<MissionUsage, GatewayError> {
-        self.start_mission_as(actor, mission_id).await
-    }
-
-    /// [`Gateway::start_mission`], failing with the caller's error type so the audit record
-    /// of a failure travels with it.
-    pub async fn start_mission_as<E>(
-        &self,
-        actor: &Actor,
-        mission_id: &str,
-    ) -> Result<MissionUsage, E>
+    /// Starts a Ready mission's clock: it runs, and its time to live counts from now. Audited;
+    /// it fails with the caller's error type so the audit record of a failure travels with it.
+    pub async fn start_mission<E>(&self, actor: &Actor, mission_id: &str) -> Result<MissionUsage, E>
     where
         E: CallerError,
     {

@@ -118,6 +118,7 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
         ));
     }
     if let Some(at) = a
+        .record
         .expires_at
         .as_ref()
         .filter(|at| at.as_str() <= d.now.as_str())
@@ -133,7 +134,7 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
             status: ApprovalStatus::Approved,
             reason: format!(
                 "{} approved this exact call (approval {}); usable once until {}",
-                d.by, a.id, d.approved_until
+                d.by, a.record.id, d.approved_until
             ),
             budget_cents: a.budget_cents,
             expires_at: Some(d.approved_until.clone()),
@@ -141,9 +142,9 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
         }),
         (false, false) => Ok(Transition {
             status: ApprovalStatus::Denied,
-            reason: format!("{} denied this exact call (approval {})", d.by, a.id),
+            reason: format!("{} denied this exact call (approval {})", d.by, a.record.id),
             budget_cents: a.budget_cents,
-            expires_at: a.expires_at.clone(),
+            expires_at: a.record.expires_at.clone(),
             mission: MissionChange::None,
         }),
         (true, true) => {
@@ -184,6 +185,7 @@ pub fn decide(a: &ApprovalRow, d: &Decide) -> Result<Transition, DecideError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::gateway::ApprovalRecord;
 
     fn counters(status: MissionStatus, steps: (i64, i64), spent: i64, reserved: i64) -> Counters {
         Counters {
@@ -218,23 +220,25 @@ mod tests {
 
     fn row(kind: ApprovalKind, status: ApprovalStatus, expires_at: Option<&str>) -> ApprovalRow {
         ApprovalRow {
-            id: "a1".into(),
+            record: ApprovalRecord {
+                id: "a1".into(),
+                mission_id: "m1".into(),
+                mission_name: "M".into(),
+                sector: "finance".into(),
+                dept: Some(1),
+                tool_id: (kind == ApprovalKind::ToolCall).then(|| "finance.ledger_query".into()),
+                args_hash: None,
+                args: None,
+                cost_cents: Cents(5),
+                reason: "waits".into(),
+                requested_at: "2026-12-01T00:00:00.000000Z".into(),
+                expires_at: expires_at.map(Into::into),
+                decided_by: None,
+                decided_at: None,
+            },
             kind,
-            mission_id: "m1".into(),
-            mission_name: "M".into(),
-            sector: "finance".into(),
-            dept: Some(1),
             job_id: None,
-            tool_id: (kind == ApprovalKind::ToolCall).then(|| "finance.ledger_query".into()),
-            args_hash: None,
-            args: None,
-            cost_cents: Cents(5),
-            reason: "waits".into(),
             status,
-            requested_at: "2026-12-01T00:00:00.000000Z".into(),
-            expires_at: expires_at.map(Into::into),
-            decided_by: None,
-            decided_at: None,
             budget_cents: None,
             mission_budget_cents: Cents(100),
         }

@@ -198,44 +198,17 @@ pub enum ApprovalStatus {
     Used,
 }
 
-impl ApprovalKind {
-    /// The stored word.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
+crate::store::stored_word!(ApprovalKind, "approval kind");
 
-    /// Parses the stored word; anything else is damaged data, never a default.
-    pub fn parse(value: &str) -> Result<Self, DbError> {
-        value
-            .parse()
-            .map_err(|_| DbError::Corrupt(format!("unknown approval kind {value}")))
-    }
-}
+crate::store::stored_word!(ApprovalStatus, "approval status");
 
-impl ApprovalStatus {
-    /// The stored word.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses the stored word; anything else is damaged data, never a default.
-    pub fn parse(value: &str) -> Result<Self, DbError> {
-        value
-            .parse()
-            .map_err(|_| DbError::Corrupt(format!("unknown approval status {value}")))
-    }
-}
-
-/// An approvals-queue entry as reviewers see it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+/// What an approval request is about, as stored: the mission, the held call, why it waits and
+/// who decided it. The stored row and the reviewers' view both carry it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
-pub struct ApprovalItem {
+pub struct ApprovalRecord {
     /// Id.
     pub id: String,
-    /// Kind.
-    pub kind: ApprovalKind,
-    /// Status (a pending request past its expiry shows as Expired).
-    pub status: ApprovalStatus,
     /// Mission.
     pub mission_id: String,
     /// The mission's template name.
@@ -246,16 +219,12 @@ pub struct ApprovalItem {
     pub dept: Option<i64>,
     /// Tool id.
     pub tool_id: Option<String>,
-    /// Tool name.
-    pub tool_name: Option<String>,
     /// SHA-256 of the exact arguments.
     pub args_hash: Option<String>,
     /// The exact arguments (canonical JSON).
     pub args: Option<String>,
     /// Estimated cost of the call (for a budget cap: of the call that hit it).
     pub cost_cents: Cents,
-    /// The tool's risk.
-    pub risk: Option<RiskLevel>,
     /// Why it waits.
     pub reason: String,
     /// Requested at.
@@ -266,6 +235,23 @@ pub struct ApprovalItem {
     pub decided_by: Option<String>,
     /// Decided at.
     pub decided_at: Option<String>,
+}
+
+/// An approvals-queue entry as reviewers see it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ApprovalItem {
+    /// The request.
+    #[serde(flatten)]
+    pub record: ApprovalRecord,
+    /// Kind.
+    pub kind: ApprovalKind,
+    /// Status (a pending request past its expiry shows as Expired).
+    pub status: ApprovalStatus,
+    /// Tool name.
+    pub tool_name: Option<String>,
+    /// The tool's risk.
+    pub risk: Option<RiskLevel>,
     /// For a budget cap: the mission's budget now (or the budget granted).
     pub budget_cents: Option<Cents>,
     /// For a budget cap: the largest budget the global policy allows.

@@ -35,27 +35,7 @@ pub enum MissionStatus {
     Stopped,
 }
 
-impl MissionStatus {
-    /// The word stored in the database.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses the stored word; anything else is damaged data, never a default.
-    pub fn parse(value: &str) -> Result<Self, DbError> {
-        value
-            .parse()
-            .map_err(|_| DbError::Corrupt(format!("unknown mission status {value}")))
-    }
-}
-
-impl TryFrom<String> for MissionStatus {
-    type Error = DbError;
-
-    fn try_from(value: String) -> Result<Self, Self::Error> {
-        Self::parse(&value)
-    }
-}
+crate::store::stored_word!(MissionStatus, "mission status");
 
 /// What one approval mode means for this template's tools, in one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]

@@ -107,23 +107,12 @@ impl Agent {
         error: &ContextError,
     ) -> Result<(), SquadError> {
         tracing::warn!(mission = %self.mission_id, dept = self.dept, error = %error, "agent refused its context");
-        let report = Envelope::new(
-            &self.mission_id,
+        self.publish(
             &event.job_id,
-            self.dept,
             kind::CONTEXT_REFUSED,
             json!({ "code": error.code(), "reason": error.to_string(), "context_event_id": event.event_id }),
-        );
-        self.inner
-            .commit(
-                &self.mission_id,
-                vec![SquadOp::Publish {
-                    topic: mission_topic(&self.mission_id),
-                    envelope: report,
-                }],
-            )
-            .await?;
-        Ok(())
+        )
+        .await
     }
 
     pub(super) async fn publish(

@@ -26,22 +26,10 @@ pub enum JobStatus {
     Failed,
 }
 
-impl JobStatus {
-    /// The word stored in the database.
-    pub fn as_str(self) -> &'static str {
-        self.into()
-    }
-
-    /// Parses the stored word.
-    pub fn parse(value: &str) -> Result<Self, DbError> {
-        value
-            .parse()
-            .map_err(|_| DbError::Corrupt(format!("unknown job status {value}")))
-    }
-}
+crate::store::stored_word!(JobStatus, "job status");
 
 /// One job: a unit of work given to one department of one mission.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct JobRow {
     /// Job id (UUID v7), assigned by the orchestrator.
@@ -57,11 +45,12 @@ pub struct JobRow {
     /// The tool the step calls, if any.
     pub tool_id: Option<String>,
     /// Status.
+    #[sqlx(try_from = "String")]
     pub status: JobStatus,
     /// The event that carried the department's report.
     pub report_event_id: Option<String>,
     /// The department's report.
-    #[cfg_attr(feature = "specta", specta(type = Option<String>))]
+    #[sqlx(json(nullable))]
     pub report: Option<Value>,
     /// What the step's tool call cost.
     pub cost_cents: Cents,
@@ -74,13 +63,14 @@ pub struct JobRow {
 }
 
 /// An event as stored: the outbox row and the mission's history.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, sqlx::FromRow)]
 pub struct StoredEvent {
     /// Order of writing.
     pub seq: i64,
     /// Topic it goes to.
     pub topic: String,
     /// The event.
+    #[sqlx(flatten)]
     pub envelope: Envelope,
     /// When the relay published it (or when it was consumed, for events from outside).
     pub published_at: Option<String>,

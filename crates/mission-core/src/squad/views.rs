@@ -7,6 +7,7 @@ use serde_json::Value;
 use super::contract::kind;
 use super::engine::SquadError;
 use super::store::{EngineRepository, JobStatus, RunRecord, StoredEvent};
+use super::Envelope;
 use crate::gateway::store::MissionUsage;
 use crate::perimeter::store::MissionStore;
 use crate::perimeter::ActiveMission;
@@ -28,29 +29,18 @@ pub struct MissionView {
 }
 
 /// One event of a mission's history.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
 pub struct MissionEvent {
     /// Order of writing.
     pub seq: i64,
-    /// Event id (UUID v7).
-    pub event_id: String,
-    /// Mission.
-    pub mission_id: String,
-    /// Job.
-    pub job_id: String,
-    /// Sending department.
-    pub dept: i64,
-    /// Kind.
-    pub kind: String,
-    /// When (RFC 3339 UTC).
-    pub ts: String,
     /// Topic.
     pub topic: String,
+    /// The event as sent.
+    #[serde(flatten)]
+    pub event: Envelope,
     /// In words.
     pub summary: String,
-    /// The payload as JSON text.
-    pub payload: String,
     /// False while it waits in the outbox for Kafka.
     pub published: bool,
 }
@@ -128,19 +118,12 @@ pub async fn mission_events<R: EngineRepository + ?Sized>(
 }
 
 fn event_view(stored: StoredEvent) -> MissionEvent {
-    let e = stored.envelope;
     MissionEvent {
-        summary: summarize(&e.kind, &e.payload),
-        payload: e.payload.to_string(),
+        summary: summarize(&stored.envelope.kind, &stored.envelope.payload),
         seq: stored.seq,
-        event_id: e.event_id,
-        mission_id: e.mission_id,
-        job_id: e.job_id,
-        dept: e.dept,
-        kind: e.kind,
-        ts: e.ts,
         topic: stored.topic,
         published: stored.published_at.is_some(),
+        event: stored.envelope,
     }
 }
 

@@ -18,22 +18,25 @@ pub async fn run(core: &Core, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode>
                 outln!("Nothing waits for approval.");
             } else {
                 for a in &items {
-                    let what = match (&a.tool_id, a.budget_cents) {
+                    let what = match (&a.record.tool_id, a.budget_cents) {
                         (Some(tool), _) => {
-                            format!("{tool} args {}", a.args.as_deref().unwrap_or_default())
+                            format!(
+                                "{tool} args {}",
+                                a.record.args.as_deref().unwrap_or_default()
+                            )
                         }
                         (None, Some(budget)) => format!("budget cap reached at {budget} cents"),
                         (None, None) => "budget cap reached".to_owned(),
                     };
                     outln!(
                         "{}  {:<8} {} [{}]  {}  expires {}\n    {}",
-                        a.id,
+                        a.record.id,
                         format!("{:?}", a.status),
-                        a.mission_name,
-                        a.sector,
+                        a.record.mission_name,
+                        a.record.sector,
                         what,
-                        a.expires_at.as_deref().unwrap_or("never"),
-                        a.reason
+                        a.record.expires_at.as_deref().unwrap_or("never"),
+                        a.record.reason
                     );
                 }
             }
@@ -59,9 +62,9 @@ pub async fn run(core: &Core, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode>
         .await?;
     outln!(
         "{} is now {:?} (decided by {}).",
-        item.id,
+        item.record.id,
         item.status,
-        item.decided_by.unwrap_or_default()
+        item.record.decided_by.unwrap_or_default()
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -81,10 +81,10 @@ pub fn event_line(e: &MissionEvent) -> String {
     format!(
         "#{:<5} {}  {:<15} dept {:<2} job {}  {}{}",
         e.seq,
-        local_time(&e.ts),
-        e.kind,
-        e.dept,
-        e.job_id,
+        local_time(&e.event.ts),
+        e.event.kind,
+        e.event.dept,
+        e.event.job_id,
         e.summary,
         if e.published { "" } else { "  (in the outbox)" }
     )

@@ -351,6 +351,9 @@ type Stamp = String;
 /// Template content is stored as text.
 const JSON_CAST: &str = "";
 
+/// JSON is stored and read as text.
+const JSON_READ: &str = "";
+
 /// Template content is already text.
 const JSON_TEXT: &str = "";
 

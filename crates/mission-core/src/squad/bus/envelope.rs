@@ -5,7 +5,8 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
 /// Every event on the bus: who it belongs to, what it is, and its content.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, sqlx::FromRow)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
 #[serde(deny_unknown_fields)]
 pub struct Envelope {
     /// UUID v7: unique, and ordered by creation time; consumers drop duplicates by it.
@@ -21,6 +22,7 @@ pub struct Envelope {
     /// When (RFC 3339, UTC).
     pub ts: String,
     /// The content.
+    #[sqlx(json)]
     pub payload: Value,
 }
 
