@@ -13,7 +13,10 @@ use crate::gateway::{rig_with, running, Rig, Spec};
 use crate::helpers::TestDb;
 use mission_core::units::Cents;
 
-crate::on_both_backends!(the_api_runs_waits_and_refuses_calls_with_json_errors);
+crate::on_both_backends!(
+    the_api_runs_waits_and_refuses_calls_with_json_errors,
+    requests_the_router_turns_away_get_the_same_json_errors,
+);
 
 const SECTORS: &str = include_str!("../../config/sectors.json");
 const DEPARTMENTS: &str = include_str!("../../config/departments.json");
@@ -221,4 +224,86 @@ async fn the_api_runs_waits_and_refuses_calls_with_json_errors(db: TestDb) {
     );
     let usage = rig.gateway.usage(&mission).await.expect("usage");
     assert_eq!(usage.spent_cents, Cents(3 + 7));
+}
+
+/// Sends one request exactly as written (no client normalises its path) and returns the status
+/// and the body as JSON.
+async fn raw_request(base: &str, request_line: &str, token: &str) -> (u16, Value) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let host = base.trim_start_matches("http://");
+    let mut stream = tokio::net::TcpStream::connect(host).await.expect("connect");
+    let request = format!(
+        "{request_line} HTTP/1.1\r\nHost: {host}\r\nAuthorization: Bearer {token}\r\n\
+         Content-Type: application/json\r\nContent-Length: 12\r\nConnection: close\r\n\r\n\
+         {{\"args\": {{}}}}"
+    );
+    stream.write_all(request.as_bytes()).await.expect("write");
+    let mut response = String::new();
+    stream.read_to_string(&mut response).await.expect("read");
+    let status = response
+        .split(' ')
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .expect("status line");
+    let (head, body) = response.split_once("\r\n\r\n").expect("head and body");
+    assert!(
+        head.to_ascii_lowercase()
+            .contains("content-type: application/json"),
+        "{request_line}: not JSON:\n{head}"
+    );
+    (status, serde_json::from_str(body).expect("a JSON body"))
+}
+
+async fn requests_the_router_turns_away_get_the_same_json_errors(db: TestDb) {
+    let rig = crate::gateway::rig(&db).await;
+    let (mission, token) = running(&rig, Spec::auto("intelligence")).await;
+    let base = rig.app.api.clone();
+    let records = |rig: &Rig| {
+        let core = rig.core.clone();
+        async move {
+            core.audit_page(&mission_core::audit::AuditQuery {
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("audit")
+            .entries
+            .len()
+        }
+    };
+    let before = records(&rig).await;
+
+    for (request_line, status, code) in [
+        // A path that only a client's normalisation would turn into a tool.
+        ("POST /v1/tools/../x", 404, "route_not_found"),
+        (
+            "POST /v1/tools/intelligence.news_scan/../../x",
+            404,
+            "route_not_found",
+        ),
+        ("POST /v1/nothing", 404, "route_not_found"),
+        // A tool id that is not UTF-8 once decoded.
+        ("POST /v1/tools/%FF%FE/invoke", 400, "invalid_request"),
+        // A known endpoint with the wrong method.
+        (
+            "GET /v1/tools/intelligence.news_scan/invoke",
+            405,
+            "method_not_allowed",
+        ),
+        ("DELETE /v1/openapi.json", 405, "method_not_allowed"),
+    ] {
+        let (got, body) = raw_request(&base, request_line, &token).await;
+        assert_eq!(got, status, "{request_line}: {body}");
+        assert_eq!(body["code"], code, "{request_line}: {body}");
+        assert!(
+            body["message"].as_str().is_some_and(|m| !m.is_empty()),
+            "{request_line}: {body}"
+        );
+    }
+
+    // None of them reached the gateway: nothing ran, nothing was counted or recorded.
+    let view = rig.core.mission_view(&mission).await.expect("view");
+    assert_eq!(view.usage.steps_used, 0);
+    assert_eq!(view.usage.spent_cents, Cents::ZERO);
+    assert_eq!(records(&rig).await, before);
 }

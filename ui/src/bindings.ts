@@ -402,6 +402,10 @@ export type ErrorCode =
 "kafka_unavailable" | 
 /**  The department is not part of the mission's squad. */
 "unknown_department" | 
+/**  The agent API has no endpoint at the requested path. */
+"route_not_found" | 
+/**  The endpoint exists but not for the request's method. */
+"method_not_allowed" | 
 /**  A tool call without a valid token. */
 "unauthenticated" | 
 /**

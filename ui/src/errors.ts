@@ -132,6 +132,16 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
     whatToDo: "Choose one of the departments the mission's template requires. Nothing was issued.",
     severity: "warning",
   },
+  route_not_found: {
+    title: "The agent API has no such endpoint",
+    whatToDo: "Agents call POST /v1/tools/{tool_id}/invoke; the API's description is at GET /v1/openapi.json. Nothing ran.",
+    severity: "warning",
+  },
+  method_not_allowed: {
+    title: "The agent API does not serve that method there",
+    whatToDo: "Tool calls are POST requests and the API description is a GET. Nothing ran.",
+    severity: "warning",
+  },
   unauthenticated: {
     title: "The call had no valid token",
     whatToDo: "Use the token issued for this mission's department; a mission that ended or was re-assembled issues new ones. Nothing ran.",

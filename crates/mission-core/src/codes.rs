@@ -116,6 +116,10 @@ codes! {
         KafkaUnavailable,
         /// The department is not part of the mission's squad.
         UnknownDepartment,
+        /// The agent API has no endpoint at the requested path.
+        RouteNotFound,
+        /// The endpoint exists but not for the request's method.
+        MethodNotAllowed,
     }
 }
 

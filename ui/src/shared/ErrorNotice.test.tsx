@@ -60,6 +60,8 @@ describe("the error table", () => {
       mission_not_active: true,
       kafka_unavailable: true,
       unknown_department: true,
+      route_not_found: true,
+      method_not_allowed: true,
       unauthenticated: true,
       mission_expired: true,
       unknown_tool: true,

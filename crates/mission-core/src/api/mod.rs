@@ -4,9 +4,9 @@
 
 use std::future::Future;
 
-use axum::extract::rejection::JsonRejection;
+use axum::extract::rejection::{JsonRejection, PathRejection};
 use axum::extract::{Path, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::http::{HeaderMap, Method, StatusCode, Uri};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -99,6 +99,16 @@ fn error(status: StatusCode, code: ErrorCode, message: String, audit_seq: Option
         .into_response()
 }
 
+/// A request the handler cannot read; nothing reached the gateway.
+fn bad_request(message: String) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidRequest,
+        message,
+        None,
+    )
+}
+
 /// The HTTP status of each code an agent can meet.
 pub fn status(code: ErrorCode) -> StatusCode {
     match code {
@@ -111,7 +121,9 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::TemplateNotFound
         | ErrorCode::VersionNotFound
         | ErrorCode::ApprovalNotFound
-        | ErrorCode::ImportNotFound => StatusCode::NOT_FOUND,
+        | ErrorCode::ImportNotFound
+        | ErrorCode::RouteNotFound => StatusCode::NOT_FOUND,
+        ErrorCode::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
         ErrorCode::InvalidArguments
         | ErrorCode::InvalidManifest
         | ErrorCode::PerimeterOutOfRange
@@ -170,10 +182,18 @@ impl IntoResponse for CoreError {
 )]
 async fn invoke(
     State(core): State<Core>,
-    Path(tool_id): Path<String>,
+    tool_id: Result<Path<String>, PathRejection>,
     headers: HeaderMap,
     body: Result<Json<InvokeBody>, JsonRejection>,
 ) -> Response {
+    let tool_id = match tool_id {
+        Ok(Path(tool_id)) => tool_id,
+        Err(rejection) => {
+            return bad_request(format!(
+                "the tool id in the path cannot be read ({rejection}); send it as UTF-8"
+            ))
+        }
+    };
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -184,12 +204,9 @@ async fn invoke(
     let body = match body {
         Ok(Json(body)) => body,
         Err(rejection) => {
-            return error(
-                StatusCode::BAD_REQUEST,
-                ErrorCode::InvalidRequest,
-                format!("the body must be {{\"args\": {{…}}, \"job_id\": …}}: {rejection}"),
-                None,
-            )
+            return bad_request(format!(
+                "the body must be {{\"args\": {{…}}, \"job_id\": …}}: {rejection}"
+            ))
         }
     };
     let call = ToolCall {
@@ -258,11 +275,37 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
     Json(ApiDoc::openapi())
 }
 
-/// The API's routes over the core.
+/// What the API serves, for the errors of requests it cannot route.
+const ENDPOINTS: &str = "POST /v1/tools/{tool_id}/invoke and GET /v1/openapi.json";
+
+/// A path no route matches: the same JSON error as the gateway's own.
+async fn unknown_route(uri: Uri) -> Response {
+    let code = ErrorCode::RouteNotFound;
+    let message = format!(
+        "the agent API has no endpoint at {}; it serves {ENDPOINTS}",
+        uri.path()
+    );
+    error(status(code), code, message, None)
+}
+
+/// A known path asked with the wrong method.
+async fn wrong_method(method: Method, uri: Uri) -> Response {
+    let code = ErrorCode::MethodNotAllowed;
+    let message = format!(
+        "{method} is not served at {}; the API serves {ENDPOINTS}",
+        uri.path()
+    );
+    error(status(code), code, message, None)
+}
+
+/// The API's routes over the core. Requests the router itself turns away (unknown path, wrong
+/// method) get the same `{code, message}` JSON as the gateway's errors.
 pub fn router(core: Core) -> Router {
     Router::new()
         .route("/v1/tools/{tool_id}/invoke", post(invoke))
         .route("/v1/openapi.json", get(openapi))
+        .fallback(unknown_route)
+        .method_not_allowed_fallback(wrong_method)
         .with_state(core)
 }
 
