@@ -421,6 +421,10 @@ export type ErrorCode =
 "invalid_arguments" | 
 /**  The tool's sector is neither the mission's nor connected to it, or a policy forbids it. */
 "sector_denied" | 
+/**  The tool is not in the `allowed_tools` of the template version the mission pinned. */
+"tool_not_in_ruleset" | 
+/**  The calling department is not one of the mission's required departments. */
+"dept_not_in_squad" | 
 /**  An `http` tool's host is not on the allowlist. */
 "host_not_allowed" | 
 /**  The mission used all its steps. */

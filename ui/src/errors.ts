@@ -132,6 +132,16 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
     whatToDo: "Choose one of the departments the mission's template requires. Nothing was issued.",
     severity: "warning",
   },
+  tool_not_in_ruleset: {
+    title: "The tool is not in the mission's ruleset",
+    whatToDo: "Only the tools the template version's ruleset lists can be called; import a new version of the template that allows it and deploy that. Nothing ran.",
+    severity: "warning",
+  },
+  dept_not_in_squad: {
+    title: "That department is not part of the mission's squad",
+    whatToDo: "Call with the token of one of the departments the template requires. Nothing ran.",
+    severity: "warning",
+  },
   route_not_found: {
     title: "The agent API has no such endpoint",
     whatToDo: "Agents call POST /v1/tools/{tool_id}/invoke; the API's description is at GET /v1/openapi.json. Nothing ran.",

@@ -130,8 +130,15 @@ async fn bench_templates(registry: &Registry) -> Vec<String> {
                 .iter()
                 .find(|t| t.sector == sector.id)
                 .expect("every sector has a tool");
+            // Every tool of its own sector, so the calls measured pass the ruleset.
+            let own_tools: Vec<&str> = catalog
+                .tools()
+                .iter()
+                .filter(|t| t.sector == sector.id)
+                .map(|t| t.id.as_str())
+                .collect();
             let ruleset = json!({
-                "allowed_tools": [tool.id],
+                "allowed_tools": own_tools,
                 "plan": [{"dept": 1, "action": "Call the sector's tool.", "tool": tool.id}],
                 "forbidden_actions": ["Anything outside the perimeter"]
             });

@@ -58,6 +58,10 @@ codes! {
         InvalidArguments,
         /// The tool's sector is neither the mission's nor connected to it, or a policy forbids it.
         SectorDenied,
+        /// The tool is not in the `allowed_tools` of the template version the mission pinned.
+        ToolNotInRuleset,
+        /// The calling department is not one of the mission's required departments.
+        DeptNotInSquad,
         /// An `http` tool's host is not on the allowlist.
         HostNotAllowed,
         /// The mission used all its steps.

@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod budget;
+mod ruleset;
 mod sectors;
 
 use std::collections::HashMap;
@@ -37,7 +38,9 @@ pub struct Rig {
     pub catalog: Arc<Catalog>,
 }
 
-/// One template per sector, connectable to every other sector, with a small per-sector cap.
+/// One template per sector, connectable to every other sector, whose ruleset allows its own
+/// sector's tools and every read-only tool of the others (so the sector and the grants decide
+/// the calls the tests make; a ruleset holds at most 64 tools), with a small per-sector cap.
 fn sector_templates(catalog: &Catalog) -> Vec<Value> {
     catalog
         .sectors()
@@ -54,6 +57,15 @@ fn sector_templates(catalog: &Catalog) -> Vec<Value> {
                 .iter()
                 .find(|t| t.sector == sector.id)
                 .expect("every sector has a tool");
+            let allowed: Vec<&str> = catalog
+                .tools()
+                .iter()
+                .filter(|t| {
+                    t.sector == sector.id
+                        || (!t.side_effects && t.kind == "builtin" && t.risk.as_str() != "High")
+                })
+                .map(|t| t.id.as_str())
+                .collect();
             with_hash(json!({
                 "id": format!("{}.gateway-probe", sector.id),
                 "name": format!("{} gateway probe", sector.name),
@@ -63,7 +75,7 @@ fn sector_templates(catalog: &Catalog) -> Vec<Value> {
                 "required_depts": [1],
                 "connected_sectors": others,
                 "ruleset": {
-                    "allowed_tools": [own_tool.id],
+                    "allowed_tools": allowed,
                     "plan": [{"dept": 1, "action": "Call the sector's tool.", "tool": own_tool.id}],
                     "forbidden_actions": ["Anything outside the perimeter"]
                 },
@@ -111,6 +123,8 @@ pub async fn rig(db: &TestDb) -> Rig {
 /// What a test mission looks like.
 pub struct Spec<'a> {
     pub sector: &'a str,
+    /// The template to deploy; the sector's gateway probe when absent.
+    pub template: Option<&'a str>,
     pub mode: ApprovalMode,
     pub threshold: Option<i64>,
     pub budget: i64,
@@ -122,6 +136,7 @@ impl<'a> Spec<'a> {
     pub fn auto(sector: &'a str) -> Self {
         Self {
             sector,
+            template: None,
             mode: ApprovalMode::Auto,
             threshold: None,
             budget: 100_000,
@@ -133,7 +148,9 @@ impl<'a> Spec<'a> {
 
 /// Saves, starts and issues a department-1 token for a mission; returns (mission id, token).
 pub async fn running(rig: &Rig, spec: Spec<'_>) -> (String, String) {
-    let template_id = format!("{}.gateway-probe", spec.sector);
+    let template_id = spec
+        .template
+        .map_or_else(|| format!("{}.gateway-probe", spec.sector), str::to_owned);
     let missions = Missions::new(rig.registry.clone(), rig.core.repository().clone());
     let draft = missions.draft(&template_id).await.expect("draft");
     let saved = missions

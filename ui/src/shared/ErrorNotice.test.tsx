@@ -61,6 +61,8 @@ describe("the error table", () => {
       kafka_unavailable: true,
       unknown_department: true,
       route_not_found: true,
+      tool_not_in_ruleset: true,
+      dept_not_in_squad: true,
       method_not_allowed: true,
       unauthenticated: true,
       mission_expired: true,

@@ -113,9 +113,11 @@ fn bad_request(message: String) -> Response {
 pub fn status(code: ErrorCode) -> StatusCode {
     match code {
         ErrorCode::Unauthenticated => StatusCode::UNAUTHORIZED,
-        ErrorCode::SectorDenied | ErrorCode::HostNotAllowed | ErrorCode::ApprovalDenied => {
-            StatusCode::FORBIDDEN
-        }
+        ErrorCode::SectorDenied
+        | ErrorCode::ToolNotInRuleset
+        | ErrorCode::DeptNotInSquad
+        | ErrorCode::HostNotAllowed
+        | ErrorCode::ApprovalDenied => StatusCode::FORBIDDEN,
         ErrorCode::UnknownTool
         | ErrorCode::MissionNotFound
         | ErrorCode::TemplateNotFound
@@ -171,7 +173,7 @@ impl IntoResponse for CoreError {
         (status = 200, description = "The tool ran", body = InvokeResponse),
         (status = 202, description = "The call waits for a human", body = InvokeResponse),
         (status = 401, description = "Missing or unknown token", body = ApiError),
-        (status = 403, description = "Sector, policy, allowlist or reviewer refused", body = ApiError),
+        (status = 403, description = "Department, ruleset, sector, policy, allowlist or reviewer refused", body = ApiError),
         (status = 404, description = "Unknown tool", body = ApiError),
         (status = 409, description = "Mission not running, or a step or budget cap reached", body = ApiError),
         (status = 410, description = "Mission or approval expired", body = ApiError),

@@ -173,8 +173,25 @@ impl Gateway {
         };
         draft.sector = Some(tool.sector.clone());
 
-        // 3. Sector authorization, deny by default.
+        // 3. The caller is one of the mission's departments, the tool is one of its ruleset's
+        //    (checked after the sector, whose refusal says more), and the sector authorizes it,
+        //    deny by default.
         let mission = self.mission(&token.mission_id).await?;
+        if !mission.required_depts.contains(&token.dept) {
+            let message = format!(
+                "department {} is not part of this mission's squad (departments {})",
+                token.dept,
+                mission
+                    .required_depts
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            return self
+                .refuse(draft, RefusalCode::DeptNotInSquad, message)
+                .await;
+        }
         let decision = inner.authz.decide(&mission, tool)?;
         draft.policy_ids.clone_from(&decision.policy_ids);
         if !decision.allowed {
@@ -192,6 +209,15 @@ impl Gateway {
                 )
             };
             return self.refuse(draft, RefusalCode::SectorDenied, message).await;
+        }
+        if !mission.allowed_tools.contains(&tool.id) {
+            let message = format!(
+                "{} is not in the allowed_tools of {} version {}, which this mission runs",
+                tool.id, mission.template_id, mission.template_version
+            );
+            return self
+                .refuse(draft, RefusalCode::ToolNotInRuleset, message)
+                .await;
         }
         let authorized_by = match &decision.authority {
             Some(Authority::Connection(grant)) => {

@@ -16,7 +16,7 @@ mod tokens;
 mod tools;
 mod types;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use tokio::sync::broadcast;
@@ -43,6 +43,25 @@ pub use types::{
 
 use ledger::{Ledger, LedgerOp, LedgerResult};
 
+/// A mission as the gateway decides on its calls: its row and what its pinned template version
+/// allows (the tools of its ruleset, the departments of its squad).
+#[derive(Debug)]
+pub(super) struct Mission {
+    row: MissionRow,
+    /// `ruleset.allowed_tools` of the pinned version.
+    pub(super) allowed_tools: HashSet<String>,
+    /// `required_depts` of the pinned version.
+    pub(super) required_depts: Vec<i64>,
+}
+
+impl std::ops::Deref for Mission {
+    type Target = MissionRow;
+
+    fn deref(&self) -> &MissionRow {
+        &self.row
+    }
+}
+
 struct Inner {
     repo: Arc<dyn GatewayRepository>,
     catalog: Arc<Catalog>,
@@ -51,7 +70,7 @@ struct Inner {
     ledger: Ledger,
     clock: Arc<dyn Clock>,
     http: reqwest::Client,
-    missions: Mutex<HashMap<String, Arc<MissionRow>>>,
+    missions: Mutex<HashMap<String, Arc<Mission>>>,
     tokens: Mutex<HashMap<String, (TokenRow, std::time::Instant)>>,
     events: broadcast::Sender<GatewayEvent>,
     /// The public half of the signing key.
@@ -139,7 +158,7 @@ impl Gateway {
         let _ = self.inner.events.send(event);
     }
 
-    pub(super) async fn mission(&self, id: &str) -> Result<Arc<MissionRow>, GatewayError> {
+    pub(super) async fn mission(&self, id: &str) -> Result<Arc<Mission>, GatewayError> {
         if let Some(found) = self
             .inner
             .missions
@@ -149,21 +168,29 @@ impl Gateway {
         {
             return Ok(found);
         }
-        let row = self
-            .inner
-            .repo
+        let repo = &self.inner.repo;
+        let row = repo
             .mission_row(id)
             .await?
             .ok_or_else(|| GatewayError::MissionNotFound(id.to_owned()))?;
-        let row = Arc::new(row);
+        // A pinned version never changes, so its ruleset is read once per mission.
+        let template = repo
+            .pinned_template(id, &row.template_id, row.template_version)
+            .await?;
+        let mission = Arc::new(Mission {
+            row,
+            allowed_tools: template.ruleset.allowed_tools.into_iter().collect(),
+            required_depts: template.required_depts.into_iter().map(i64::from).collect(),
+        });
         // Only what never changes once a mission runs is read from this cache: sector, mode,
-        // threshold, grants and time to live. Status and counters are read per call.
-        if row.status != MissionStatus::Ready {
+        // threshold, grants, time to live and the pinned ruleset. Status and counters are read
+        // per call.
+        if mission.status != MissionStatus::Ready {
             if let Ok(mut cache) = self.inner.missions.lock() {
-                cache.insert(id.to_owned(), Arc::clone(&row));
+                cache.insert(id.to_owned(), Arc::clone(&mission));
             }
         }
-        Ok(row)
+        Ok(mission)
     }
 
     pub(super) async fn audit(&self, draft: AuditDraft) -> Result<i64, GatewayError> {

@@ -114,20 +114,11 @@ impl Gateway {
                 what: "a finished mission gets no new tokens".to_owned(),
             });
         }
-        let template = self
-            .inner
-            .repo
-            .pinned_template(mission_id, &row.template_id, row.template_version)
-            .await?;
-        if !template
-            .required_depts
-            .iter()
-            .any(|d| i64::from(*d) == dept)
-        {
+        if !row.required_depts.contains(&dept) {
             return Err(GatewayError::UnknownDepartment {
                 dept,
                 mission: mission_id.to_owned(),
-                required: template
+                required: row
                     .required_depts
                     .iter()
                     .map(ToString::to_string)
