@@ -8,8 +8,8 @@ use std::str::FromStr;
 use std::sync::{Arc, Mutex};
 
 use cedar_policy::{
-    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, Policy,
-    PolicyId, PolicySet, Request, RestrictedExpression, SlotId, Template,
+    Authorizer, Context, Decision, Entities, Entity, EntityId, EntityTypeName, EntityUid, PolicyId,
+    PolicySet, Request, RestrictedExpression, SlotId, Template,
 };
 
 use super::store::{Grant, MissionRow};
@@ -19,6 +19,10 @@ use crate::catalog::{Catalog, Tool};
 pub const BUNDLED_ADMIN_POLICIES: &str = include_str!("../../../../config/policies/admin.cedar");
 
 const CONNECTION_TEMPLATE: &str = "connection";
+
+/// A sector's permit, linked per mission with its sector as both slots: ids travel as Cedar
+/// values, never inside policy text, so no catalogue id can change what a policy says.
+const SECTOR_TEMPLATE: &str = "sector";
 
 /// The policies could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -71,11 +75,11 @@ struct MissionPolicies {
 /// Decides whether a mission may call a tool.
 #[derive(Debug)]
 pub struct SectorAuthorizer {
-    /// Admin policies and the connection template: part of every mission's set.
+    /// Admin policies and the sector and connection templates: part of every mission's set.
     base: PolicySet,
-    /// Each sector's generated permit. A mission's set holds only its own sector's: a mission
+    /// The catalogue's sectors. A mission's set links only its own sector's permit: a mission
     /// is in exactly one sector, so no other sector's permit can ever match it.
-    sector_permits: HashMap<String, Policy>,
+    sectors: HashSet<String>,
     /// Tool ids as Cedar entity ids, parsed once.
     tool_uids: HashMap<String, EntityUid>,
     tool_entities: Vec<Entity>,
@@ -90,19 +94,6 @@ impl SectorAuthorizer {
     /// every policy needs an `@id` annotation, which becomes its id in decisions and audit).
     pub fn new(catalog: &Catalog, admin_policies: &str) -> Result<Self, PolicyError> {
         let mut base = PolicySet::new();
-        let mut sector_permits = HashMap::new();
-        for sector in catalog.sectors() {
-            let text = format!(
-                "permit (principal in Sector::\"{s}\", action == Action::\"invoke\", \
-                 resource in Sector::\"{s}\");",
-                s = sector.id
-            );
-            let id = PolicyId::new(format!("sector/{}", sector.id));
-            sector_permits.insert(
-                sector.id.clone(),
-                Policy::parse(Some(id), text).map_err(policy_error)?,
-            );
-        }
         let admin = PolicySet::from_str(admin_policies).map_err(policy_error)?;
         for policy in admin.policies() {
             let Some(name) = policy.annotation("id") else {
@@ -110,7 +101,7 @@ impl SectorAuthorizer {
                     "an admin policy has no @id annotation: {policy}"
                 )));
             };
-            if name.starts_with("sector/") || name.starts_with("connection") {
+            if name.starts_with(SECTOR_TEMPLATE) || name.starts_with(CONNECTION_TEMPLATE) {
                 return Err(PolicyError(format!(
                     "admin policy id {name} collides with the generated policy ids"
                 )));
@@ -123,15 +114,23 @@ impl SectorAuthorizer {
                 "admin policies may not contain templates".to_owned(),
             ));
         }
-        base.add_template(
-            Template::parse(
-                Some(PolicyId::new(CONNECTION_TEMPLATE)),
+        for (id, text) in [
+            (
+                SECTOR_TEMPLATE,
+                "permit (principal in ?principal, action == Action::\"invoke\", \
+                 resource in ?resource);",
+            ),
+            (
+                CONNECTION_TEMPLATE,
                 "permit (principal == ?principal, action == Action::\"invoke\", \
                  resource in ?resource);",
+            ),
+        ] {
+            base.add_template(
+                Template::parse(Some(PolicyId::new(id)), text).map_err(policy_error)?,
             )
-            .map_err(policy_error)?,
-        )
-        .map_err(policy_error)?;
+            .map_err(policy_error)?;
+        }
 
         let mut sector_entities = Vec::new();
         for sector in catalog.sectors() {
@@ -148,7 +147,7 @@ impl SectorAuthorizer {
         }
         Ok(Self {
             base,
-            sector_permits,
+            sectors: catalog.sectors().iter().map(|s| s.id.clone()).collect(),
             tool_uids,
             tool_entities,
             sector_entities,
@@ -167,8 +166,18 @@ impl SectorAuthorizer {
         }
         let principal = uid("Mission", &mission.id)?;
         let mut policies = self.base.clone();
-        if let Some(own) = self.sector_permits.get(&mission.sector) {
-            policies.add(own.clone()).map_err(policy_error)?;
+        if self.sectors.contains(&mission.sector) {
+            let own = uid("Sector", &mission.sector)?;
+            policies
+                .link(
+                    PolicyId::new(SECTOR_TEMPLATE),
+                    PolicyId::new(format!("sector/{}", mission.sector)),
+                    HashMap::from([
+                        (SlotId::principal(), own.clone()),
+                        (SlotId::resource(), own),
+                    ]),
+                )
+                .map_err(policy_error)?;
         }
         for grant in &mission.grants {
             policies
@@ -302,4 +311,93 @@ fn tool_entity(tool: &Tool) -> Result<Entity, PolicyError> {
         HashSet::from([uid("Sector", &tool.sector)?]),
     )
     .map_err(policy_error)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::perimeter::MissionStatus;
+    use crate::registry::ApprovalMode;
+
+    const SECTORS: &str = include_str!("../../../../config/sectors.json");
+    const DEPARTMENTS: &str = include_str!("../../../../config/departments.json");
+    const TOOLS: &str = include_str!("../../../../config/tools.json");
+    const POLICY: &str = include_str!("../../../../config/policy.json");
+
+    /// A sector id written to break out of a policy's text and permit everything.
+    const EVIL: &str = "evil\") when { true };\npermit (principal, action, resource";
+
+    fn catalog_with_evil_sector() -> Catalog {
+        let mut sectors: serde_json::Value = serde_json::from_str(SECTORS).expect("sectors");
+        sectors["sectors"]
+            .as_array_mut()
+            .expect("list")
+            .push(serde_json::json!({
+                "id": EVIL, "name": "Evil", "description": "Quotes in its id.",
+                "categories": ["Anything"]
+            }));
+        let mut tools: serde_json::Value = serde_json::from_str(TOOLS).expect("tools");
+        tools["tools"]
+            .as_array_mut()
+            .expect("list")
+            .push(serde_json::json!({
+                "id": "evil.probe", "name": "Probe", "sector": EVIL, "side_effects": false,
+                "cost": {"model": "flat", "cents": 1}, "risk": "Low", "kind": "builtin"
+            }));
+        Catalog::from_json(
+            &sectors.to_string(),
+            DEPARTMENTS,
+            &tools.to_string(),
+            POLICY,
+        )
+        .expect("catalog")
+    }
+
+    fn mission(id: &str, sector: &str) -> MissionRow {
+        MissionRow {
+            id: id.to_owned(),
+            template_id: format!("{sector}.probe"),
+            template_version: 1,
+            template_name: "Probe".to_owned(),
+            sector: sector.to_owned(),
+            approval_mode: ApprovalMode::Strict,
+            threshold_cents: None,
+            status: MissionStatus::Running,
+            expires_at: None,
+            grants: Vec::new(),
+        }
+    }
+
+    #[test]
+    fn a_sector_id_cannot_write_policy_text() {
+        let catalog = catalog_with_evil_sector();
+        let authz = SectorAuthorizer::new(&catalog, BUNDLED_ADMIN_POLICIES).expect("policies");
+        let tool = |id: &str| catalog.tool(id).expect("tool");
+        let evil = mission("m-evil", EVIL);
+        let finance = mission("m-finance", "finance");
+
+        // The evil sector's mission reaches its own tool and nothing else.
+        let own = authz.decide(&evil, tool("evil.probe")).expect("decide");
+        assert!(own.allowed);
+        // Its one deciding policy is its sector's permit (the id is shown escaped).
+        assert_eq!(own.policy_ids.len(), 1);
+        assert!(
+            own.policy_ids[0].starts_with("sector/evil"),
+            "{:?}",
+            own.policy_ids
+        );
+        for other in ["finance.ledger_query", "trading.market_data_fetch"] {
+            let d = authz.decide(&evil, tool(other)).expect("decide");
+            assert!(!d.allowed, "{other} was allowed by {:?}", d.policy_ids);
+        }
+        // Another sector's mission still reaches only its own sector.
+        assert!(
+            authz
+                .decide(&finance, tool("finance.ledger_query"))
+                .expect("decide")
+                .allowed
+        );
+        let d = authz.decide(&finance, tool("evil.probe")).expect("decide");
+        assert!(!d.allowed, "evil.probe was allowed by {:?}", d.policy_ids);
+    }
 }
