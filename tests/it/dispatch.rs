@@ -302,15 +302,7 @@ async fn refused_approval_decisions_and_tokens_are_audited_with_the_reviewer(db:
 async fn an_unknown_status_in_the_database_is_an_error_never_a_default(db: TestDb) {
     let rig = rig(&db).await;
     // Threshold 0: every call waits for a human.
-    let (mission, token) = running(
-        &rig,
-        Spec {
-            mode: ApprovalMode::Threshold,
-            threshold: Some(0),
-            ..Spec::auto("finance")
-        },
-    )
-    .await;
+    let (mission, token) = running(&rig, Spec::threshold("finance", 0)).await;
     let held = rig
         .core
         .invoke(call(&token, "finance.ledger_query", json!({})))

@@ -7,6 +7,7 @@ use mission_core::units::Cents;
 crate::on_both_backends!(
     strict_threshold_and_auto_hold_exactly_the_calls_they_state,
     an_approval_covers_one_exact_call_and_expires,
+    the_waiting_count_is_exact_however_many_wait,
 );
 
 async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb) {
@@ -46,15 +47,7 @@ async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb)
     );
 
     // Threshold 100: at or above the threshold waits, and High risk waits at any cost.
-    let (threshold_mission, threshold) = running(
-        &rig,
-        Spec {
-            mode: ApprovalMode::Threshold,
-            threshold: Some(100),
-            ..Spec::auto("wealth")
-        },
-    )
-    .await;
+    let (threshold_mission, threshold) = running(&rig, Spec::threshold("wealth", 100)).await;
     executed(
         rig.gateway
             .invoke(call(&threshold, "wealth.rebalance_proposal", json!({})))
@@ -253,4 +246,22 @@ async fn an_approval_covers_one_exact_call_and_expires(db: TestDb) {
     let usage = rig.gateway.usage(&mission).await.expect("usage");
     assert_eq!(usage.steps_used, 1, "only the approved call used a step");
     assert!(verify(&rig).await.ok);
+}
+
+async fn the_waiting_count_is_exact_however_many_wait(db: TestDb) {
+    let rig = rig(&db).await;
+    // Threshold 0: every call waits, and each different call opens its own request.
+    let (_, token) = running(&rig, Spec::threshold("wealth", 0)).await;
+    const WAITING: u32 = 501;
+    for n in 0..WAITING {
+        waiting(
+            rig.gateway
+                .invoke(call(&token, "wealth.portfolio_snapshot", json!({ "n": n })))
+                .await,
+        );
+    }
+    assert_eq!(rig.core.pending_approvals().await.expect("count"), WAITING);
+    // Past their expiry they no longer wait, though their rows still say Pending.
+    rig.clock.advance(Duration::seconds(901));
+    assert_eq!(rig.core.pending_approvals().await.expect("count"), 0);
 }

@@ -144,6 +144,15 @@ impl<'a> Spec<'a> {
             connections: Vec::new(),
         }
     }
+
+    /// Threshold mode: calls estimated above `cents` wait for a human (0: every call waits).
+    pub fn threshold(sector: &'a str, cents: i64) -> Self {
+        Self {
+            mode: ApprovalMode::Threshold,
+            threshold: Some(cents),
+            ..Self::auto(sector)
+        }
+    }
 }
 
 /// Saves, starts and issues a department-1 token for a mission; returns (mission id, token).

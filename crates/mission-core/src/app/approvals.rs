@@ -62,9 +62,11 @@ impl Core {
         .await?)
     }
 
-    /// How many requests wait now.
+    /// How many requests wait now, counted in the database (exact however many wait; a
+    /// request past its expiry no longer waits).
     pub async fn pending_approvals(&self) -> Result<u32, CoreError> {
-        let waiting = self.approvals(true).await?.len();
+        let now = crate::gateway::timestamp(self.inner.settings.clock.now());
+        let waiting = self.inner.repo.pending_approvals(&now).await?;
         Ok(u32::try_from(waiting).unwrap_or(u32::MAX))
     }
 

@@ -161,6 +161,16 @@ macro_rules! gateway_store {
                         .await?)
                 }
 
+                async fn pending_approvals(&self, now: &str) -> Result<i64, DbError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT COUNT(*) FROM approvals WHERE status = 'Pending' \
+                         AND (expires_at IS NULL OR expires_at > $1)",
+                    )
+                    .bind(now)
+                    .fetch_one(&self.pool)
+                    .await?)
+                }
+
                 async fn approval(
                     &self,
                     approval_id: &str,

@@ -144,6 +144,9 @@ pub trait GatewayStore: Send + Sync + std::fmt::Debug {
     async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, DbError>;
     /// One approval.
     async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRow>, DbError>;
+    /// How many requests wait now: Pending and not past their expiry at `now` (RFC 3339 UTC,
+    /// the form the expiry is stored in), however many there are.
+    async fn pending_approvals(&self, now: &str) -> Result<i64, DbError>;
 }
 
 /// Everything the gateway reads and writes: its own storage, the pinned template versions and
