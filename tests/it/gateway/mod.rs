@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod budget;
+mod memory;
 mod ruleset;
 mod sectors;
 

@@ -195,6 +195,7 @@ impl Core {
                 })
             })
             .await?;
+        gateway.forget_mission(mission_id);
         self.poke_squads().await;
         self.mission_view(mission_id).await
     }

@@ -284,6 +284,11 @@ impl SectorAuthorizer {
             cache.remove(mission_id);
         }
     }
+
+    /// How many missions' policy sets are cached.
+    pub fn cached_missions(&self) -> usize {
+        self.missions.lock().map_or(0, |cache| cache.len())
+    }
 }
 
 fn tool_entity(tool: &Tool) -> Result<Entity, PolicyError> {

@@ -132,7 +132,11 @@ impl Gateway {
                 .await;
         }
 
-        // 2. The mission runs and its time to live has not passed.
+        // 2. The mission runs and its time to live has not passed. A mission that is over
+        //    keeps nothing in the gateway's memory.
+        if token.status.is_over() {
+            self.forget_mission(&token.mission_id);
+        }
         if token.status != MissionStatus::Running {
             let message = format!("the mission is {}, not Running", token.status.as_str());
             return self

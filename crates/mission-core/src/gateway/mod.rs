@@ -193,6 +193,21 @@ impl Gateway {
         Ok(mission)
     }
 
+    /// Forgets what is cached about a mission that ended (its rules and its policy set), so
+    /// the caches hold only missions that can still call.
+    pub fn forget_mission(&self, mission_id: &str) {
+        if let Ok(mut cache) = self.inner.missions.lock() {
+            cache.remove(mission_id);
+        }
+        self.inner.authz.forget(mission_id);
+    }
+
+    /// How many missions the gateway holds in memory: (rules, policy sets).
+    pub fn cached_missions(&self) -> (usize, usize) {
+        let rules = self.inner.missions.lock().map_or(0, |cache| cache.len());
+        (rules, self.inner.authz.cached_missions())
+    }
+
     pub(super) async fn audit(&self, draft: AuditDraft) -> Result<i64, GatewayError> {
         match self.inner.ledger.apply(LedgerOp::Audit(draft)).await? {
             LedgerResult::Audited(seq) => Ok(seq),

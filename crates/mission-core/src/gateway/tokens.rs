@@ -101,13 +101,7 @@ impl Gateway {
         issued_by: String,
     ) -> Result<String, GatewayError> {
         let row = self.mission(mission_id).await?;
-        if matches!(
-            row.status,
-            MissionStatus::Completed
-                | MissionStatus::Failed
-                | MissionStatus::Expired
-                | MissionStatus::Stopped
-        ) {
+        if row.status.is_over() {
             return Err(GatewayError::MissionState {
                 id: mission_id.to_owned(),
                 status: row.status,

@@ -37,6 +37,16 @@ pub enum MissionStatus {
 
 crate::store::stored_word!(MissionStatus, "mission status");
 
+impl MissionStatus {
+    /// Whether the mission is over: nothing it holds can act again.
+    pub fn is_over(self) -> bool {
+        matches!(
+            self,
+            Self::Completed | Self::Failed | Self::Expired | Self::Stopped
+        )
+    }
+}
+
 /// What one approval mode means for this template's tools, in one line.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

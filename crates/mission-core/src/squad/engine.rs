@@ -398,8 +398,10 @@ impl Inner {
     /// A finished mission's squad: its tokens are revoked and the claim released.
     pub(super) async fn teardown(&self, mission_id: &str) -> Result<(), SquadError> {
         self.repo.revoke_tokens(mission_id, None).await?;
-        // Revoked means refused from now on, also by this process's gateway.
+        // Revoked means refused from now on, also by this process's gateway, which keeps
+        // nothing more about the mission.
         self.gateway.forget_tokens();
+        self.gateway.forget_mission(mission_id);
         // A mission ended outside the squad (a reviewer refused more budget) still gets its
         // run record.
         if self.repo.run_record(mission_id).await?.is_none() {
