@@ -419,6 +419,11 @@ export type ErrorCode =
 "unknown_tool" | 
 /**  A tool call's arguments cannot be priced or are too large. */
 "invalid_arguments" | 
+/**
+ *  A tool call names a tool, job or mission id with a control character (such as NUL)
+ *  or longer than ids get.
+ */
+"malformed_call" | 
 /**  The tool's sector is neither the mission's nor connected to it, or a policy forbids it. */
 "sector_denied" | 
 /**  The tool is not in the `allowed_tools` of the template version the mission pinned. */

@@ -132,6 +132,11 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
     whatToDo: "Choose one of the departments the mission's template requires. Nothing was issued.",
     severity: "warning",
   },
+  malformed_call: {
+    title: "The call names an id that cannot be right",
+    whatToDo: "Tool, job and mission ids are printable text of at most 200 characters, without control characters such as NUL. Nothing ran.",
+    severity: "warning",
+  },
   tool_not_in_ruleset: {
     title: "The tool is not in the mission's ruleset",
     whatToDo: "Only the tools the template version's ruleset lists can be called; import a new version of the template that allows it and deploy that. Nothing ran.",

@@ -56,6 +56,9 @@ codes! {
         UnknownTool,
         /// A tool call's arguments cannot be priced or are too large.
         InvalidArguments,
+        /// A tool call names a tool, job or mission id with a control character (such as NUL)
+        /// or longer than ids get.
+        MalformedCall,
         /// The tool's sector is neither the mission's nor connected to it, or a policy forbids it.
         SectorDenied,
         /// The tool is not in the `allowed_tools` of the template version the mission pinned.

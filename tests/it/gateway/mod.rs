@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod budget;
+mod inputs;
 mod memory;
 mod ruleset;
 mod sectors;
@@ -243,4 +244,25 @@ async fn verify(rig: &Rig) -> mission_core::audit::VerifyReport {
         .verify(None)
         .await
         .expect("verify")
+}
+
+/// How many records the audit log holds.
+pub async fn audit_count(rig: &Rig) -> usize {
+    let mut count = 0;
+    let mut before = None;
+    loop {
+        let page = AuditLog::new(rig.core.repository().clone())
+            .page(&AuditQuery {
+                before_seq: before,
+                limit: 1000,
+                ..Default::default()
+            })
+            .await
+            .expect("audit page");
+        count += page.entries.len();
+        before = page.entries.last().map(|e| e.seq);
+        if !page.has_more {
+            return count;
+        }
+    }
 }

@@ -159,23 +159,3 @@ async fn only_the_rulesets_tools_and_the_squads_departments_get_through(db: Test
     assert_eq!(usage.reserved_cents, Cents::ZERO);
     assert!(verify(&rig).await.ok);
 }
-
-async fn audit_count(rig: &Rig) -> usize {
-    let mut count = 0;
-    let mut before = None;
-    loop {
-        let page = AuditLog::new(rig.core.repository().clone())
-            .page(&AuditQuery {
-                before_seq: before,
-                limit: 1000,
-                ..Default::default()
-            })
-            .await
-            .expect("audit page");
-        count += page.entries.len();
-        before = page.entries.last().map(|e| e.seq);
-        if !page.has_more {
-            return count;
-        }
-    }
-}

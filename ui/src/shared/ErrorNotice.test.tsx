@@ -62,6 +62,7 @@ describe("the error table", () => {
       unknown_department: true,
       route_not_found: true,
       tool_not_in_ruleset: true,
+      malformed_call: true,
       dept_not_in_squad: true,
       method_not_allowed: true,
       unauthenticated: true,

@@ -142,7 +142,9 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::ApprovalDecided => StatusCode::CONFLICT,
         ErrorCode::MissionExpired | ErrorCode::ApprovalExpired => StatusCode::GONE,
         ErrorCode::ToolFailed => StatusCode::BAD_GATEWAY,
-        ErrorCode::InvalidRequest | ErrorCode::Dialog => StatusCode::BAD_REQUEST,
+        ErrorCode::InvalidRequest | ErrorCode::MalformedCall | ErrorCode::Dialog => {
+            StatusCode::BAD_REQUEST
+        }
         ErrorCode::AuditUnavailable | ErrorCode::KafkaUnavailable => {
             StatusCode::SERVICE_UNAVAILABLE
         }

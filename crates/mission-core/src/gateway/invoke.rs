@@ -27,6 +27,52 @@ use crate::units::Cents;
 /// Largest accepted arguments, as canonical JSON.
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 
+/// Longest tool, job or mission id a call may name.
+pub const MAX_ID_CHARS: usize = 200;
+
+/// Text with its control characters spelled out (`\u{0}`), and cut at `MAX_ID_CHARS`.
+fn printable(text: &str) -> String {
+    let mut out = String::new();
+    for (i, c) in text.chars().enumerate() {
+        if i == MAX_ID_CHARS {
+            out.push('…');
+            break;
+        }
+        if c.is_control() {
+            out.extend(c.escape_unicode());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Why a call's ids cannot be taken as they are, checked before anything else looks at them:
+/// longer than `MAX_ID_CHARS`, or holding a control character such as NUL, which one backend
+/// would refuse to store and the other would keep; both refuse it here instead.
+fn malformed(call: &ToolCall) -> Option<String> {
+    let ids = [
+        ("tool id", Some(call.tool_id.as_str())),
+        ("job id", call.job_id.as_deref()),
+        ("mission id", call.mission_id.as_deref()),
+    ];
+    ids.into_iter().find_map(|(name, id)| {
+        let id = id?;
+        if id.chars().count() > MAX_ID_CHARS {
+            return Some(format!(
+                "the {name} is longer than {MAX_ID_CHARS} characters"
+            ));
+        }
+        id.chars().find(|c| c.is_control()).map(|c| {
+            format!(
+                "the {name} {} holds the control character {}; ids are printable text",
+                printable(id),
+                c.escape_unicode()
+            )
+        })
+    })
+}
+
 impl Gateway {
     pub(super) async fn refuse(
         &self,
@@ -96,12 +142,14 @@ impl Gateway {
     ) -> Result<CallOutcome, GatewayError> {
         let inner = &self.inner;
         let now = inner.clock.now();
+        // The record shows the ids as they came, control characters spelled out, so even a
+        // malformed call's record is one every backend can store.
         let mut draft = AuditDraft {
             ts: timestamp(now),
-            job_id: call.job_id.clone(),
+            job_id: call.job_id.as_deref().map(printable),
             caller: format!("token:{}", &token_hash[..12]),
             action: Some(Operation::ToolInvoke.as_str().to_owned()),
-            tool_id: Some(call.tool_id.clone()),
+            tool_id: Some(printable(&call.tool_id)),
             ..Default::default()
         };
 
@@ -118,6 +166,11 @@ impl Gateway {
         draft.mission_id = Some(token.mission_id.clone());
         draft.dept = Some(token.dept);
         draft.caller = format!("dept {} (token:{})", token.dept, &token_hash[..12]);
+        if let Some(message) = malformed(&call) {
+            return self
+                .refuse(draft, RefusalCode::MalformedCall, message)
+                .await;
+        }
         if let Some(claimed) = call
             .mission_id
             .as_deref()

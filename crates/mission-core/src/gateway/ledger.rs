@@ -72,7 +72,7 @@ pub struct Decide {
 }
 
 /// One write the gateway asks for.
-#[derive(Debug)]
+#[derive(Debug, Clone)]
 pub enum LedgerOp {
     /// Record a decision taken before anything was reserved.
     Audit(AuditDraft),
@@ -216,6 +216,9 @@ impl Ledger {
             while rx.recv_many(&mut jobs, MAX_BATCH).await > 0 {
                 let (ops, replies): (Vec<LedgerOp>, Vec<_>) = jobs.drain(..).unzip();
                 let count = ops.len();
+                // A batch holds the calls of many missions: when its transaction fails, each
+                // op is written again alone, so one op the database refuses fails only itself.
+                let retry = (count > 1).then(|| ops.clone());
                 match repo.ledger(ops, &sealer).await {
                     Ok(results) => {
                         for (reply, result) in replies.into_iter().zip(results) {
@@ -225,9 +228,24 @@ impl Ledger {
                     }
                     Err(e) => {
                         tracing::error!(error = %e, ops = count, "gateway write failed");
-                        let e = Arc::new(e);
-                        for reply in replies {
-                            let _ = reply.send(Err(Arc::clone(&e)));
+                        let Some(ops) = retry else {
+                            // A batch of one: its own error is the answer.
+                            if let Some(reply) = replies.into_iter().next() {
+                                let _ = reply.send(Err(Arc::new(e)));
+                            }
+                            continue;
+                        };
+                        for (op, reply) in ops.into_iter().zip(replies) {
+                            let result = match repo.ledger(vec![op], &sealer).await {
+                                Ok(mut results) => results.pop().ok_or_else(|| {
+                                    Arc::new(DbError::Corrupt("a write gave no result".into()))
+                                }),
+                                Err(e) => {
+                                    tracing::error!(error = %e, "gateway write failed alone");
+                                    Err(Arc::new(e))
+                                }
+                            };
+                            let _ = reply.send(result);
                         }
                     }
                 }
