@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use serde_json::Value;
 use sha2::{Digest, Sha256};
 use uuid::Uuid;
 
 use super::authz::Authority;
 use super::dispatch::{Actor, CallerError, Done, Request};
 use super::ledger::{Gate, LedgerOp, LedgerResult, Reserve, ReserveResult};
-use super::store::MissionRow;
+use super::store::{MissionRow, TokenRow};
 use super::tools::{self, Execution};
 use super::types::refusal;
 use super::{
@@ -45,6 +46,60 @@ fn printable(text: &str) -> String {
         }
     }
     out
+}
+
+/// A refusal found before anything is reserved: its code and what to tell the caller.
+type Refused = (RefusalCode, String);
+
+/// The call's ids can be taken as they are, and the mission it names is its token's.
+fn check_caller(call: &ToolCall, token: &TokenRow) -> Result<(), Refused> {
+    if let Some(message) = malformed(call) {
+        return Err((RefusalCode::MalformedCall, message));
+    }
+    match call
+        .mission_id
+        .as_deref()
+        .filter(|m| *m != token.mission_id)
+    {
+        Some(claimed) => Err((
+            RefusalCode::Unauthenticated,
+            format!(
+                "the token is bound to mission {}, not to mission {claimed}",
+                token.mission_id
+            ),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The token's mission runs and its time to live has not passed at `now`.
+fn check_running(token: &TokenRow, now: &str) -> Result<(), Refused> {
+    if token.status != MissionStatus::Running {
+        let message = format!("the mission is {}, not Running", token.status.as_str());
+        return Err((RefusalCode::MissionNotActive, message));
+    }
+    match token.expires_at.as_deref().filter(|e| *e <= now) {
+        Some(expires) => Err((
+            RefusalCode::MissionExpired,
+            format!("the mission's time to live ended at {expires}"),
+        )),
+        None => Ok(()),
+    }
+}
+
+/// The arguments as canonical JSON: an object of at most `MAX_ARGS_BYTES`.
+fn canonical_args(args: &Value) -> Result<String, Refused> {
+    match serde_json_canonicalizer::to_string(args) {
+        Ok(a) if a.len() <= MAX_ARGS_BYTES && args.is_object() => Ok(a),
+        Ok(_) => Err((
+            RefusalCode::InvalidArguments,
+            format!("arguments must be a JSON object of at most {MAX_ARGS_BYTES} bytes"),
+        )),
+        Err(e) => Err((
+            RefusalCode::InvalidArguments,
+            format!("arguments cannot be canonicalised: {e}"),
+        )),
+    }
 }
 
 /// Why a call's ids cannot be taken as they are, checked before anything else looks at them:
@@ -166,61 +221,17 @@ impl Gateway {
         draft.mission_id = Some(token.mission_id.clone());
         draft.dept = Some(token.dept);
         draft.caller = format!("dept {} (token:{})", token.dept, &token_hash[..12]);
-        if let Some(message) = malformed(&call) {
-            return self
-                .refuse(draft, RefusalCode::MalformedCall, message)
-                .await;
-        }
-        if let Some(claimed) = call
-            .mission_id
-            .as_deref()
-            .filter(|m| *m != token.mission_id)
-        {
-            let message = format!(
-                "the token is bound to mission {}, not to mission {claimed}",
-                token.mission_id
-            );
-            return self
-                .refuse(draft, RefusalCode::Unauthenticated, message)
-                .await;
-        }
-
-        // 2. The mission runs and its time to live has not passed. A mission that is over
-        //    keeps nothing in the gateway's memory.
+        // 2. The call fits its token, the mission runs and its time to live has not passed. A
+        //    mission that is over keeps nothing in the gateway's memory.
         if token.status.is_over() {
             self.forget_mission(&token.mission_id);
         }
-        if token.status != MissionStatus::Running {
-            let message = format!("the mission is {}, not Running", token.status.as_str());
-            return self
-                .refuse(draft, RefusalCode::MissionNotActive, message)
-                .await;
-        }
-        if let Some(expires) = token
-            .expires_at
-            .as_deref()
-            .filter(|e| *e <= draft.ts.as_str())
-        {
-            let message = format!("the mission's time to live ended at {expires}");
-            return self
-                .refuse(draft, RefusalCode::MissionExpired, message)
-                .await;
-        }
-        let args = match serde_json_canonicalizer::to_string(&call.args) {
-            Ok(a) if a.len() <= MAX_ARGS_BYTES && call.args.is_object() => a,
-            Ok(_) => {
-                let message =
-                    format!("arguments must be a JSON object of at most {MAX_ARGS_BYTES} bytes");
-                return self
-                    .refuse(draft, RefusalCode::InvalidArguments, message)
-                    .await;
-            }
-            Err(e) => {
-                let message = format!("arguments cannot be canonicalised: {e}");
-                return self
-                    .refuse(draft, RefusalCode::InvalidArguments, message)
-                    .await;
-            }
+        let checked = check_caller(&call, &token)
+            .and_then(|()| check_running(&token, &draft.ts))
+            .and_then(|()| canonical_args(&call.args));
+        let args = match checked {
+            Ok(args) => args,
+            Err((code, message)) => return self.refuse(draft, code, message).await,
         };
         let args_hash = hex::encode(Sha256::digest(args.as_bytes()));
         draft.args_hash = Some(args_hash.clone());
