@@ -86,7 +86,10 @@ async fn running_mission(
         .start_mission::<GatewayError>(&bench, &id)
         .await
         .expect("start");
-    let token = gateway.issue_token(&bench, &id, 1).await.expect("token");
+    let token = gateway
+        .issue_token::<GatewayError>(&bench, &id, 1)
+        .await
+        .expect("token");
     // The cheapest tool of the mission's own sector without outside effects.
     let tool = registry
         .catalog()

@@ -188,7 +188,7 @@ pub async fn running(rig: &Rig, spec: Spec<'_>) -> (String, String) {
         .expect("start");
     let token = rig
         .gateway
-        .issue_token(&operator("alice"), &id, 1)
+        .issue_token::<GatewayError>(&operator("alice"), &id, 1)
         .await
         .expect("token");
     (id, token)

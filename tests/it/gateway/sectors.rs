@@ -165,7 +165,7 @@ async fn a_token_acts_only_for_its_mission_and_ttl_and_steps_are_exact(db: TestD
     // Max steps is exact: three calls run, the fourth is refused.
     let token_b = rig
         .gateway
-        .issue_token(&operator("alice"), &b, 1)
+        .issue_token::<GatewayError>(&operator("alice"), &b, 1)
         .await
         .expect("token");
     for step in 1..=3 {

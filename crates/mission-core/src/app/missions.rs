@@ -262,7 +262,7 @@ impl Core {
     ) -> Result<String, CoreError> {
         self.gateway()
             .await?
-            .issue_token_as(actor, mission_id, dept)
+            .issue_token(actor, mission_id, dept)
             .await
     }
 

@@ -18,14 +18,6 @@ macro_rules! squad_store {
                 serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
             }
 
-            /// Runs a query over `event_columns` and maps its rows.
-            async fn stored_events<'q>(
-                pool: &sqlx::Pool<Db>,
-                query: sqlx::query::QueryAs<'q, Db, StoredEvent, <Db as sqlx::Database>::Arguments<'q>>,
-            ) -> Result<Vec<StoredEvent>, DbError> {
-                Ok(query.fetch_all(pool).await?)
-            }
-
             /// An event's columns from the table aliased `table`; CAST reads a Postgres UUID as
             /// the text SQLite stores, and the payload is read as JSON.
             fn event_columns(table: &str) -> String {
@@ -316,10 +308,11 @@ macro_rules! squad_store {
                          ORDER BY e.seq LIMIT $2",
                         event_columns("e")
                     );
-                    let query = sqlx::query_as(&sql)
+                    Ok(sqlx::query_as(&sql)
                         .bind(owner)
-                    .bind(i64::from(limit));
-                    stored_events(&self.pool, query).await
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?)
                 }
 
                 async fn mark_published(&self, seqs: &[i64], at: &str) -> Result<(), DbError> {
@@ -353,11 +346,12 @@ macro_rules! squad_store {
                          AND e.seq > $2 ORDER BY e.seq LIMIT $3",
                         event_columns("e")
                     );
-                    let query = sqlx::query_as(&sql)
+                    Ok(sqlx::query_as(&sql)
                         .bind(key)
-                    .bind(after_seq)
-                    .bind(i64::from(limit));
-                    stored_events(&self.pool, query).await
+                        .bind(after_seq)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?)
                 }
 
                 async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError> {

@@ -56,19 +56,9 @@ impl Gateway {
     }
 
     /// Issues a token for one department of one mission. The token is returned once; only its
-    /// hash is stored. Audited (without the token).
-    pub async fn issue_token(
-        &self,
-        actor: &Actor,
-        mission_id: &str,
-        dept: i64,
-    ) -> Result<String, GatewayError> {
-        self.issue_token_as(actor, mission_id, dept).await
-    }
-
-    /// [`Gateway::issue_token`], failing with the caller's error type so the audit record of
-    /// a failure travels with it.
-    pub async fn issue_token_as<E>(
+    /// hash is stored. Audited (without the token); it fails with the caller's error type so the
+    /// audit record of a failure travels with it.
+    pub async fn issue_token<E>(
         &self,
         actor: &Actor,
         mission_id: &str,

@@ -14,7 +14,7 @@ use super::engine::{Inner, Plan, SquadError};
 use super::lifecycle::*;
 use super::orchestrator::Orchestrator;
 use super::store::SquadOp;
-use crate::gateway::Actor;
+use crate::gateway::{Actor, GatewayError};
 use crate::registry::Perimeter;
 use crate::store::DbError;
 
@@ -125,7 +125,7 @@ impl Inner {
         for dept in &depts {
             let token = self
                 .gateway
-                .issue_token(&Actor::Engine, mission_id, *dept)
+                .issue_token::<GatewayError>(&Actor::Engine, mission_id, *dept)
                 .await?;
             let context = MissionContext {
                 mission_id: mission_id.to_owned(),
