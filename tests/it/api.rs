@@ -25,7 +25,7 @@ const POLICY: &str = include_str!("../../config/policy.json");
 
 /// The bundled catalogue plus three `http` tools: one read-only on loopback, one with side
 /// effects on loopback, one on a host the allowlist does not name.
-fn catalog_with_http_tools(port: u16) -> Catalog {
+pub(crate) fn catalog_with_http_tools(port: u16) -> Catalog {
     let mut tools: Value = serde_json::from_str(TOOLS).expect("tools");
     let list = tools["tools"].as_array_mut().expect("tools array");
     for (id, side_effects, endpoint) in [

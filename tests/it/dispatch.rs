@@ -51,33 +51,14 @@ fn save_request(rig_template: &str, version: i64, budget: i64) -> SaveMissionReq
 /// Runs SQL on the test database as someone with direct access would, going around the
 /// schema's checks.
 async fn tamper(db: &TestDb, sql: &str) {
-    use sqlx::Connection;
-    match db.kind {
-        Kind::Sqlite => {
-            let mut conn = sqlx::SqliteConnection::connect(&db.url)
-                .await
-                .expect("sqlite");
-            sqlx::query("PRAGMA ignore_check_constraints = ON")
-                .execute(&mut conn)
-                .await
-                .expect("checks off");
-            sqlx::query(sql).execute(&mut conn).await.expect(sql);
-            conn.close().await.expect("close");
-        }
-        Kind::Postgres => {
-            let mut conn = sqlx::PgConnection::connect(&db.url)
-                .await
-                .expect("postgres");
-            for check in [
-                "ALTER TABLE approvals DROP CONSTRAINT IF EXISTS approvals_status_check",
-                "ALTER TABLE active_missions DROP CONSTRAINT IF EXISTS active_missions_status_check",
-            ] {
-                sqlx::query(check).execute(&mut conn).await.expect(check);
-            }
-            sqlx::query(sql).execute(&mut conn).await.expect(sql);
-            conn.close().await.expect("close");
-        }
-    }
+    let checks_off: &[&str] = match db.kind {
+        Kind::Sqlite => &["PRAGMA ignore_check_constraints = ON"],
+        Kind::Postgres => &[
+            "ALTER TABLE approvals DROP CONSTRAINT IF EXISTS approvals_status_check",
+            "ALTER TABLE active_missions DROP CONSTRAINT IF EXISTS active_missions_status_check",
+        ],
+    };
+    db.sql(&[checks_off, &[sql]].concat()).await;
 }
 
 async fn saving_starting_and_stopping_are_audited_on_success_and_refusal(db: TestDb) {

@@ -102,6 +102,32 @@ impl TestDb {
     pub async fn empty_registry(&self) -> Registry {
         self.open_empty().await.0
     }
+
+    /// Runs SQL on the database directly, as someone with database access would (or as a
+    /// test does to make the database refuse a write).
+    pub async fn sql(&self, statements: &[&str]) {
+        use sqlx::Connection;
+        match self.kind {
+            Kind::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("postgres");
+                for s in statements {
+                    sqlx::query(s).execute(&mut conn).await.expect(s);
+                }
+                conn.close().await.expect("close");
+            }
+            Kind::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("sqlite");
+                for s in statements {
+                    sqlx::query(s).execute(&mut conn).await.expect(s);
+                }
+                conn.close().await.expect("close");
+            }
+        }
+    }
 }
 
 impl Drop for TestDb {

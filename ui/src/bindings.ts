@@ -214,7 +214,12 @@ export type AuditDecision =
 /**  A human denied a waiting call or stopped a mission at its budget. */
 "Rejected" | 
 /**  The tool was called and failed; nothing was charged. */
-"Failed";
+"Failed" | 
+/**
+ *  A call repeated with the same idempotency key got the first call's recorded outcome;
+ *  the tool did not run again and nothing was charged.
+ */
+"Replayed";
 
 /**
  *  What a record says: who did what, and how it came out. Before it takes its place in the
@@ -443,7 +448,11 @@ export type ErrorCode =
 /**  The approval expired before it was decided or used, or was already used. */
 "approval_expired" | 
 /**  The tool ran and failed. */
-"tool_failed";
+"tool_failed" | 
+/**  A call with the same idempotency key is still running; ask again for its outcome. */
+"call_in_progress" | 
+/**  The idempotency key was used for a call to another tool or with other arguments. */
+"idempotency_key_reused";
 
 /**  Structured facts behind an error, for a shell to point at. */
 export type ErrorDetails = {

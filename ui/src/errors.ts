@@ -147,6 +147,16 @@ export const ERROR_WORDING: Record<ErrorCode, ErrorWording> = {
     whatToDo: "Call with the token of one of the departments the template requires. Nothing ran.",
     severity: "warning",
   },
+  call_in_progress: {
+    title: "A call with this idempotency key is still running",
+    whatToDo: "Wait and send the same call again: once it finishes, the repeat returns its outcome. Nothing ran twice.",
+    severity: "warning",
+  },
+  idempotency_key_reused: {
+    title: "The idempotency key belongs to another call",
+    whatToDo: "A key names one call: the same tool with the same arguments. Use a new key for a different call. Nothing ran.",
+    severity: "warning",
+  },
   route_not_found: {
     title: "The agent API has no such endpoint",
     whatToDo: "Agents call POST /v1/tools/{tool_id}/invoke; the API's description is at GET /v1/openapi.json. Nothing ran.",

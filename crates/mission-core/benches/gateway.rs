@@ -329,6 +329,7 @@ async fn bench_http(label: &str, url: &str) {
                                 args: json!({ "n": n }),
                                 job_id: Some("bench".to_owned()),
                                 mission_id: None,
+                                idempotency_key: None,
                             })
                             .await
                             .expect("direct call");

@@ -79,6 +79,10 @@ codes! {
         ApprovalExpired,
         /// The tool ran and failed.
         ToolFailed,
+        /// A call with the same idempotency key is still running; ask again for its outcome.
+        CallInProgress,
+        /// The idempotency key was used for a call to another tool or with other arguments.
+        IdempotencyKeyReused,
     }
     others {
         /// A manifest has problems; `details.problems` lists them.

@@ -1,11 +1,32 @@
 //! Faults: a broker outage and a crash delay a mission without losing or doubling anything.
 
+use mission_core::audit::AuditDecision;
+
 use super::*;
 
 crate::on_both_backends!(
     a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice,
     a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_mission,
+    a_crash_between_a_tool_call_and_its_report_runs_and_charges_the_tool_once,
 );
+
+/// The crash: every task stops where it is, the claim stays, and in embedded mode the
+/// in-process Kafka with everything on it is gone. `meanwhile` runs while no engine does; then
+/// a new engine starts, and the dead one's claim runs out on the clock, not by waiting for it.
+async fn crash_and_restart<F: std::future::Future<Output = ()>>(
+    rig: &mut Rig,
+    meanwhile: impl FnOnce() -> F,
+) {
+    rig.engine.take().expect("engine").abandon();
+    meanwhile().await;
+    rig.bus = Arc::new(crate::squad::bus());
+    let mut options = rig.app.engine_options();
+    stepped(&mut options);
+    rig.engine = Some(rig.app.engine(Arc::clone(&rig.bus), options).await);
+    rig.app
+        .clock
+        .advance(chrono::Duration::from_std(LEASE).expect("lease") + chrono::Duration::seconds(1));
+}
 
 async fn a_broker_outage_mid_mission_loses_no_event_and_applies_none_twice(db: TestDb) {
     let rig = rig_with(&db, stepped).await;
@@ -104,17 +125,7 @@ async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_
             "the report is still in the outbox when the process dies"
         );
     }
-    // The crash: every task stops where it is, the claim stays, and in embedded mode the
-    // in-process Kafka with everything on it is gone.
-    rig.engine.take().expect("engine").abandon();
-    rig.bus = Arc::new(crate::squad::bus());
-    let mut options = rig.app.engine_options();
-    stepped(&mut options);
-    rig.engine = Some(rig.app.engine(Arc::clone(&rig.bus), options).await);
-    // The dead engine's claim runs out on the clock, not by waiting for it.
-    rig.app
-        .clock
-        .advance(chrono::Duration::from_std(LEASE).expect("lease") + chrono::Duration::seconds(1));
+    crash_and_restart(&mut rig, || async {}).await;
     let run = rig.run_record(&mission).await;
     assert_eq!(run.status, MissionStatus::Completed, "{run:?}");
     let gone: HashSet<String> = if embedded {
@@ -143,4 +154,68 @@ async fn a_crash_mid_mission_drains_the_outbox_and_the_next_engine_finishes_the_
         6,
         "each department got a fresh context from the second assembly"
     );
+}
+
+async fn a_crash_between_a_tool_call_and_its_report_runs_and_charges_the_tool_once(db: TestDb) {
+    const POST: &str = "finance.journal_entry_post";
+    let mut rig = rig_with(&db, stepped).await;
+    // The database refuses the posting step's report: the process is as good as dead after
+    // the tool ran and before its report was committed.
+    let refuse = match db.kind {
+        crate::helpers::Kind::Sqlite => vec![format!(
+            "CREATE TRIGGER report_lost BEFORE UPDATE ON mission_jobs \
+             WHEN NEW.status = 'Reported' AND NEW.tool_id = '{POST}' \
+             BEGIN SELECT RAISE(ABORT, 'the process died here'); END"
+        )],
+        crate::helpers::Kind::Postgres => vec![
+            "CREATE FUNCTION report_lost() RETURNS trigger LANGUAGE plpgsql AS \
+             $$ BEGIN RAISE EXCEPTION 'the process died here'; END $$"
+                .to_owned(),
+            format!(
+                "CREATE TRIGGER report_lost BEFORE UPDATE ON mission_jobs FOR EACH ROW \
+                 WHEN (NEW.status = 'Reported' AND NEW.tool_id = '{POST}') \
+                 EXECUTE FUNCTION report_lost()"
+            ),
+        ],
+    };
+    db.sql(&refuse.iter().map(String::as_str).collect::<Vec<_>>())
+        .await;
+    let mission = rig.deploy(ApprovalMode::Auto).await;
+    let ran = |entries: &[mission_core::audit::AuditEntry], decision| {
+        entries
+            .iter()
+            .filter(|e| e.record.tool_id.as_deref() == Some(POST) && e.record.decision == decision)
+            .count()
+    };
+    // The agent's failed report wakes the wait (the engine announces a stopped agent).
+    rig.until("the posting tool to run", || async {
+        let audit = audit_of(&rig, &mission).await;
+        (ran(&audit.entries, AuditDecision::Allowed) > 0).then_some(())
+    })
+    .await;
+
+    // The crash, and a new process on a database that stores reports again.
+    let restore = [match db.kind {
+        crate::helpers::Kind::Sqlite => "DROP TRIGGER report_lost",
+        crate::helpers::Kind::Postgres => "DROP TRIGGER report_lost ON mission_jobs",
+    }];
+    crash_and_restart(&mut rig, || db.sql(&restore)).await;
+    let run = rig.run_record(&mission).await;
+    assert_eq!(run.status, MissionStatus::Completed, "{run:?}");
+
+    // The job was done again, but its tool ran once and was charged once: the repeat got the
+    // recorded outcome.
+    let audit = audit_of(&rig, &mission).await;
+    assert_eq!(ran(&audit.entries, AuditDecision::Allowed), 1);
+    assert!(ran(&audit.entries, AuditDecision::Replayed) >= 1);
+    let charged: Cents = audit
+        .entries
+        .iter()
+        .filter(|e| e.record.decision == AuditDecision::Allowed)
+        .map(|e| e.record.cost_cents)
+        .sum();
+    let usage = rig.gateway.usage(&mission).await.expect("usage");
+    assert_eq!(usage.spent_cents, charged);
+    assert_eq!(usage.reserved_cents, Cents::ZERO);
+    assert_eq!(usage.steps_used, TOOL_STEPS);
 }

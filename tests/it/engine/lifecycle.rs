@@ -146,6 +146,7 @@ async fn an_external_agent_speaking_the_contract_takes_a_departments_place(db: T
                         args: json!({ "step": job.step }),
                         job_id: Some(event.job_id.clone()),
                         mission_id: Some(mission.clone()),
+                        idempotency_key: None,
                     })
                     .await
                     .expect("the external agent's call runs");

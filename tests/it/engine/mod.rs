@@ -341,6 +341,7 @@ async fn tokens_revoked(rig: &Rig, mission: &str) {
             args: json!({}),
             job_id: None,
             mission_id: None,
+            idempotency_key: None,
         };
         let gateway = rig.gateway.clone();
         async move {

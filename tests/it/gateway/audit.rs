@@ -5,26 +5,6 @@ use super::*;
 
 crate::on_both_backends!(editing_deleting_or_reordering_any_audit_record_is_detected,);
 
-/// Runs SQL against the test database directly, as someone with database access would.
-async fn sql(db: &TestDb, statements: &[&str]) {
-    if db.url.starts_with("postgres") {
-        let pool = sqlx::PgPool::connect(&db.url).await.expect("connect");
-        for s in statements {
-            sqlx::query(s).execute(&pool).await.expect(s);
-        }
-        pool.close().await;
-    } else {
-        let path = db.url.trim_start_matches("sqlite://");
-        let pool = sqlx::SqlitePool::connect(&format!("sqlite://{path}"))
-            .await
-            .expect("connect");
-        for s in statements {
-            sqlx::query(s).execute(&pool).await.expect(s);
-        }
-        pool.close().await;
-    }
-}
-
 async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb) {
     let rig = rig(&db).await;
     let (_, token) = running(&rig, Spec::auto("security")).await;
@@ -63,18 +43,17 @@ async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb)
 
     // Someone with full database access goes around the triggers.
     if db.url.starts_with("postgres") {
-        sql(&db, &["DROP TRIGGER audit_log_append_only ON audit_log"]).await;
+        db.sql(&["DROP TRIGGER audit_log_append_only ON audit_log"])
+            .await;
     } else {
-        sql(
-            &db,
-            &[
-                "DROP TRIGGER audit_log_no_update",
-                "DROP TRIGGER audit_log_no_delete",
-            ],
-        )
+        db.sql(&[
+            "DROP TRIGGER audit_log_no_update",
+            "DROP TRIGGER audit_log_no_delete",
+        ])
         .await;
     }
-    sql(&db, &["CREATE TABLE audit_copy AS SELECT * FROM audit_log"]).await;
+    db.sql(&["CREATE TABLE audit_copy AS SELECT * FROM audit_log"])
+        .await;
     let bad_seq = |report: mission_core::audit::VerifyReport| {
         assert!(!report.ok);
         report.first_bad.expect("first bad").seq
@@ -82,51 +61,37 @@ async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb)
 
     for k in 1..=n {
         // Edit: one field of record k.
-        sql(
-            &db,
-            &[&format!(
-                "UPDATE audit_log SET cost_cents = cost_cents + 1 WHERE seq = {k}"
-            )],
-        )
+        db.sql(&[&format!(
+            "UPDATE audit_log SET cost_cents = cost_cents + 1 WHERE seq = {k}"
+        )])
         .await;
         assert_eq!(bad_seq(verify(&rig).await), k, "edit of #{k}");
-        sql(
-            &db,
-            &[&format!(
-                "UPDATE audit_log SET cost_cents = cost_cents - 1 WHERE seq = {k}"
-            )],
-        )
+        db.sql(&[&format!(
+            "UPDATE audit_log SET cost_cents = cost_cents - 1 WHERE seq = {k}"
+        )])
         .await;
         // Delete record k.
-        sql(&db, &[&format!("DELETE FROM audit_log WHERE seq = {k}")]).await;
+        db.sql(&[&format!("DELETE FROM audit_log WHERE seq = {k}")])
+            .await;
         assert_eq!(bad_seq(verify(&rig).await), k, "deletion of #{k}");
-        sql(
-            &db,
-            &[&format!(
-                "INSERT INTO audit_log SELECT * FROM audit_copy WHERE seq = {k}"
-            )],
-        )
+        db.sql(&[&format!(
+            "INSERT INTO audit_log SELECT * FROM audit_copy WHERE seq = {k}"
+        )])
         .await;
         // Swap record k with the next one.
         if k < n {
-            sql(
-                &db,
-                &[
-                    &format!("UPDATE audit_log SET seq = -1 WHERE seq = {k}"),
-                    &format!("UPDATE audit_log SET seq = {k} WHERE seq = {}", k + 1),
-                    &format!("UPDATE audit_log SET seq = {} WHERE seq = -1", k + 1),
-                ],
-            )
+            db.sql(&[
+                &format!("UPDATE audit_log SET seq = -1 WHERE seq = {k}"),
+                &format!("UPDATE audit_log SET seq = {k} WHERE seq = {}", k + 1),
+                &format!("UPDATE audit_log SET seq = {} WHERE seq = -1", k + 1),
+            ])
             .await;
             assert_eq!(bad_seq(verify(&rig).await), k, "swap of #{k}");
-            sql(
-                &db,
-                &[
-                    &format!("UPDATE audit_log SET seq = -1 WHERE seq = {k}"),
-                    &format!("UPDATE audit_log SET seq = {k} WHERE seq = {}", k + 1),
-                    &format!("UPDATE audit_log SET seq = {} WHERE seq = -1", k + 1),
-                ],
-            )
+            db.sql(&[
+                &format!("UPDATE audit_log SET seq = -1 WHERE seq = {k}"),
+                &format!("UPDATE audit_log SET seq = {k} WHERE seq = {}", k + 1),
+                &format!("UPDATE audit_log SET seq = {} WHERE seq = -1", k + 1),
+            ])
             .await;
         }
         assert!(verify(&rig).await.ok, "restored after #{k}");

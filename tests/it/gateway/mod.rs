@@ -6,6 +6,7 @@
 mod approvals;
 mod audit;
 mod budget;
+mod idempotency;
 mod inputs;
 mod memory;
 mod ruleset;
@@ -201,6 +202,7 @@ pub fn call(token: &str, tool: &str, args: Value) -> ToolCall {
         args,
         job_id: Some("job-1".to_owned()),
         mission_id: None,
+        idempotency_key: None,
     }
 }
 

@@ -64,6 +64,8 @@ describe("the error table", () => {
       tool_not_in_ruleset: true,
       malformed_call: true,
       dept_not_in_squad: true,
+      call_in_progress: true,
+      idempotency_key_reused: true,
       method_not_allowed: true,
       unauthenticated: true,
       mission_expired: true,

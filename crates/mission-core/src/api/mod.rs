@@ -33,6 +33,10 @@ pub struct InvokeBody {
     pub job_id: Option<String>,
     /// The mission the agent acts for; refused unless it is the token's mission.
     pub mission_id: Option<String>,
+    /// Makes the call happen at most once: a repeat with the same key gets the first call's
+    /// recorded outcome (`"replayed": true`) without running or charging again. The
+    /// `Idempotency-Key` header does the same.
+    pub idempotency_key: Option<String>,
 }
 
 fn empty_object() -> Value {
@@ -61,6 +65,9 @@ pub enum InvokeResponse {
         policy_ids: Vec<String>,
         /// Audit record seq.
         audit_seq: i64,
+        /// The recorded outcome of an earlier call with the same idempotency key: the tool
+        /// did not run again and nothing was charged.
+        replayed: bool,
     },
     /// The call waits in the approvals queue; send the same call again once approved.
     Waiting {
@@ -138,6 +145,8 @@ pub fn status(code: ErrorCode) -> StatusCode {
         | ErrorCode::StepsExhausted
         | ErrorCode::BudgetExhausted
         | ErrorCode::BudgetReserved
+        | ErrorCode::CallInProgress
+        | ErrorCode::IdempotencyKeyReused
         | ErrorCode::TemplateChanged
         | ErrorCode::ApprovalDecided => StatusCode::CONFLICT,
         ErrorCode::MissionExpired | ErrorCode::ApprovalExpired => StatusCode::GONE,
@@ -213,12 +222,31 @@ async fn invoke(
             ))
         }
     };
+    let header_key = match headers.get("idempotency-key").map(|v| v.to_str()) {
+        None => None,
+        Some(Ok(key)) => Some(key.to_owned()),
+        Some(Err(_)) => {
+            return bad_request(
+                "the Idempotency-Key header must be printable ASCII text".to_owned(),
+            )
+        }
+    };
+    let idempotency_key = match (header_key, body.idempotency_key) {
+        (Some(h), Some(b)) if h != b => {
+            return bad_request(format!(
+                "the Idempotency-Key header ({h}) and the body's idempotency_key ({b}) differ; \
+                 send one key"
+            ))
+        }
+        (h, b) => h.or(b),
+    };
     let call = ToolCall {
         token,
         tool_id,
         args: body.args,
         job_id: body.job_id,
         mission_id: body.mission_id,
+        idempotency_key,
     };
     match core.invoke(call).await {
         Ok(CallOutcome::Executed(e)) => (
@@ -231,6 +259,7 @@ async fn invoke(
                 authorized_by: e.authorized_by,
                 policy_ids: e.policy_ids,
                 audit_seq: e.audit_seq,
+                replayed: e.replayed,
             }),
         )
             .into_response(),

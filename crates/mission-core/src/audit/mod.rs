@@ -37,6 +37,9 @@ pub enum AuditDecision {
     Rejected,
     /// The tool was called and failed; nothing was charged.
     Failed,
+    /// A call repeated with the same idempotency key got the first call's recorded outcome;
+    /// the tool did not run again and nothing was charged.
+    Replayed,
 }
 
 crate::store::stored_word!(AuditDecision, "audit decision");

@@ -10,14 +10,14 @@ macro_rules! gateway_store {
         mod gateway_sql {
             use sqlx::Row as _;
 
-            use super::ledger_sql::{APPROVAL_SELECT, AUDIT_COLUMNS};
+            use super::ledger_sql::{APPROVAL_SELECT, AUDIT_COLUMNS, CALL_SELECT};
             use super::*;
             use crate::audit::store::AuditStore;
             use crate::audit::{
                 AuditEntry, AuditHead, AuditPage, AuditQuery, ExportedKey, Sealer, SignedEntry,
             };
             use crate::db::DbError;
-            use crate::gateway::ledger::{ApprovalRow, LedgerOp, LedgerResult};
+            use crate::gateway::ledger::{ApprovalRow, CallRecord, LedgerOp, LedgerResult};
             use crate::gateway::store::{
                 GatewayStore, Grant, MissionRow, MissionUsage, NewToken, TokenRow,
             };
@@ -39,6 +39,38 @@ macro_rules! gateway_store {
                     sealer: &Sealer,
                 ) -> Result<Vec<LedgerResult>, DbError> {
                     super::ledger_sql::apply(self, ops, sealer).await
+                }
+
+                async fn call_record(
+                    &self,
+                    mission_id: &str,
+                    key: &str,
+                ) -> Result<Option<CallRecord>, DbError> {
+                    let Ok(mission) = id(mission_id) else {
+                        return Ok(None);
+                    };
+                    Ok(sqlx::query_as::<_, CallRecord>(&format!(
+                        "{CALL_SELECT} WHERE call_key = $1 AND mission_id = $2"
+                    ))
+                    .bind(key)
+                    .bind(mission)
+                    .fetch_optional(&self.pool)
+                    .await?)
+                }
+
+                async fn stale_calls(
+                    &self,
+                    before: &str,
+                    limit: u32,
+                ) -> Result<Vec<CallRecord>, DbError> {
+                    Ok(sqlx::query_as::<_, CallRecord>(&format!(
+                        "{CALL_SELECT} WHERE state = 'Running' AND reserved_at < $1 \
+                         ORDER BY reserved_at LIMIT $2"
+                    ))
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
                 }
 
                 async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError> {

@@ -14,8 +14,8 @@ macro_rules! ledger_sql {
             use crate::audit::{AuditDecision, Sealer, SignedEntry};
             use crate::db::DbError;
             use crate::gateway::ledger::{
-                ApprovalRow, ApprovalUse, Decide, DecideError, LedgerOp, LedgerResult, Reserve,
-                ReserveResult,
+                ApprovalRow, ApprovalUse, CallKey, CallRecord, CallState, Decide, DecideError, Interrupt,
+                LedgerOp, LedgerResult, RecordedOutcome, Reserve, ReserveResult, Settle,
             };
             use crate::gateway::{ApprovalKind, ApprovalStatus, RefusalCode};
             use crate::perimeter::MissionStatus;
@@ -123,10 +123,180 @@ macro_rules! ledger_sql {
                 Ok(())
             }
 
+            /// A journal row's columns, as `CallRecord` reads them.
+            pub(super) const CALL_SELECT: &str =
+                "SELECT call_key, CAST(mission_id AS TEXT) AS mission_id, keyed, tool_id, \
+                 args_hash, step, reserved_cents, reserved_at, state, outcome, audit_seq \
+                 FROM tool_calls";
+
+            const JOURNAL_INSERT: &str = "INSERT INTO tool_calls (call_key, mission_id, keyed, \
+                 tool_id, args_hash, step, reserved_cents, reserved_at, state) ";
+
+            /// Writes reserved calls' journal rows (same transaction as the reservation).
+            async fn journal(
+                tx: &mut Tx<'_>,
+                rows: &[(&Reserve, i64)],
+            ) -> Result<(), DbError> {
+                for chunk in rows.chunks(INSERT_CHUNK) {
+                    let mut ids = Vec::with_capacity(chunk.len());
+                    for (r, _) in chunk {
+                        ids.push(id(&r.mission_id)?);
+                    }
+                    let mut insert = sqlx::QueryBuilder::<Db>::new(JOURNAL_INSERT);
+                    insert.push_values(chunk.iter().zip(ids), |mut row, ((r, step), mission)| {
+                        let call: &CallKey = &r.call;
+                        row.push_bind(call.key.clone())
+                            .push_bind(mission)
+                            .push_bind(call.keyed)
+                            .push_bind(call.tool_id.clone())
+                            .push_bind(call.args_hash.clone())
+                            .push_bind(*step)
+                            .push_bind(r.cost_cents)
+                            .push_bind(r.now.clone())
+                            .push_bind(CallState::Running.as_str());
+                    });
+                    insert.build().execute(&mut **tx).await?;
+                }
+                Ok(())
+            }
+
+            /// A journal row, read inside the batch's transaction.
+            async fn call_row(
+                tx: &mut Tx<'_>,
+                mission: &str,
+                key: &str,
+            ) -> Result<Option<CallRecord>, DbError> {
+                Ok(sqlx::query_as::<_, CallRecord>(&format!(
+                    "{CALL_SELECT} WHERE call_key = $1 AND mission_id = $2"
+                ))
+                .bind(key)
+                .bind(id(mission)?)
+                .fetch_optional(&mut **tx)
+                .await?)
+            }
+
+            /// Closes a keyed call's journal row with its outcome and the seq of the record
+            /// about to be appended; false if it was no longer Running.
+            async fn close_keyed(
+                tx: &mut Tx<'_>,
+                key: &str,
+                mission: &str,
+                outcome: &RecordedOutcome,
+                seq: i64,
+            ) -> Result<bool, DbError> {
+                let text = serde_json::to_string(outcome)
+                    .map_err(|e| DbError::Corrupt(format!("outcome: {e}")))?;
+                let closed = sqlx::query(
+                    "UPDATE tool_calls SET state = $3, outcome = $4, audit_seq = $5 \
+                     WHERE call_key = $1 AND mission_id = $2 AND state = 'Running'",
+                )
+                .bind(key)
+                .bind(id(mission)?)
+                .bind(outcome.state().as_str())
+                .bind(text)
+                .bind(seq)
+                .execute(&mut **tx)
+                .await?
+                .rows_affected();
+                Ok(closed == 1)
+            }
+
+            /// Applies the batch's settlements: each closes its journal row, and only a row
+            /// still Running moves money — a call already settled as interrupted (its process
+            /// was taken for dead) was charged its estimate then, and is not charged again.
+            async fn settle_calls(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                settlements: Vec<(usize, Settle)>,
+                unsettled: &mut Unsettled,
+                results: &mut [Option<LedgerResult>],
+            ) -> Result<(), DbError> {
+                // Rows without a key are deleted, all in one statement per chunk.
+                let mut closed = std::collections::HashSet::new();
+                let plain: Vec<&Settle> = settlements
+                    .iter()
+                    .map(|(_, s)| s)
+                    .filter(|s| !s.keyed)
+                    .collect();
+                for chunk in plain.chunks(INSERT_CHUNK) {
+                    let mut delete = sqlx::QueryBuilder::<Db>::new(
+                        "DELETE FROM tool_calls WHERE state = 'Running' AND call_key IN (",
+                    );
+                    let mut keys = delete.separated(", ");
+                    for s in chunk {
+                        keys.push_bind(s.call_key.clone());
+                    }
+                    delete.push(") RETURNING call_key");
+                    let gone: Vec<String> =
+                        delete.build_query_scalar().fetch_all(&mut **tx).await?;
+                    closed.extend(gone);
+                }
+                for (index, s) in settlements {
+                    let seq = head.seq + 1;
+                    let live = if s.keyed {
+                        close_keyed(tx, &s.call_key, &s.mission_id, &s.outcome, seq).await?
+                    } else {
+                        closed.contains(&s.call_key)
+                    };
+                    let mut audit = s.audit;
+                    if live {
+                        let delta = unsettled.entry(s.mission_id).or_default();
+                        delta.0 += s.reserved_cents;
+                        delta.1 += s.actual_cents.min(s.reserved_cents);
+                    } else {
+                        audit.cost_cents = Cents::ZERO;
+                        audit.reason.push_str(
+                            "; the call had already been settled as interrupted and charged \
+                             its estimate, so nothing more was charged",
+                        );
+                    }
+                    let appended = append(head, sealer, audit);
+                    debug_assert_eq!(appended, seq);
+                    results[index] = Some(LedgerResult::Audited(appended));
+                }
+                Ok(())
+            }
+
+            /// Settles a call whose process stopped while the tool ran, if it is still
+            /// Running: its estimate is charged (the tool may have run), the record written.
+            async fn interrupt(
+                tx: &mut Tx<'_>,
+                head: &mut Head,
+                sealer: &Sealer,
+                Interrupt { call, outcome, mut audit }: Interrupt,
+                unsettled: &mut Unsettled,
+            ) -> Result<Option<i64>, DbError> {
+                let seq = head.seq + 1;
+                let changed = if call.keyed {
+                    close_keyed(tx, &call.call_key, &call.mission_id, &outcome, seq).await?
+                } else {
+                    sqlx::query(
+                        "DELETE FROM tool_calls WHERE call_key = $1 AND mission_id = $2 \
+                         AND state = 'Running'",
+                    )
+                    .bind(&call.call_key)
+                    .bind(id(&call.mission_id)?)
+                    .execute(&mut **tx)
+                    .await?
+                    .rows_affected()
+                        == 1
+                };
+                if !changed {
+                    return Ok(None);
+                }
+                let delta = unsettled.entry(call.mission_id).or_default();
+                delta.0 += call.reserved_cents;
+                delta.1 += call.reserved_cents;
+                audit.cost_cents = call.reserved_cents;
+                Ok(Some(append(head, sealer, audit)))
+            }
+
             /// Ops of a batch handled after the plain reservations, in arrival order.
             enum Pending {
                 Reserve(Box<Reserve>),
                 Decide(Decide),
+                Interrupt(Box<Interrupt>),
             }
 
             /// Reserves a mission's gate-less calls of one batch with one statement when they
@@ -160,6 +330,10 @@ macro_rules! ledger_sql {
                     .await?;
                     if let Some(last) = last {
                         unsettled.remove(mission);
+                        let first = last - count + 1;
+                        let rows: Vec<(&Reserve, i64)> =
+                            (first..).zip(&group).map(|(step, (_, r))| (r, step)).collect();
+                        journal(tx, &rows).await?;
                         for (n, (i, _)) in (0i64..).zip(group) {
                             results[i] = Some(LedgerResult::Reserve(ReserveResult::Reserved {
                                 step: last - count + 1 + n,
@@ -183,6 +357,13 @@ macro_rules! ledger_sql {
                 unsettled: &mut Unsettled,
             ) -> Result<ReserveResult, DbError> {
                 let mission = id(&r.mission_id)?;
+                // A key used before gets its journal row back and holds nothing. Every ledger
+                // transaction locks the chain head first, so no other can insert it meanwhile.
+                if r.call.keyed {
+                    if let Some(row) = call_row(tx, &r.mission_id, &r.call.key).await? {
+                        return Ok(ReserveResult::Repeated(Box::new(row)));
+                    }
+                }
                 let (freed, spent) = unsettled.remove(&r.mission_id).unwrap_or_default();
                 let step: Option<i64> = sqlx::query_scalar(
                     "UPDATE active_missions SET steps_used = steps_used + 1, \
@@ -204,7 +385,8 @@ macro_rules! ledger_sql {
                     }
                     return refuse_reservation(tx, head, sealer, r).await;
                 };
-                let Some(gate) = r.gate else {
+                let Some(gate) = r.gate.clone() else {
+                    journal(tx, &[(&r, step)]).await?;
                     return Ok(ReserveResult::Reserved {
                         step,
                         approval: None,
@@ -242,6 +424,7 @@ macro_rules! ledger_sql {
                         .await?
                         .rows_affected();
                         if used == 1 {
+                            journal(tx, &[(&r, step)]).await?;
                             return Ok(ReserveResult::Reserved {
                                 step,
                                 approval: Some(ApprovalUse {
@@ -522,23 +705,15 @@ macro_rules! ledger_sql {
                 let mut plain: Vec<(String, Vec<(usize, Reserve)>)> = Vec::new();
                 let mut plain_index = std::collections::HashMap::<String, usize>::new();
                 let mut rest = Vec::new();
+                let mut settlements = Vec::new();
                 for (i, op) in ops.into_iter().enumerate() {
                     match op {
                         LedgerOp::Audit(draft) => {
                             results[i] = Some(LedgerResult::Audited(append(&mut head, sealer, draft)));
                         }
-                        LedgerOp::Settle {
-                            mission_id,
-                            reserved_cents,
-                            actual_cents,
-                            audit,
-                        } => {
-                            let delta = unsettled.entry(mission_id).or_default();
-                            delta.0 += reserved_cents;
-                            delta.1 += actual_cents.min(reserved_cents);
-                            results[i] = Some(LedgerResult::Audited(append(&mut head, sealer, audit)));
-                        }
-                        LedgerOp::Reserve(r) if r.gate.is_none() => {
+                        LedgerOp::Settle(settle) => settlements.push((i, *settle)),
+                        LedgerOp::Interrupt(op) => rest.push((i, Pending::Interrupt(op))),
+                        LedgerOp::Reserve(r) if r.gate.is_none() && !r.call.keyed => {
                             let at = *plain_index.entry(r.mission_id.clone()).or_insert_with(|| {
                                 plain.push((r.mission_id.clone(), Vec::new()));
                                 plain.len() - 1
@@ -549,6 +724,7 @@ macro_rules! ledger_sql {
                         LedgerOp::Decide(d) => rest.push((i, Pending::Decide(d))),
                     }
                 }
+                settle_calls(&mut tx, &mut head, sealer, settlements, &mut unsettled, &mut results).await?;
                 for (mission, group) in plain {
                     reserve_group(&mut tx, &mut head, sealer, &mission, group, &mut unsettled, &mut results).await?;
                 }
@@ -556,6 +732,9 @@ macro_rules! ledger_sql {
                     results[i] = Some(match op {
                         Pending::Reserve(r) => LedgerResult::Reserve(
                             reserve(&mut tx, &mut head, sealer, *r, &mut unsettled).await?,
+                        ),
+                        Pending::Interrupt(op) => LedgerResult::Interrupted(
+                            interrupt(&mut tx, &mut head, sealer, *op, &mut unsettled).await?,
                         ),
                         Pending::Decide(d) => {
                             // A decision reads and changes budgets and states: settle first.

@@ -10,7 +10,10 @@ use uuid::Uuid;
 
 use super::authz::Authority;
 use super::dispatch::{Actor, CallerError, Done, Request};
-use super::ledger::{Gate, LedgerOp, LedgerResult, Reserve, ReserveResult};
+use super::ledger::{
+    CallKey, CallRecord, CallState, Gate, Interrupt, LedgerOp, LedgerResult, RecordedOutcome,
+    Reserve, ReserveResult, Settle,
+};
 use super::store::{MissionRow, TokenRow};
 use super::tools::{self, Execution};
 use super::types::refusal;
@@ -28,7 +31,7 @@ use crate::units::Cents;
 /// Largest accepted arguments, as canonical JSON.
 pub const MAX_ARGS_BYTES: usize = 64 * 1024;
 
-/// Longest tool, job or mission id a call may name.
+/// Longest tool, job or mission id (or idempotency key) a call may name.
 pub const MAX_ID_CHARS: usize = 200;
 
 /// Text with its control characters spelled out (`\u{0}`), and cut at `MAX_ID_CHARS`.
@@ -110,6 +113,7 @@ fn malformed(call: &ToolCall) -> Option<String> {
         ("tool id", Some(call.tool_id.as_str())),
         ("job id", call.job_id.as_deref()),
         ("mission id", call.mission_id.as_deref()),
+        ("idempotency key", call.idempotency_key.as_deref()),
     ];
     ids.into_iter().find_map(|(name, id)| {
         let id = id?;
@@ -226,15 +230,37 @@ impl Gateway {
         if token.status.is_over() {
             self.forget_mission(&token.mission_id);
         }
-        let checked = check_caller(&call, &token)
-            .and_then(|()| check_running(&token, &draft.ts))
-            .and_then(|()| canonical_args(&call.args));
-        let args = match checked {
+        let args = match check_caller(&call, &token).and_then(|()| canonical_args(&call.args)) {
             Ok(args) => args,
             Err((code, message)) => return self.refuse(draft, code, message).await,
         };
         let args_hash = hex::encode(Sha256::digest(args.as_bytes()));
         draft.args_hash = Some(args_hash.clone());
+        // A repeated key gets its first call's outcome whatever has changed since (the mission
+        // may have ended meanwhile): it asks what happened, not for the tool to run.
+        let call_key = match &call.idempotency_key {
+            Some(key) => {
+                let stored = format!("key:{key}");
+                if let Some(record) = inner.repo.call_record(&token.mission_id, &stored).await? {
+                    return self.replay(draft, record, &args_hash).await;
+                }
+                CallKey {
+                    key: stored,
+                    keyed: true,
+                    tool_id: call.tool_id.clone(),
+                    args_hash: args_hash.clone(),
+                }
+            }
+            None => CallKey {
+                key: format!("call:{}", Uuid::now_v7()),
+                keyed: false,
+                tool_id: call.tool_id.clone(),
+                args_hash: args_hash.clone(),
+            },
+        };
+        if let Err((code, message)) = check_running(&token, &draft.ts) {
+            return self.refuse(draft, code, message).await;
+        }
         let Some(tool) = inner.catalog.tool(&call.tool_id) else {
             let message = format!("no tool has the id {}", call.tool_id);
             return self.refuse(draft, RefusalCode::UnknownTool, message).await;
@@ -322,6 +348,7 @@ impl Gateway {
             .ledger
             .apply(LedgerOp::Reserve(Box::new(Reserve {
                 mission_id: mission.id.clone(),
+                call: call_key.clone(),
                 cost_cents: estimate,
                 now: draft.ts.clone(),
                 gate,
@@ -347,6 +374,9 @@ impl Gateway {
                     expires_at,
                     audit_seq: seq,
                 }));
+            }
+            LedgerResult::Reserve(ReserveResult::Repeated(record)) => {
+                return self.replay(draft, *record, &args_hash).await;
             }
             LedgerResult::Reserve(ReserveResult::Refused { code, message, seq }) => {
                 if matches!(
@@ -391,7 +421,7 @@ impl Gateway {
             .as_ref()
             .map(|a| format!("; approved by {} (approval {})", a.decided_by, a.id))
             .unwrap_or_default();
-        let (actual, audit, result) = match execution {
+        let (actual, audit, result, outcome) = match execution {
             Execution::Done {
                 output,
                 cost_cents,
@@ -407,7 +437,14 @@ impl Gateway {
                 );
                 audit.cost_cents = cost;
                 audit.simulated = simulated;
-                (cost, audit, Ok((output, simulated)))
+                let outcome = RecordedOutcome::Done {
+                    output: output.clone(),
+                    cost_cents: cost,
+                    simulated,
+                    authorized_by: authorized_by.clone(),
+                    policy_ids: decision.policy_ids.clone(),
+                };
+                (cost, audit, Ok((output, simulated)), outcome)
             }
             Execution::Failed { message } => (
                 Cents::ZERO,
@@ -415,17 +452,21 @@ impl Gateway {
                     AuditDecision::Failed,
                     format!("step {step}: authorized by {authorized_by}{approved}; {message}"),
                 ),
-                Err(message),
+                Err(message.clone()),
+                RecordedOutcome::Failed { message },
             ),
         };
         let seq = match inner
             .ledger
-            .apply(LedgerOp::Settle {
+            .apply(LedgerOp::Settle(Box::new(Settle {
                 mission_id: mission.id.clone(),
                 reserved_cents: estimate,
                 actual_cents: actual,
                 audit,
-            })
+                call_key: call_key.key,
+                keyed: call_key.keyed,
+                outcome,
+            })))
             .await?
         {
             LedgerResult::Audited(seq) => seq,
@@ -442,8 +483,174 @@ impl Gateway {
                 authorized_by,
                 policy_ids: decision.policy_ids,
                 audit_seq: seq,
+                replayed: false,
             })),
             Err(message) => Err(refusal(RefusalCode::ToolFailed, message, seq)),
+        }
+    }
+
+    /// Answers a repeated idempotency key from its journal row: the recorded outcome (after
+    /// settling a call whose process died), never a second run or charge. A key sent with
+    /// another tool or other arguments is refused: it names one call.
+    async fn replay(
+        &self,
+        draft: AuditDraft,
+        record: CallRecord,
+        args_hash: &str,
+    ) -> Result<CallOutcome, GatewayError> {
+        let key = record
+            .call_key
+            .strip_prefix("key:")
+            .unwrap_or(&record.call_key)
+            .to_owned();
+        if draft.tool_id.as_deref() != Some(record.tool_id.as_str())
+            || record.args_hash != args_hash
+        {
+            let message = format!(
+                "the idempotency key {key} belongs to a call to {} with arguments {}…; a key \
+                 names one call, so send a new key for a different one",
+                record.tool_id,
+                &record.args_hash[..record.args_hash.len().min(12)]
+            );
+            return self
+                .refuse(draft, RefusalCode::IdempotencyKeyReused, message)
+                .await;
+        }
+        let record = if record.state == CallState::Running {
+            let now = self.inner.clock.now();
+            if !self.presumed_dead(&record, now) {
+                let message = format!(
+                    "the call with idempotency key {key} (step {}) started at {} and has not \
+                     finished; send it again for its outcome",
+                    record.step, record.reserved_at
+                );
+                return self
+                    .refuse(draft, RefusalCode::CallInProgress, message)
+                    .await;
+            }
+            self.interrupt(record.clone()).await?;
+            self.inner
+                .repo
+                .call_record(&record.mission_id, &record.call_key)
+                .await?
+                .ok_or_else(|| DbError::Corrupt(format!("call {key} vanished")))?
+        } else {
+            record
+        };
+        let outcome = record
+            .outcome()?
+            .ok_or_else(|| DbError::Corrupt(format!("call {key} settled without an outcome")))?;
+        let first = record
+            .audit_seq
+            .map(|s| format!(" (audit record {s})"))
+            .unwrap_or_default();
+        let step = record.step;
+        match outcome {
+            RecordedOutcome::Done {
+                output,
+                cost_cents,
+                simulated,
+                authorized_by,
+                policy_ids,
+            } => {
+                let reason = format!(
+                    "repeat of idempotency key {key}: the outcome of step {step}{first} is \
+                     returned; the tool did not run again and nothing more was charged"
+                );
+                let seq = self
+                    .audit(draft.decided(AuditDecision::Replayed, reason))
+                    .await?;
+                Ok(CallOutcome::Executed(Executed {
+                    output,
+                    cost_cents,
+                    simulated,
+                    step,
+                    authorized_by,
+                    policy_ids,
+                    audit_seq: seq,
+                    replayed: true,
+                }))
+            }
+            RecordedOutcome::Failed { message } | RecordedOutcome::Interrupted { message } => {
+                let reason = format!(
+                    "repeat of idempotency key {key}: step {step}{first} failed and is not run \
+                     again: {message}"
+                );
+                let seq = self
+                    .audit(draft.decided(AuditDecision::Replayed, reason.clone()))
+                    .await?;
+                Err(refusal(RefusalCode::ToolFailed, reason, seq))
+            }
+        }
+    }
+
+    /// Whether a Running call has outlived `call_recovery_seconds`: its process is taken for
+    /// dead (a live one settles within the HTTP timeout).
+    fn presumed_dead(&self, call: &CallRecord, now: chrono::DateTime<chrono::Utc>) -> bool {
+        let deadline = now - self.inner.config.call_recovery_seconds.to_chrono();
+        call.reserved_at.as_str() < timestamp(deadline).as_str()
+    }
+
+    /// Settles a call whose process stopped between its reservation and its settlement: the
+    /// estimate is charged (the tool may have run), the journal says interrupted, and the
+    /// audit log has a record. Nothing happens if it settled meanwhile.
+    async fn interrupt(&self, call: CallRecord) -> Result<Option<i64>, GatewayError> {
+        let now = self.inner.clock.now();
+        let message = format!(
+            "the process stopped while {} ran (step {}, reserved at {}): whether it took effect \
+             is unknown, so its estimate of {} cents is charged and it is not run again",
+            call.tool_id, call.step, call.reserved_at, call.reserved_cents
+        );
+        let sector = self
+            .inner
+            .catalog
+            .tool(&call.tool_id)
+            .map(|t| t.sector.clone());
+        let audit = AuditDraft {
+            ts: timestamp(now),
+            mission_id: Some(call.mission_id.clone()),
+            caller: "gateway (call recovery)".to_owned(),
+            action: Some(Operation::ToolInvoke.as_str().to_owned()),
+            tool_id: Some(call.tool_id.clone()),
+            args_hash: Some(call.args_hash.clone()),
+            sector,
+            ..Default::default()
+        }
+        .decided(AuditDecision::Failed, message.clone());
+        match self
+            .inner
+            .ledger
+            .apply(LedgerOp::Interrupt(Box::new(Interrupt {
+                call,
+                outcome: RecordedOutcome::Interrupted { message },
+                audit,
+            })))
+            .await?
+        {
+            LedgerResult::Interrupted(seq) => Ok(seq),
+            other => Err(DbError::Corrupt(format!("unexpected ledger answer {other:?}")).into()),
+        }
+    }
+
+    /// Settles every call whose process died between its reservation and its settlement
+    /// (older than `call_recovery_seconds`): no cents stay reserved for good, and each has an
+    /// audit record. Returns how many it settled. The squad engine runs it with its
+    /// supervision; it is safe to run from several processes at once.
+    pub async fn recover_calls(&self) -> Result<usize, GatewayError> {
+        let now = self.inner.clock.now();
+        let before = timestamp(now - self.inner.config.call_recovery_seconds.to_chrono());
+        let mut settled = 0;
+        loop {
+            let stale = self.inner.repo.stale_calls(&before, 200).await?;
+            let count = stale.len();
+            for call in stale {
+                if self.interrupt(call).await?.is_some() {
+                    settled += 1;
+                }
+            }
+            if count < 200 {
+                return Ok(settled);
+            }
         }
     }
 }

@@ -7,6 +7,9 @@
 use crate::units::Cents;
 use std::sync::Arc;
 
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use strum::{EnumString, IntoStaticStr};
 use tokio::sync::{mpsc, oneshot};
 
 use super::store::GatewayStore;
@@ -35,11 +38,121 @@ pub struct Gate {
     pub expires_at: String,
 }
 
+/// A call's row in the journal, written with its reservation.
+#[derive(Debug, Clone)]
+pub struct CallKey {
+    /// The caller's idempotency key (stored as `key:…`), or a fresh id (`call:…`).
+    pub key: String,
+    /// Whether the caller sent the key: then the row keeps the outcome, and the same key
+    /// returns it instead of running the tool again.
+    pub keyed: bool,
+    /// Tool.
+    pub tool_id: String,
+    /// SHA-256 of the canonical arguments.
+    pub args_hash: String,
+}
+
+/// Where a journalled call stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, IntoStaticStr, EnumString)]
+pub enum CallState {
+    /// Reserved; the tool runs or ran and the outcome is not recorded yet.
+    Running,
+    /// The tool ran and its result is recorded.
+    Done,
+    /// The tool was called and failed.
+    Failed,
+    /// The process stopped while the tool ran: its effect is unknown, its estimate was charged.
+    Interrupted,
+}
+
+crate::store::stored_word!(CallState, "call state");
+
+/// A settled call's outcome, as the journal keeps it for a repeated key.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "state", rename_all = "snake_case")]
+pub enum RecordedOutcome {
+    /// The tool ran.
+    Done {
+        /// The tool's result.
+        output: Value,
+        /// Cents charged.
+        cost_cents: Cents,
+        /// Whether a simulated executor produced the result.
+        simulated: bool,
+        /// What authorized it, in words.
+        authorized_by: String,
+        /// The deciding policy ids.
+        policy_ids: Vec<String>,
+    },
+    /// The tool failed; nothing was charged.
+    Failed {
+        /// Why.
+        message: String,
+    },
+    /// The process stopped while the tool ran.
+    Interrupted {
+        /// What is known.
+        message: String,
+    },
+}
+
+impl RecordedOutcome {
+    /// The journal state this outcome settles a call in.
+    pub fn state(&self) -> CallState {
+        match self {
+            Self::Done { .. } => CallState::Done,
+            Self::Failed { .. } => CallState::Failed,
+            Self::Interrupted { .. } => CallState::Interrupted,
+        }
+    }
+}
+
+/// A call's journal row as stored.
+#[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
+pub struct CallRecord {
+    /// Key (`key:…` or `call:…`).
+    pub call_key: String,
+    /// Mission.
+    pub mission_id: String,
+    /// Whether the caller sent the key.
+    pub keyed: bool,
+    /// Tool.
+    pub tool_id: String,
+    /// SHA-256 of the canonical arguments.
+    pub args_hash: String,
+    /// The mission step the call used.
+    pub step: i64,
+    /// Cents held for it.
+    pub reserved_cents: Cents,
+    /// When it was reserved.
+    pub reserved_at: String,
+    /// Where it stands.
+    #[sqlx(try_from = "String")]
+    pub state: CallState,
+    /// The recorded outcome (JSON of [`RecordedOutcome`]), once settled.
+    pub outcome: Option<String>,
+    /// The audit record of the outcome, once settled.
+    pub audit_seq: Option<i64>,
+}
+
+impl CallRecord {
+    /// The recorded outcome; None while the call runs.
+    pub fn outcome(&self) -> Result<Option<RecordedOutcome>, DbError> {
+        self.outcome
+            .as_deref()
+            .map(serde_json::from_str)
+            .transpose()
+            .map_err(|e| DbError::Corrupt(format!("recorded outcome of {}: {e}", self.call_key)))
+    }
+}
+
 /// Count a step and reserve a call's estimated cost.
 #[derive(Debug, Clone)]
 pub struct Reserve {
     /// Mission.
     pub mission_id: String,
+    /// The call's journal row.
+    pub call: CallKey,
     /// Estimated cost to hold.
     pub cost_cents: Cents,
     /// Now, for approval expiry.
@@ -50,6 +163,37 @@ pub struct Reserve {
     pub audit: AuditDraft,
     /// Id a budget-cap request gets if the budget is reached.
     pub budget_request_id: String,
+}
+
+/// Turn a reservation into spending, record the outcome and close the call's journal row.
+#[derive(Debug, Clone)]
+pub struct Settle {
+    /// Mission.
+    pub mission_id: String,
+    /// What was reserved.
+    pub reserved_cents: Cents,
+    /// What the call cost (at most what was reserved).
+    pub actual_cents: Cents,
+    /// The record.
+    pub audit: AuditDraft,
+    /// The call's journal key.
+    pub call_key: String,
+    /// Whether the journal keeps the outcome (the caller sent the key).
+    pub keyed: bool,
+    /// The outcome to keep.
+    pub outcome: RecordedOutcome,
+}
+
+/// Settle a call whose process stopped while the tool ran: charge its estimate, record it,
+/// and mark it interrupted — unless it settled meanwhile.
+#[derive(Debug, Clone)]
+pub struct Interrupt {
+    /// The journal row as read.
+    pub call: CallRecord,
+    /// The outcome to keep.
+    pub outcome: RecordedOutcome,
+    /// The record.
+    pub audit: AuditDraft,
 }
 
 /// A reviewer's decision on an approval.
@@ -78,17 +222,10 @@ pub enum LedgerOp {
     Audit(AuditDraft),
     /// Count a step, reserve the cost, and apply the approval gate (boxed: it is the largest).
     Reserve(Box<Reserve>),
-    /// Turn a reservation into spending and record the outcome.
-    Settle {
-        /// Mission.
-        mission_id: String,
-        /// What was reserved.
-        reserved_cents: Cents,
-        /// What the call cost (at most what was reserved).
-        actual_cents: Cents,
-        /// The record.
-        audit: AuditDraft,
-    },
+    /// Turn a reservation into spending and record the outcome (boxed: it is large).
+    Settle(Box<Settle>),
+    /// Settle a call whose process stopped while the tool ran (boxed: it is large).
+    Interrupt(Box<Interrupt>),
     /// A reviewer's decision.
     Decide(Decide),
 }
@@ -121,6 +258,8 @@ pub enum ReserveResult {
         /// Audit seq.
         seq: i64,
     },
+    /// The call's key was used before: nothing held, this is its journal row.
+    Repeated(Box<CallRecord>),
     /// Refused; nothing held.
     Refused {
         /// Which check.
@@ -191,6 +330,8 @@ pub enum LedgerResult {
     Reserve(ReserveResult),
     /// The decision's outcome (boxed: it is the largest).
     Decided(Box<Result<(ApprovalRow, i64), DecideError>>),
+    /// An interrupted call settled (its record's seq), or None: it had settled already.
+    Interrupted(Option<i64>),
 }
 
 type Job = (

@@ -6,7 +6,7 @@ use crate::units::{Cents, Seconds};
 use async_trait::async_trait;
 use serde::Serialize;
 
-use super::ledger::{ApprovalRow, LedgerOp, LedgerResult};
+use super::ledger::{ApprovalRow, CallRecord, LedgerOp, LedgerResult};
 use crate::audit::store::AuditStore;
 use crate::audit::Sealer;
 use crate::perimeter::MissionStatus;
@@ -147,6 +147,11 @@ pub trait GatewayStore: Send + Sync + std::fmt::Debug {
     /// How many requests wait now: Pending and not past their expiry at `now` (RFC 3339 UTC,
     /// the form the expiry is stored in), however many there are.
     async fn pending_approvals(&self, now: &str) -> Result<i64, DbError>;
+    /// A call's journal row by mission and stored key.
+    async fn call_record(&self, mission_id: &str, key: &str)
+        -> Result<Option<CallRecord>, DbError>;
+    /// Calls still Running that were reserved before `before`, oldest first, at most `limit`.
+    async fn stale_calls(&self, before: &str, limit: u32) -> Result<Vec<CallRecord>, DbError>;
 }
 
 /// Everything the gateway reads and writes: its own storage, the pinned template versions and

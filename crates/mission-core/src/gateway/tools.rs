@@ -23,6 +23,11 @@ pub struct GatewayConfig {
     pub http_timeout_ms: u64,
     /// How long a waiting call, and an approved one, stays usable.
     pub approval_ttl_seconds: Seconds,
+    /// How long a call may stay between its reservation and its settlement before its process
+    /// is taken for dead: the call is then settled as interrupted (its estimate charged, since
+    /// the tool may have run) and a repeat of its idempotency key gets that outcome. Longer
+    /// than the HTTP timeout, so a slow tool is never taken for a dead one.
+    pub call_recovery_seconds: Seconds,
 }
 
 const GATEWAY_JSON: &str = include_str!("../../../../config/gateway.json");

@@ -105,6 +105,11 @@ pub struct ToolCall {
     pub job_id: Option<String>,
     /// The mission the agent acts for; when given, it must be the token's mission.
     pub mission_id: Option<String>,
+    /// Makes the call happen at most once: a repeat with the same key (in the same mission)
+    /// gets the first call's recorded outcome and runs and charges nothing. Built-in agents
+    /// send their job id.
+    #[serde(default)]
+    pub idempotency_key: Option<String>,
 }
 
 /// A call that went through.
@@ -124,6 +129,9 @@ pub struct Executed {
     pub policy_ids: Vec<String>,
     /// The audit record's seq.
     pub audit_seq: i64,
+    /// Whether this is the recorded outcome of an earlier call with the same idempotency key:
+    /// the tool did not run again and nothing was charged.
+    pub replayed: bool,
 }
 
 /// A call held for a human.

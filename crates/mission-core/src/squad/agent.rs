@@ -220,6 +220,9 @@ impl Agent {
             args: json!({ "step": job.step, "action": job.action }),
             job_id: Some(job_id.to_owned()),
             mission_id: Some(self.mission_id.clone()),
+            // A job calls its tool once: after a crash, the job done again gets the recorded
+            // outcome instead of a second run and charge.
+            idempotency_key: Some(format!("job:{job_id}")),
         };
         let mut waiting_for: Option<String> = None;
         loop {
@@ -291,6 +294,16 @@ impl Agent {
                     if !self.await_running().await? {
                         return Ok(Outcome::Abandoned);
                     }
+                }
+                Err(GatewayError::Refused(refusal))
+                    if refusal.code == RefusalCode::CallInProgress =>
+                {
+                    // The job's call from before a restart is still settling (or is about to
+                    // be recovered): ask again for its outcome.
+                    if waiting_for.as_deref() != Some(refusal.message.as_str()) {
+                        waiting_for = Some(refusal.message.clone());
+                    }
+                    tokio::time::sleep(Duration::from_millis(500)).await;
                 }
                 Err(GatewayError::Refused(refusal)) => {
                     return Ok(Outcome::Failed {

@@ -167,11 +167,15 @@ impl Inner {
             if !self.options.external_depts.contains(dept) {
                 let stream = self.bus.dept_stream(mission_id, *dept, Some(offset))?;
                 let agent = Agent::new(Arc::clone(self), mission_id, *dept);
+                let (inner, mission) = (Arc::clone(self), mission_id.to_owned());
                 squad.spawn(async move {
                     match agent.run(stream).await {
                         Ok(exit) => tracing::warn!(?exit, "agent stopped"),
                         Err(e) => tracing::warn!(error = %e, "agent failed"),
                     }
+                    // Whoever follows the mission looks again: its squad is one agent short
+                    // until the next assembly.
+                    inner.notify(&mission);
                 });
             }
         }

@@ -326,6 +326,8 @@ impl Inner {
 
     /// One round of supervision: renew and claim, expire, assemble, tear down.
     pub(super) async fn tick(self: &Arc<Self>) -> Result<(), SquadError> {
+        // Calls whose process died between reservation and settlement hold no cents for good.
+        self.gateway.recover_calls().await?;
         let now = self.options.clock.now();
         let until = now
             + chrono::Duration::from_std(self.options.lease)

@@ -21,6 +21,8 @@ const DECISION_CLASS: Record<AuditDecision, string> = {
   Rejected: "decision-denied",
   // The call was allowed and ran, but the tool failed: a refusal-coloured outcome.
   Failed: "decision-denied",
+  // A repeat answered from the record of the call that ran: nothing ran again.
+  Replayed: "decision-waiting",
 };
 
 /** Only these records stand for a tool that actually executed. */
