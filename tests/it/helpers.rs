@@ -103,6 +103,31 @@ impl TestDb {
         self.open_empty().await.0
     }
 
+    /// One number read with SQL directly (a `SELECT COUNT(*) …`).
+    pub async fn count(&self, sql: &str) -> i64 {
+        use sqlx::Connection;
+        match self.kind {
+            Kind::Postgres => {
+                let mut conn = sqlx::PgConnection::connect(&self.url)
+                    .await
+                    .expect("postgres");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+            Kind::Sqlite => {
+                let mut conn = sqlx::SqliteConnection::connect(&self.url)
+                    .await
+                    .expect("sqlite");
+                sqlx::query_scalar(sql)
+                    .fetch_one(&mut conn)
+                    .await
+                    .expect(sql)
+            }
+        }
+    }
+
     /// Runs SQL on the database directly, as someone with database access would (or as a
     /// test does to make the database refuse a write).
     pub async fn sql(&self, statements: &[&str]) {

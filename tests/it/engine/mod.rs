@@ -22,8 +22,8 @@ use mission_core::perimeter::{MissionStatus, Missions, SaveMissionRequest};
 use mission_core::registry::ApprovalMode;
 use mission_core::squad::store::{JobStatus, RunRecord, StoredEvent};
 use mission_core::squad::{
-    dept_topic, kind, mission_topic, AgentExit, Bus, ContextError, EngineOptions, Envelope,
-    MissionContext, Received, SquadEngine,
+    dept_topic, kind, mission_topic, AgentExit, Bus, ContextError, Credential, EngineOptions,
+    Envelope, MissionContext, Received, SquadEngine,
 };
 use mission_core::Registry;
 use serde_json::json;
@@ -326,30 +326,35 @@ async fn audit_of(rig: &Rig, mission: &str) -> mission_core::audit::AuditPage {
         .expect("audit")
 }
 
-/// Once the squad is torn down, the tokens its contexts carried no longer open the gateway.
-async fn tokens_revoked(rig: &Rig, mission: &str) {
-    let stream = rig.bus.dept_stream(mission, 1, None).expect("consumer");
-    let first = tokio::time::timeout(Duration::from_secs(30), stream.next())
+/// Once the squad is torn down, no token or exchange code of the mission is left.
+async fn tokens_revoked(rig: &Rig, db: &TestDb, mission: &str) {
+    let left = || async {
+        db.count(&format!(
+            "SELECT (SELECT COUNT(*) FROM gateway_tokens WHERE mission_id = '{mission}') + \
+             (SELECT COUNT(*) FROM token_codes WHERE mission_id = '{mission}')"
+        ))
         .await
-        .expect("context arrives")
-        .expect("context");
-    let context: MissionContext = serde_json::from_value(first.envelope.payload).expect("context");
-    rig.until("the squad's tokens to be revoked", || {
-        let call = ToolCall {
-            token: context.gateway_token.clone(),
-            tool_id: "finance.ledger_query".to_owned(),
-            args: json!({}),
-            job_id: None,
-            mission_id: None,
-            idempotency_key: None,
-        };
-        let gateway = rig.gateway.clone();
-        async move {
-            match gateway.invoke(call).await {
-                Err(e) if e.code().as_str() == "unauthenticated" => Some(()),
-                _ => None,
-            }
-        }
+    };
+    rig.until("the squad's tokens to be revoked", || async {
+        (left().await == 0).then_some(())
     })
     .await;
+}
+
+/// The one-time code an external department's context carries.
+fn exchange_code(context: &MissionContext) -> String {
+    match &context.credential {
+        Credential::ExchangeCode { code, .. } => code.clone(),
+        Credential::InProcess => panic!("an external department gets an exchange code"),
+    }
+}
+
+/// Everything Kafka holds on the mission's topics, as bytes: payloads and headers.
+fn kafka_bytes(copies: &HashMap<String, Vec<Received>>) -> String {
+    copies
+        .values()
+        .flatten()
+        .map(|r| serde_json::to_string(&r.envelope).expect("json"))
+        .collect::<Vec<_>>()
+        .join("\n")
 }

@@ -10,6 +10,7 @@ mod idempotency;
 mod inputs;
 mod memory;
 mod ruleset;
+mod secrets;
 mod sectors;
 
 use std::collections::HashMap;

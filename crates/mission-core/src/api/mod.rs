@@ -277,6 +277,58 @@ async fn invoke(
     }
 }
 
+/// Body of a token exchange.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExchangeBody {
+    /// The one-time code from the department's context (`credential.code`).
+    pub code: String,
+}
+
+/// A department's bearer token, for the code that was exchanged.
+#[derive(Serialize, ToSchema)]
+pub struct ExchangeResponse {
+    /// The bearer token for `Authorization: Bearer …` on tool calls.
+    pub token: String,
+    /// The mission it is bound to.
+    pub mission_id: String,
+    /// The department it is bound to.
+    pub dept: i64,
+}
+
+/// Exchanges an external agent's one-time code for its department's bearer token.
+#[utoipa::path(
+    post,
+    path = "/v1/tokens/exchange",
+    request_body = ExchangeBody,
+    responses(
+        (status = 200, description = "The token; the code is used up", body = ExchangeResponse),
+        (status = 400, description = "The body is not {\"code\": \"…\"}", body = ApiError),
+        (status = 401, description = "Unknown, used or expired code", body = ApiError),
+        (status = 409, description = "The mission is over", body = ApiError),
+    )
+)]
+async fn exchange(
+    State(core): State<Core>,
+    body: Result<Json<ExchangeBody>, JsonRejection>,
+) -> Response {
+    let body = match body {
+        Ok(Json(body)) => body,
+        Err(rejection) => {
+            return bad_request(format!("the body must be {{\"code\": \"…\"}}: {rejection}"))
+        }
+    };
+    match core.exchange_token_code(&body.code).await {
+        Ok(t) => Json(ExchangeResponse {
+            token: t.token,
+            mission_id: t.mission_id,
+            dept: t.dept,
+        })
+        .into_response(),
+        Err(e) => e.into_response(),
+    }
+}
+
 struct BearerAuth;
 
 impl Modify for BearerAuth {
@@ -298,8 +350,8 @@ impl Modify for BearerAuth {
                        mission state and time to live, sector authorization, steps, budget, \
                        approval mode, execution and the signed audit log."
     ),
-    paths(invoke),
-    components(schemas(InvokeBody, InvokeResponse, ApiError)),
+    paths(invoke, exchange),
+    components(schemas(InvokeBody, InvokeResponse, ExchangeBody, ExchangeResponse, ApiError)),
     modifiers(&BearerAuth)
 )]
 pub struct ApiDoc;
@@ -309,7 +361,8 @@ async fn openapi() -> Json<utoipa::openapi::OpenApi> {
 }
 
 /// What the API serves, for the errors of requests it cannot route.
-const ENDPOINTS: &str = "POST /v1/tools/{tool_id}/invoke and GET /v1/openapi.json";
+const ENDPOINTS: &str =
+    "POST /v1/tools/{tool_id}/invoke, POST /v1/tokens/exchange and GET /v1/openapi.json";
 
 /// A path no route matches: the same JSON error as the gateway's own.
 async fn unknown_route(uri: Uri) -> Response {
@@ -336,6 +389,7 @@ async fn wrong_method(method: Method, uri: Uri) -> Response {
 pub fn router(core: Core) -> Router {
     Router::new()
         .route("/v1/tools/{tool_id}/invoke", post(invoke))
+        .route("/v1/tokens/exchange", post(exchange))
         .route("/v1/openapi.json", get(openapi))
         .fallback(unknown_route)
         .method_not_allowed_fallback(wrong_method)

@@ -10,7 +10,7 @@ use serde::Serialize;
 use super::Core;
 use crate::audit::Operation;
 use crate::error::CoreError;
-use crate::gateway::{Actor, Done, Request};
+use crate::gateway::{Actor, Done, ExchangedToken, Request};
 use crate::ids::MissionId;
 use crate::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
 use crate::registry::ApprovalMode;
@@ -264,6 +264,12 @@ impl Core {
             .await?
             .issue_token(actor, mission_id, dept)
             .await
+    }
+
+    /// Exchanges an external agent's one-time code (from its department's context) for its
+    /// bearer token. Audited, refusals included.
+    pub async fn exchange_token_code(&self, code: &str) -> Result<ExchangedToken, CoreError> {
+        self.gateway().await?.exchange_token_code(code).await
     }
 
     /// Runs the squad engine in this process and hands each of one mission's events to

@@ -19,7 +19,7 @@ macro_rules! gateway_store {
             use crate::db::DbError;
             use crate::gateway::ledger::{ApprovalRow, CallRecord, LedgerOp, LedgerResult};
             use crate::gateway::store::{
-                GatewayStore, Grant, MissionRow, MissionUsage, NewToken, TokenRow,
+                GatewayStore, Grant, MissionRow, MissionUsage, NewToken, NewTokenCode, TokenRow,
             };
             use crate::perimeter::MissionStatus;
 
@@ -98,6 +98,37 @@ macro_rules! gateway_store {
                     .execute(&self.pool)
                     .await?;
                     Ok(())
+                }
+
+                async fn insert_token_code(&self, code: &NewTokenCode<'_>) -> Result<(), DbError> {
+                    sqlx::query(
+                        "INSERT INTO token_codes (code_hash, mission_id, dept, issued_at, \
+                         expires_at) VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(code.hash)
+                    .bind(id(code.mission_id)?)
+                    .bind(code.dept)
+                    .bind(code.issued_at)
+                    .bind(code.expires_at)
+                    .execute(&self.pool)
+                    .await?;
+                    Ok(())
+                }
+
+                async fn use_token_code(
+                    &self,
+                    code_hash: &str,
+                    now: &str,
+                ) -> Result<Option<(String, i64)>, DbError> {
+                    Ok(sqlx::query_as::<_, (String, i64)>(
+                        "UPDATE token_codes SET used_at = $2 WHERE code_hash = $1 \
+                         AND used_at IS NULL AND expires_at > $2 \
+                         RETURNING CAST(mission_id AS TEXT), dept",
+                    )
+                    .bind(code_hash)
+                    .bind(now)
+                    .fetch_optional(&self.pool)
+                    .await?)
                 }
 
                 async fn mission_row(

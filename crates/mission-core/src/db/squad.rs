@@ -370,20 +370,57 @@ macro_rules! squad_store {
                     .await?)
                 }
 
+                async fn topics_to_delete(
+                    &self,
+                    before: &str,
+                    limit: u32,
+                ) -> Result<Vec<String>, DbError> {
+                    Ok(sqlx::query_scalar(
+                        "SELECT CAST(mission_id AS TEXT) FROM mission_runs \
+                         WHERE topics_deleted_at IS NULL AND ended_at <= $1 \
+                         ORDER BY ended_at LIMIT $2",
+                    )
+                    .bind(before)
+                    .bind(i64::from(limit))
+                    .fetch_all(&self.pool)
+                    .await?)
+                }
+
+                async fn topics_deleted(&self, mission_id: &str, at: &str) -> Result<(), DbError> {
+                    sqlx::query("UPDATE mission_runs SET topics_deleted_at = $2 WHERE mission_id = $1")
+                        .bind(id(mission_id)?)
+                        .bind(at)
+                        .execute(&self.pool)
+                        .await?;
+                    Ok(())
+                }
+
                 async fn revoke_tokens(
                     &self,
                     mission_id: &str,
                     dept: Option<i64>,
                 ) -> Result<u64, DbError> {
-                    Ok(sqlx::query(
+                    // Unused exchange codes go with the tokens: each would open a new one.
+                    let mut tx = self.write_tx().await?;
+                    sqlx::query(
+                        "DELETE FROM token_codes WHERE mission_id = $1 \
+                         AND ($2 IS NULL OR dept = $2)",
+                    )
+                    .bind(id(mission_id)?)
+                    .bind(dept)
+                    .execute(&mut *tx)
+                    .await?;
+                    let revoked = sqlx::query(
                         "DELETE FROM gateway_tokens WHERE mission_id = $1 \
                          AND ($2 IS NULL OR dept = $2)",
                     )
                     .bind(id(mission_id)?)
                     .bind(dept)
-                    .execute(&self.pool)
+                    .execute(&mut *tx)
                     .await?
-                    .rows_affected())
+                    .rows_affected();
+                    tx.commit().await?;
+                    Ok(revoked)
                 }
             }
         }

@@ -18,6 +18,8 @@ pub enum Actor {
     Reviewer(String),
     /// A department agent, known by the start of its token's hash.
     Agent(String),
+    /// An external agent exchanging its one-time code, known by the start of the code's hash.
+    CodeHolder(String),
     /// The squad engine acting for the missions it runs.
     Engine,
 }
@@ -33,6 +35,7 @@ impl Actor {
         match self {
             Self::Operator(name) | Self::Reviewer(name) => name.clone(),
             Self::Agent(token) => format!("token:{token}"),
+            Self::CodeHolder(code) => format!("exchange code:{code}"),
             Self::Engine => "squad engine".to_owned(),
         }
     }

@@ -34,7 +34,7 @@ pub use dispatch::operator_name;
 pub use dispatch::{Actor, AuditedError, CallerError, Done, Request};
 pub use invoke::MAX_ARGS_BYTES;
 pub use ledger::DecideError;
-pub use tokens::hash_token;
+pub use tokens::{hash_token, ExchangedToken, TokenCode};
 pub use tools::GatewayConfig;
 pub use types::{
     ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalRecord, ApprovalStatus, CallOutcome,

@@ -43,6 +43,21 @@ pub struct NewToken<'a> {
     pub issued_at: &'a str,
 }
 
+/// A one-time token exchange code to store: only its hash, never the code itself.
+#[derive(Debug, Clone, Copy)]
+pub struct NewTokenCode<'a> {
+    /// SHA-256 of the code.
+    pub hash: &'a str,
+    /// Mission the token will be bound to.
+    pub mission_id: &'a str,
+    /// Department the token will be bound to.
+    pub dept: i64,
+    /// When.
+    pub issued_at: &'a str,
+    /// When it stops working.
+    pub expires_at: &'a str,
+}
+
 /// A granted sector connection: which sector, who ticked it, when.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, sqlx::FromRow)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]
@@ -129,6 +144,15 @@ pub trait GatewayStore: Send + Sync + std::fmt::Debug {
     async fn token(&self, token_hash: &str) -> Result<Option<TokenRow>, DbError>;
     /// Stores a token's hash.
     async fn insert_token(&self, token: &NewToken<'_>) -> Result<(), DbError>;
+    /// Stores a token exchange code's hash.
+    async fn insert_token_code(&self, code: &NewTokenCode<'_>) -> Result<(), DbError>;
+    /// Uses a token exchange code, once: its mission and department if it was unused and not
+    /// expired at `now`; None otherwise. Atomic, so two exchanges of one code get one token.
+    async fn use_token_code(
+        &self,
+        code_hash: &str,
+        now: &str,
+    ) -> Result<Option<(String, i64)>, DbError>;
     /// A mission with its grants.
     async fn mission_row(&self, id: &str) -> Result<Option<MissionRow>, DbError>;
     /// Moves a Ready mission to Running with its clock started; false if it was not Ready.

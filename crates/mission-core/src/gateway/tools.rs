@@ -28,6 +28,8 @@ pub struct GatewayConfig {
     /// the tool may have run) and a repeat of its idempotency key gets that outcome. Longer
     /// than the HTTP timeout, so a slow tool is never taken for a dead one.
     pub call_recovery_seconds: Seconds,
+    /// How long an external agent's one-time token exchange code stays usable.
+    pub token_code_ttl_seconds: Seconds,
 }
 
 const GATEWAY_JSON: &str = include_str!("../../../../config/gateway.json");

@@ -56,6 +56,9 @@ pub enum GatewayError {
         /// The departments it has.
         required: String,
     },
+    /// A token exchange code that is unknown, used or expired.
+    #[error("{0}")]
+    CodeRefused(String),
     /// A decision on an approval was not applied.
     #[error(transparent)]
     Approval(#[from] DecideError),
@@ -81,6 +84,7 @@ impl GatewayError {
             Self::MissionNotFound(_) => ErrorCode::MissionNotFound,
             Self::MissionState { .. } => ErrorCode::MissionNotActive,
             Self::UnknownDepartment { .. } => ErrorCode::UnknownDepartment,
+            Self::CodeRefused(_) => ErrorCode::Unauthenticated,
             Self::Approval(DecideError::NotFound(_)) => ErrorCode::ApprovalNotFound,
             Self::Approval(DecideError::AlreadyDecided(_)) => ErrorCode::ApprovalDecided,
             Self::Approval(DecideError::Expired(_)) => ErrorCode::ApprovalExpired,
@@ -93,7 +97,7 @@ impl GatewayError {
 }
 
 /// One tool call as an agent sends it.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 pub struct ToolCall {
     /// The agent's bearer token.
     pub token: String,
@@ -110,6 +114,20 @@ pub struct ToolCall {
     /// send their job id.
     #[serde(default)]
     pub idempotency_key: Option<String>,
+}
+
+/// The token is a secret: `Debug` never prints it.
+impl std::fmt::Debug for ToolCall {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ToolCall")
+            .field("token", &"(withheld)")
+            .field("tool_id", &self.tool_id)
+            .field("args", &self.args)
+            .field("job_id", &self.job_id)
+            .field("mission_id", &self.mission_id)
+            .field("idempotency_key", &self.idempotency_key)
+            .finish()
+    }
 }
 
 /// A call that went through.

@@ -22,6 +22,8 @@ pub(super) struct Agent {
     inner: Arc<Inner>,
     mission_id: String,
     dept: i64,
+    /// The department's gateway token, handed over in process (never through Kafka).
+    token: String,
     context: Option<MissionContext>,
     seen: HashSet<String>,
 }
@@ -42,11 +44,12 @@ pub(super) enum Outcome {
 }
 
 impl Agent {
-    pub(super) fn new(inner: Arc<Inner>, mission_id: &str, dept: i64) -> Self {
+    pub(super) fn new(inner: Arc<Inner>, mission_id: &str, dept: i64, token: String) -> Self {
         Self {
             inner,
             mission_id: mission_id.to_owned(),
             dept,
+            token,
             context: None,
             seen: HashSet::new(),
         }
@@ -215,7 +218,7 @@ impl Agent {
             });
         }
         let call = ToolCall {
-            token: context.gateway_token.clone(),
+            token: self.token.clone(),
             tool_id: tool.clone(),
             args: json!({ "step": job.step, "action": job.action }),
             job_id: Some(job_id.to_owned()),

@@ -8,7 +8,7 @@ use tokio::task::JoinSet;
 
 use super::agent::Agent;
 use super::bus::{dept_topic, mission_topic, Envelope};
-use super::context::MissionContext;
+use super::context::{Credential, MissionContext};
 use super::contract::{kind, ORCHESTRATOR_DEPT};
 use super::engine::{Inner, Plan, SquadError};
 use super::lifecycle::*;
@@ -123,10 +123,26 @@ impl Inner {
         self.repo.revoke_tokens(mission_id, None).await?;
         let mut squad = JoinSet::new();
         for dept in &depts {
-            let token = self
-                .gateway
-                .issue_token::<GatewayError>(&Actor::Engine, mission_id, *dept)
-                .await?;
+            // A built-in agent gets its token here, in process; an external one gets a one-time
+            // code to exchange for it. Either way no token ever travels through Kafka.
+            let external = self.options.external_depts.contains(dept);
+            let (token, credential) = if external {
+                let code = self
+                    .gateway
+                    .issue_token_code::<GatewayError>(&Actor::Engine, mission_id, *dept)
+                    .await?;
+                let credential = Credential::ExchangeCode {
+                    code: code.code,
+                    expires_at: code.expires_at,
+                };
+                (None, credential)
+            } else {
+                let token = self
+                    .gateway
+                    .issue_token::<GatewayError>(&Actor::Engine, mission_id, *dept)
+                    .await?;
+                (Some(token), Credential::InProcess)
+            };
             let context = MissionContext {
                 mission_id: mission_id.to_owned(),
                 dept: *dept,
@@ -137,7 +153,7 @@ impl Inner {
                 perimeter: plan.perimeter.clone(),
                 logic_hash: plan.logic_hash.clone(),
                 allowed_tools: plan.template.ruleset.allowed_tools.clone(),
-                gateway_token: token,
+                credential,
                 gateway_url: self.options.gateway_url.clone(),
             };
             let topic = dept_topic(mission_id, *dept);
@@ -149,8 +165,8 @@ impl Inner {
                 serde_json::to_value(&context)
                     .map_err(|e| DbError::Corrupt(format!("context: {e}")))?,
             );
-            // The context goes straight to the department's topic (the token must never be
-            // stored); the history keeps a copy without the token.
+            // The context goes straight to the department's topic (an exchange code must never
+            // be stored); the history keeps a copy without the code.
             let offset = self.bus.publish_to(&topic, &event).await?;
             let mut kept = event.clone();
             kept.payload = serde_json::to_value(context.redacted())
@@ -164,9 +180,9 @@ impl Inner {
                 }],
             )
             .await?;
-            if !self.options.external_depts.contains(dept) {
+            if let Some(token) = token {
                 let stream = self.bus.dept_stream(mission_id, *dept, Some(offset))?;
-                let agent = Agent::new(Arc::clone(self), mission_id, *dept);
+                let agent = Agent::new(Arc::clone(self), mission_id, *dept, token);
                 let (inner, mission) = (Arc::clone(self), mission_id.to_owned());
                 squad.spawn(async move {
                     match agent.run(stream).await {

@@ -7,7 +7,8 @@ use crate::registry::hash::logic_hash;
 use crate::registry::{Perimeter, Ruleset};
 
 /// What an agent is told before it does anything: the mission's goal, its rules of
-/// engagement, its caps, and the department's own gateway token.
+/// engagement, its caps, and how the department gets its gateway token — never the token
+/// itself: contexts travel through Kafka, where a broker keeps them until retention runs out.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MissionContext {
@@ -29,11 +30,42 @@ pub struct MissionContext {
     pub logic_hash: String,
     /// Tools this department may call (the ruleset's, repeated for agents that only read this).
     pub allowed_tools: Vec<String>,
-    /// Bearer token for the gateway, bound to this mission and department.
-    pub gateway_token: String,
+    /// How this department gets its bearer token for the gateway.
+    pub credential: Credential,
     /// Where external agents reach the gateway's HTTP API, when it is served.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway_url: Option<String>,
+}
+
+/// How a department gets its gateway token.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+pub enum Credential {
+    /// A built-in agent: the engine hands it the token in process.
+    InProcess,
+    /// An external agent: a one-time code, exchanged for the token at
+    /// `POST /v1/tokens/exchange` on the gateway's API before `expires_at`. Once used or
+    /// expired it opens nothing, so a copy kept by a broker is worthless.
+    ExchangeCode {
+        /// The code.
+        code: String,
+        /// When it stops working (RFC 3339 UTC).
+        expires_at: String,
+    },
+}
+
+/// The code is a secret until used: `Debug` never prints it.
+impl std::fmt::Debug for Credential {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::InProcess => f.write_str("InProcess"),
+            Self::ExchangeCode { expires_at, .. } => f
+                .debug_struct("ExchangeCode")
+                .field("code", &"(withheld)")
+                .field("expires_at", expires_at)
+                .finish(),
+        }
+    }
 }
 
 /// Why an agent refused its context.
@@ -102,10 +134,17 @@ impl MissionContext {
         Ok(())
     }
 
-    /// The context as the mission's history keeps it: everything but the token.
+    /// The context as the mission's history keeps it: everything but an exchange code.
     pub fn redacted(&self) -> Self {
+        let credential = match &self.credential {
+            Credential::ExchangeCode { expires_at, .. } => Credential::ExchangeCode {
+                code: "(withheld from the history)".to_owned(),
+                expires_at: expires_at.clone(),
+            },
+            Credential::InProcess => Credential::InProcess,
+        };
         Self {
-            gateway_token: "(withheld from the history)".to_owned(),
+            credential,
             ..self.clone()
         }
     }

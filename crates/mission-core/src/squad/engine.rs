@@ -72,6 +72,9 @@ pub struct EngineOptions {
     pub external_depts: Vec<i64>,
     /// Where the engine reads the time (leases, time to live, event times); tests move it.
     pub clock: Arc<dyn Clock>,
+    /// How long an ended mission's Kafka topics are kept before they are deleted
+    /// (`keep_topics_hours` in `config/kafka.json`; 0 deletes them at the next sweep).
+    pub keep_topics: chrono::Duration,
     /// Whether the supervisor and the outbox relay run on their own. When false, nothing
     /// happens until the caller steps the engine: [`SquadEngine::poke`] for one round of
     /// supervision, [`SquadEngine::relay_once`] for one batch of the outbox.
@@ -104,6 +107,9 @@ impl Default for EngineOptions {
             gateway_url: None,
             external_depts,
             clock: Arc::new(SystemClock),
+            keep_topics: chrono::Duration::hours(
+                i64::try_from(super::bus::keep_topics_hours()).unwrap_or(i64::MAX / 3600),
+            ),
             autonomous: true,
         }
     }
@@ -142,7 +148,14 @@ pub(super) struct Inner {
     pub(super) topics: Mutex<HashSet<String>>,
     pub(super) relay_wake: Notify,
     pub(super) notices: broadcast::Sender<SquadNotice>,
+    /// When the housekeeping sweeps last ran (on the engine's clock).
+    pub(super) swept: Mutex<Option<chrono::DateTime<chrono::Utc>>>,
 }
+
+/// How often (on the engine's clock) supervision also settles interrupted tool calls and
+/// deletes the topics of missions past their keeping time: rarely, so a waiting squad costs
+/// next to nothing.
+const SWEEP_EVERY: chrono::Duration = chrono::Duration::seconds(30);
 
 /// The running engine. Dropping it (or [`SquadEngine::abandon`]) stops every task at once, as
 /// a crash would; [`SquadEngine::shutdown`] hands its missions back first.
@@ -184,6 +197,7 @@ impl SquadEngine {
             topics: Mutex::new(HashSet::new()),
             relay_wake: Notify::new(),
             notices,
+            swept: Mutex::new(None),
         });
         let tasks = if inner.options.autonomous {
             vec![
@@ -225,16 +239,18 @@ impl SquadEngine {
         self.inner.tick().await
     }
 
-    /// Runs a built-in agent for one department from `from_offset` of its topic, until it
-    /// stops (as the engine does for each department it serves).
+    /// Runs a built-in agent for one department, with the department's token, from
+    /// `from_offset` of its topic, until it stops (as the engine does for each department it
+    /// serves).
     pub async fn run_agent(
         &self,
         mission_id: &str,
         dept: i64,
+        token: String,
         from_offset: Option<i64>,
     ) -> Result<AgentExit, SquadError> {
         let stream = self.inner.bus.dept_stream(mission_id, dept, from_offset)?;
-        Agent::new(Arc::clone(&self.inner), mission_id, dept)
+        Agent::new(Arc::clone(&self.inner), mission_id, dept, token)
             .run(stream)
             .await
     }
@@ -326,9 +342,8 @@ impl Inner {
 
     /// One round of supervision: renew and claim, expire, assemble, tear down.
     pub(super) async fn tick(self: &Arc<Self>) -> Result<(), SquadError> {
-        // Calls whose process died between reservation and settlement hold no cents for good.
-        self.gateway.recover_calls().await?;
         let now = self.options.clock.now();
+        self.sweep(now).await?;
         let until = now
             + chrono::Duration::from_std(self.options.lease)
                 .unwrap_or_else(|_| chrono::Duration::seconds(15));
@@ -393,6 +408,30 @@ impl Inner {
                     );
                 }
             }
+        }
+        Ok(())
+    }
+
+    /// Housekeeping, every [`SWEEP_EVERY`]: calls whose process died between reservation and
+    /// settlement hold no cents for good, and ended missions' topics are deleted once kept for
+    /// `keep_topics` (Kafka would otherwise keep their events until retention runs out).
+    async fn sweep(&self, now: chrono::DateTime<chrono::Utc>) -> Result<(), SquadError> {
+        let due = self.swept.lock().map(|mut last| {
+            let due = last.is_none_or(|at| now - at >= SWEEP_EVERY);
+            if due {
+                *last = Some(now);
+            }
+            due
+        });
+        if !due.unwrap_or(true) {
+            return Ok(());
+        }
+        self.gateway.recover_calls().await?;
+        let kept_until = timestamp(now - self.options.keep_topics);
+        for mission in self.repo.topics_to_delete(&kept_until, 50).await? {
+            let deleted = self.bus.delete_mission_topics(&mission).await?;
+            self.repo.topics_deleted(&mission, &timestamp(now)).await?;
+            tracing::info!(mission = %mission, deleted, "ended mission's topics deleted");
         }
         Ok(())
     }

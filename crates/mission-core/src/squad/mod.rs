@@ -19,7 +19,7 @@ pub use bus::{
     EmbeddedCluster, Envelope, KafkaMode, KafkaSecurity, MissionStream, Received, BOOTSTRAP_ENV,
     KEYCHAIN_SERVICE,
 };
-pub use context::{ContextError, MissionContext};
+pub use context::{ContextError, Credential, MissionContext};
 pub use contract::{kind, Assignment, ORCHESTRATOR_DEPT};
 pub use engine::{AgentExit, EngineOptions, SquadEngine, SquadError, SquadNotice};
 pub use lifecycle::stop_mission;

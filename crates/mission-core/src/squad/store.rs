@@ -208,6 +208,10 @@ pub trait SquadStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<StoredEvent>, DbError>;
     /// A finished mission's run record.
     async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError>;
+    /// Missions that ended at or before `before` whose Kafka topics are not deleted yet.
+    async fn topics_to_delete(&self, before: &str, limit: u32) -> Result<Vec<String>, DbError>;
+    /// Records that a mission's topics were deleted.
+    async fn topics_deleted(&self, mission_id: &str, at: &str) -> Result<(), DbError>;
     /// Deletes a mission's tokens (one department's, or all); returns how many.
     async fn revoke_tokens(&self, mission_id: &str, dept: Option<i64>) -> Result<u64, DbError>;
 }

@@ -33,10 +33,17 @@ pub(super) struct KafkaSettings {
     pub(super) sasl_username: Option<String>,
     #[serde(default)]
     pub(super) ssl_ca_location: Option<String>,
+    #[serde(default)]
+    pub(super) keep_topics_hours: u64,
 }
 
 pub(super) fn settings() -> Result<KafkaSettings, serde_json::Error> {
     serde_json::from_str(KAFKA_JSON)
+}
+
+/// How many hours an ended mission's topics are kept before they are deleted.
+pub fn keep_topics_hours() -> u64 {
+    settings().map(|s| s.keep_topics_hours).unwrap_or(0)
 }
 
 impl KafkaMode {

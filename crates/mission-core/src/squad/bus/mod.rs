@@ -10,7 +10,7 @@ use rdkafka::config::ClientConfig;
 use rdkafka::consumer::{Consumer, StreamConsumer};
 use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::{BorrowedMessage, Header, Headers, Message, OwnedHeaders};
-use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord};
+use rdkafka::producer::{DeliveryFuture, FutureProducer, FutureRecord, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 mod config;
@@ -18,7 +18,7 @@ mod credentials;
 mod embedded;
 mod envelope;
 
-pub use config::{KafkaMode, BOOTSTRAP_ENV};
+pub use config::{keep_topics_hours, KafkaMode, BOOTSTRAP_ENV};
 pub use credentials::{store_sasl_password, CredentialError, KafkaSecurity, KEYCHAIN_SERVICE};
 pub use embedded::EmbeddedCluster;
 pub use envelope::{belongs_to, dept_topic, mission_topic, Envelope, Received};
@@ -183,6 +183,46 @@ impl Bus {
             }
         }
         Ok(topic)
+    }
+
+    /// Deletes a mission's topics (its own and its departments'), found in the brokers'
+    /// metadata; returns how many. The embedded mock cluster cannot delete topics (librdkafka
+    /// gives it no API for that): there they live in this process's memory and end with it,
+    /// so this deletes nothing.
+    pub async fn delete_mission_topics(&self, mission_id: &str) -> Result<usize, BusError> {
+        if self.mock.is_some() {
+            return Ok(0);
+        }
+        let producer = self.producer.clone();
+        let metadata = tokio::task::spawn_blocking(move || {
+            producer.client().fetch_metadata(None, SEND_TIMEOUT)
+        })
+        .await
+        .map_err(|_| self.error(KafkaError::Canceled))?
+        .map_err(|e| self.error(e))?;
+        let topics: Vec<String> = metadata
+            .topics()
+            .iter()
+            .map(|t| t.name().to_owned())
+            .filter(|t| belongs_to(t, mission_id))
+            .collect();
+        if topics.is_empty() {
+            return Ok(0);
+        }
+        let admin: AdminClient<DefaultClientContext> =
+            self.base.create().map_err(|e| self.error(e))?;
+        let names: Vec<&str> = topics.iter().map(String::as_str).collect();
+        let results = admin
+            .delete_topics(&names, &AdminOptions::new())
+            .await
+            .map_err(|e| self.error(e))?;
+        for result in results {
+            match result {
+                Ok(_) | Err((_, RDKafkaErrorCode::UnknownTopicOrPartition)) => {}
+                Err((_, code)) => return Err(self.error(KafkaError::AdminOp(code))),
+            }
+        }
+        Ok(topics.len())
     }
 
     /// Publishes an event to its mission's topic: keyed by the mission id, with `mission_id`,
