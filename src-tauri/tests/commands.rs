@@ -21,6 +21,10 @@ fn app(dir: &std::path::Path) -> (tauri::App<MockRuntime>, WebviewWindow<MockRun
     // Never the real keychain, and an agent API on a free port.
     settings.keystore = KeyStore::Ephemeral;
     settings.api_listen = Some("127.0.0.1:0".to_owned());
+    // The audit trust anchor in the test's folder, never the user's config folder.
+    settings.trust_anchor = Some(mission_core::audit::TrustAnchor::at(
+        dir.join("audit-trust.json"),
+    ));
     let app = mission_control::app(
         mock_builder(),
         mission_control::specta_builder_for!(MockRuntime),

@@ -141,6 +141,9 @@ pub struct TestApp {
     pub clock: Arc<TestClock>,
     /// The agent API's base URL (`http://127.0.0.1:PORT`).
     pub api: String,
+    /// The audit trust anchor file, in a config folder of the test's own.
+    pub anchor: std::path::PathBuf,
+    _config: tempfile::TempDir,
 }
 
 /// How long a squad engine's claim on a mission holds in tests (on the test's clock).
@@ -162,6 +165,9 @@ impl TestApp {
         settings.clock = Arc::clone(&clock) as Arc<dyn Clock>;
         settings.bundled_library = false;
         settings.kafka = KafkaSetting::Bus(Arc::new(crate::squad::bus()));
+        let config = tempfile::tempdir().expect("config folder");
+        let anchor = config.path().join("audit-trust.json");
+        settings.trust_anchor = Some(mission_core::audit::TrustAnchor::at(&anchor));
         let core = Core::open(settings).await.expect("open the core");
         if !options.manifests.is_empty() {
             core.registry()
@@ -178,7 +184,13 @@ impl TestApp {
             core.clone(),
             std::future::pending(),
         ));
-        Self { core, clock, api }
+        Self {
+            core,
+            clock,
+            api,
+            anchor,
+            _config: config,
+        }
     }
 
     /// The app with the bundled catalogue and these templates.

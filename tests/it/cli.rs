@@ -218,9 +218,19 @@ async fn approvals_and_audit_commands_decide_verify_and_export() {
         cmd.args(&all)
             .env("HOME", home.path())
             .env("XDG_DATA_HOME", home.path().join("data"))
+            .env("XDG_CONFIG_HOME", home.path().join("config"))
+            .env_remove(mission_core::audit::ANCHOR_ENV)
             .env("MISSION_CONTROL_KEYSTORE", "ephemeral");
         cmd.output().expect("run missionctl")
     };
+    // The records signed by the gateway here come from "another machine": pin its key in this
+    // one's trust anchor, as an operator sharing one database would.
+    let trusted = run(&[
+        "audit",
+        "trust",
+        &crate::app::test_sealer().public_key_hex(),
+    ]);
+    assert!(trusted.status.success(), "{}", text(&trusted));
 
     let listed = run(&["approvals", "list", "--json"]);
     assert!(listed.status.success(), "{}", text(&listed));
@@ -248,6 +258,11 @@ async fn approvals_and_audit_commands_decide_verify_and_export() {
     assert!(
         text(&verified).contains("6 record(s)"),
         "{}",
+        text(&verified)
+    );
+    assert!(
+        text(&verified).contains("audit-trust.json ("),
+        "the anchor is named: {}",
         text(&verified)
     );
 

@@ -913,6 +913,13 @@ export type VerifyReport = {
 	first_bad: BadRecord | null,
 	/**  Fingerprints of the public keys the records were checked against. */
 	keys: string[],
+	/**  The trust anchor those keys came from, with the set's fingerprint. */
+	anchor: string,
+	/**
+	 *  When checked against an earlier copy's signed checkpoint and the log extends it: the
+	 *  checkpoint's record count.
+	 */
+	extends: number | null,
 };
 
 /* Tauri Specta runtime */

@@ -1,6 +1,8 @@
 //! The audit chain: any edit, deletion or reordering of a record is detected, in the database
 //! and in an export.
 
+use mission_core::audit::Trusted;
+
 use super::*;
 
 crate::on_both_backends!(editing_deleting_or_reordering_any_audit_record_is_detected,);
@@ -98,27 +100,27 @@ async fn editing_deleting_or_reordering_any_audit_record_is_detected(db: TestDb)
     }
 
     // An export verifies elsewhere with the public key, and a changed line does not.
+    let key = mission_core::audit::public_key(&test_sealer().public_key_hex()).expect("key");
+    let pinned = |key: &mission_core::audit::ExportedKey| Trusted::new(vec![key.clone()], "test");
     let mut out = Vec::new();
     AuditLog::new(rig.core.repository().clone())
-        .export(&mut out, "2026-11-25T10:00:00.000000Z")
+        .export(&mut out, "2026-11-25T10:00:00.000000Z", &pinned(&key))
         .await
         .expect("export");
-    let key = mission_core::audit::public_key(&test_sealer().public_key_hex()).expect("key");
-    let report =
-        mission_core::audit::verify_export(out.as_slice(), Some(std::slice::from_ref(&key)))
-            .expect("verify export");
+    let report = mission_core::audit::verify_export(out.as_slice(), Some(&pinned(&key)), None)
+        .expect("verify export");
     assert!(report.ok, "{report:?}");
     assert_eq!(report.records, n);
     let text = String::from_utf8(out).expect("utf8");
     let tampered = text.replacen("\"cost_cents\":1", "\"cost_cents\":0", 1);
     assert_ne!(tampered, text);
-    let report =
-        mission_core::audit::verify_export(tampered.as_bytes(), Some(&[key])).expect("verify");
+    let report = mission_core::audit::verify_export(tampered.as_bytes(), Some(&pinned(&key)), None)
+        .expect("verify");
     assert!(!report.ok);
     // Another key: nothing verifies.
     let stranger = Sealer::new(ed25519_dalek::SigningKey::from_bytes(&[7; 32]));
     let other = mission_core::audit::public_key(&stranger.public_key_hex()).expect("key");
-    let report =
-        mission_core::audit::verify_export(text.as_bytes(), Some(&[other])).expect("verify");
+    let report = mission_core::audit::verify_export(text.as_bytes(), Some(&pinned(&other)), None)
+        .expect("verify");
     assert_eq!(report.first_bad.expect("bad").seq, 1);
 }

@@ -3,6 +3,7 @@
 //! concurrency, the three approval modes and the approvals queue, and the audit chain's
 //! tamper detection. The rig and helpers live here; the tests, by topic, in the submodules.
 
+mod anchor;
 mod approvals;
 mod audit;
 mod budget;

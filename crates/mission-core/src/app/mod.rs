@@ -33,6 +33,7 @@ use crate::error::{CoreError, ErrorCode};
 use crate::gateway::{Gateway, GatewayParts};
 use crate::perimeter::Missions;
 use crate::registry::{ImportStage, Registry};
+use audit::audit_unavailable;
 
 /// The core, opened once per process. Cheap to clone; clones share everything.
 #[derive(Clone)]
@@ -129,6 +130,17 @@ impl Core {
                     .await
                     .map_err(|e| CoreError::internal(&e))??;
                 let settings = &self.inner.settings;
+                // The key that signs from now on is trusted from outside the database.
+                if let Some(anchor) = &settings.trust_anchor {
+                    let public = crate::audit::ExportedKey {
+                        key_id: sealer.key_id().to_owned(),
+                        public_key: sealer.public_key_hex(),
+                    };
+                    let now = crate::gateway::timestamp(settings.clock.now());
+                    if anchor.pin(&public, &now).map_err(audit_unavailable)? {
+                        tracing::info!(key = %public.key_id, anchor = %anchor.path().display(), "pinned the audit signing key in the trust anchor");
+                    }
+                }
                 Gateway::start(GatewayParts {
                     repo: self.inner.repo.clone(),
                     catalog: Arc::clone(&settings.catalog),

@@ -5,7 +5,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use crate::audit::{KeyVault, Sealer, KEYSTORE_ENV};
+use crate::audit::{KeyVault, Sealer, TrustAnchor, KEYSTORE_ENV};
 use crate::catalog::Catalog;
 use crate::error::{CoreError, ErrorCode};
 use crate::gateway::{Clock, GatewayConfig, SystemClock, BUNDLED_ADMIN_POLICIES};
@@ -103,6 +103,10 @@ pub struct Settings {
     pub api_listen: Option<String>,
     /// Import the bundled template library when this database has not seen this build's copy.
     pub bundled_library: bool,
+    /// The audit trust anchor: the file, outside the database, that pins the public keys
+    /// `audit verify` trusts. This machine's signing key is pinned there when first used.
+    /// `None`: no anchor (verifying then needs the keys given).
+    pub trust_anchor: Option<TrustAnchor>,
 }
 
 impl Settings {
@@ -123,11 +127,13 @@ impl Settings {
             engine: EngineOptions::default(),
             api_listen: None,
             bundled_library: true,
+            trust_anchor: None,
         })
     }
 
     /// What a shell runs with: [`Settings::bundled`] with the database, key store and API
-    /// address the environment names ([`DATABASE_ENV`], [`KEYSTORE_ENV`], [`API_LISTEN_ENV`]).
+    /// address the environment names ([`DATABASE_ENV`], [`KEYSTORE_ENV`], [`API_LISTEN_ENV`]),
+    /// and the trust anchor in the app's config folder (or at `MISSION_CONTROL_TRUST_ANCHOR`).
     /// A database given by the shell (a command-line flag) wins over the environment.
     pub fn from_env(database_url: Option<String>) -> Result<Self, CoreError> {
         let nonempty = |name: &str| {
@@ -138,6 +144,7 @@ impl Settings {
         let mut settings = Self::bundled(database_url.or_else(|| nonempty(DATABASE_ENV)))?;
         settings.keystore = KeyStore::from_env()?;
         settings.api_listen = nonempty(API_LISTEN_ENV);
+        settings.trust_anchor = TrustAnchor::default_location().map(TrustAnchor::at);
         Ok(settings)
     }
 

@@ -2,10 +2,12 @@
 //! decision on an approval becomes one record; `verify` names the first record that was
 //! edited, deleted or moved.
 
+pub mod anchor;
 mod keys;
 pub mod store;
 mod verify;
 
+pub use anchor::{fingerprint, AnchorError, TrustAnchor, Trusted, ANCHOR_ENV};
 pub use keys::{select_keystore_from_env, KeyError, KeyVault, Sealer, KEYSTORE_ENV};
 pub use verify::{export, verify, ExportHeader, ExportedKey, Verifier, EXPORT_FORMAT};
 
@@ -247,6 +249,11 @@ pub struct VerifyReport {
     pub first_bad: Option<BadRecord>,
     /// Fingerprints of the public keys the records were checked against.
     pub keys: Vec<String>,
+    /// The trust anchor those keys came from, with the set's fingerprint.
+    pub anchor: String,
+    /// When checked against an earlier copy's signed checkpoint and the log extends it: the
+    /// checkpoint's record count.
+    pub extends: Option<i64>,
 }
 
 /// Reading the log: pages for people, and the whole chain for verify and export. Needs no
@@ -305,14 +312,17 @@ impl AuditLog {
 
     /// Checks the whole chain. With `pinned` keys, only those are trusted; otherwise the keys
     /// recorded in the database are (and are listed in the report to be compared).
-    pub async fn verify(&self, pinned: Option<&[ExportedKey]>) -> Result<VerifyReport, AuditError> {
+    pub async fn verify(&self, trusted: Option<&Trusted>) -> Result<VerifyReport, AuditError> {
         // Read the head first: records appended while walking are then simply beyond it.
         let head = self.repo.audit_head().await?;
-        let keys = match pinned {
-            Some(keys) => keys.to_vec(),
-            None => self.repo.audit_keys().await?,
+        let trusted = match trusted {
+            Some(trusted) => trusted.clone(),
+            None => Trusted::new(
+                self.repo.audit_keys().await?,
+                "the keys recorded in the database itself (no independent anchor)",
+            ),
         };
-        let mut verifier = Verifier::new(&keys).map_err(AuditError::Format)?;
+        let mut verifier = Verifier::new(&trusted).map_err(AuditError::Format)?;
         self.walk(|record| Ok(record.entry.seq <= head.seq && verifier.check(record)))
             .await?;
         Ok(verifier.finish(&head))
@@ -324,12 +334,14 @@ impl AuditLog {
         &self,
         out: &mut impl std::io::Write,
         exported_at: &str,
+        trusted: &Trusted,
     ) -> Result<i64, AuditError> {
         let head = self.repo.audit_head().await?;
         let header = ExportHeader {
             format: verify::EXPORT_FORMAT.to_owned(),
             exported_at: exported_at.to_owned(),
-            keys: self.repo.audit_keys().await?,
+            keys: trusted.keys.clone(),
+            anchor: trusted.describe(),
             head: head.clone(),
         };
         export(out, &header, std::iter::empty())?;
@@ -353,13 +365,10 @@ fn export_line(out: &mut impl std::io::Write, record: &SignedEntry) -> Result<()
     Ok(())
 }
 
-/// Checks an export: its own key list, or only `pinned` keys when given.
-pub fn verify_export(
-    input: impl std::io::BufRead,
-    pinned: Option<&[ExportedKey]>,
-) -> Result<VerifyReport, AuditError> {
-    let mut lines = input.lines();
-    let first = lines
+/// Reads an export's header line.
+pub fn export_header(input: impl std::io::BufRead) -> Result<ExportHeader, AuditError> {
+    let first = input
+        .lines()
         .next()
         .ok_or_else(|| AuditError::Format("the export is empty".to_owned()))??;
     let header: ExportHeader = serde_json::from_str(&first)
@@ -371,8 +380,31 @@ pub fn verify_export(
             verify::EXPORT_FORMAT
         )));
     }
-    let keys = pinned.map_or_else(|| header.keys.clone(), <[ExportedKey]>::to_vec);
-    let mut verifier = Verifier::new(&keys).map_err(AuditError::Format)?;
+    Ok(header)
+}
+
+/// Checks an export with the `trusted` keys (its own header's when none are given: then the
+/// report says so, and only the fingerprint ties it to a key you trust). With `since`, an
+/// earlier copy's signed checkpoint, it also checks that this copy only appended to it.
+pub fn verify_export(
+    mut input: impl std::io::BufRead,
+    trusted: Option<&Trusted>,
+    since: Option<AuditHead>,
+) -> Result<VerifyReport, AuditError> {
+    let mut first = String::new();
+    input.read_line(&mut first)?;
+    let header = export_header(first.as_bytes())?;
+    let trusted = trusted.cloned().unwrap_or_else(|| {
+        Trusted::new(
+            header.keys.clone(),
+            "the export's own header (compare its fingerprint with the one you trust)",
+        )
+    });
+    let mut verifier = Verifier::new(&trusted).map_err(AuditError::Format)?;
+    if let Some(checkpoint) = since {
+        verifier = verifier.extending(checkpoint);
+    }
+    let lines = input.lines();
     for (n, line) in lines.enumerate() {
         let line = line?;
         if line.trim().is_empty() {

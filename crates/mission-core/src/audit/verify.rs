@@ -7,6 +7,7 @@ use std::io::Write;
 use ed25519_dalek::{Signature, Verifier as _, VerifyingKey};
 use serde::{Deserialize, Serialize};
 
+use super::anchor::Trusted;
 use super::{head_message, AuditHead, BadRecord, SignedEntry, VerifyReport, GENESIS_HASH};
 
 /// The format line of an export.
@@ -28,9 +29,13 @@ pub struct ExportHeader {
     pub format: String,
     /// When the copy was written.
     pub exported_at: String,
-    /// The public keys the records name.
+    /// The public keys the exporting machine trusts (its pinned anchor).
     pub keys: Vec<ExportedKey>,
-    /// The signed head at export time.
+    /// Where those keys came from and their fingerprint, to compare with a copy of the anchor.
+    #[serde(default)]
+    pub anchor: String,
+    /// The signed checkpoint: the head (record count and last hash) at export time, signed. A
+    /// later copy must hold this exact record at this seq: the log was only appended to.
     pub head: AuditHead,
 }
 
@@ -39,6 +44,9 @@ pub struct ExportHeader {
 pub struct Verifier {
     keys: HashMap<String, VerifyingKey>,
     fingerprints: Vec<String>,
+    anchor: String,
+    /// An earlier copy's signed checkpoint this log must extend.
+    since: Option<AuditHead>,
     prev_hash: String,
     next_seq: i64,
     checked: i64,
@@ -70,19 +78,28 @@ fn signature_ok(key: &VerifyingKey, message: &[u8], signature: &str) -> bool {
 
 impl Verifier {
     /// A verifier trusting exactly these public keys.
-    pub fn new(keys: &[ExportedKey]) -> Result<Self, String> {
+    pub fn new(trusted: &Trusted) -> Result<Self, String> {
         let mut map = HashMap::new();
-        for key in keys {
+        for key in &trusted.keys {
             map.insert(key.key_id.clone(), parse_key(key)?);
         }
         Ok(Self {
-            fingerprints: keys.iter().map(|k| k.key_id.clone()).collect(),
+            fingerprints: trusted.keys.iter().map(|k| k.key_id.clone()).collect(),
+            anchor: trusted.describe(),
+            since: None,
             keys: map,
             prev_hash: GENESIS_HASH.to_owned(),
             next_seq: 1,
             checked: 0,
             first_bad: None,
         })
+    }
+
+    /// Also checks that the log extends an earlier copy: its signed checkpoint must verify
+    /// with the trusted keys, and the record at its seq must have its hash.
+    pub fn extending(mut self, checkpoint: AuditHead) -> Self {
+        self.since = Some(checkpoint);
+        self
     }
 
     fn bad(&mut self, seq: i64, problem: String) -> bool {
@@ -136,7 +153,10 @@ impl Verifier {
         let Some(key) = self.keys.get(&e.key_id) else {
             return self.bad(
                 e.seq,
-                format!("record #{} is signed by unknown key {}", e.seq, e.key_id),
+                format!(
+                    "record #{} is signed by key {}, which the trust anchor does not pin",
+                    e.seq, e.key_id
+                ),
             );
         };
         if !signature_ok(key, e.hash.as_bytes(), &record.signature) {
@@ -145,14 +165,57 @@ impl Verifier {
                 format!("record #{} has a signature that does not verify", e.seq),
             );
         }
+        if let Some(since) = self.since.as_ref().filter(|c| c.seq == e.seq) {
+            if since.hash != e.hash {
+                let problem = format!(
+                    "record #{} differs from the earlier copy's signed checkpoint: the log \
+                     was rewritten, not only appended to",
+                    e.seq
+                );
+                return self.bad(e.seq, problem);
+            }
+        }
         self.prev_hash.clone_from(&e.hash);
         self.next_seq += 1;
         self.checked += 1;
         true
     }
 
+    /// Whether a head (or an earlier copy's checkpoint) is signed by a trusted key.
+    fn head_signed(&self, head: &AuditHead) -> bool {
+        head.key_id
+            .as_ref()
+            .and_then(|id| self.keys.get(id))
+            .is_some_and(|key| {
+                signature_ok(
+                    key,
+                    &head_message(head.seq, &head.hash),
+                    head.signature.as_deref().unwrap_or_default(),
+                )
+            })
+    }
+
     /// Checks the signed head against the last record and reports.
     pub fn finish(mut self, head: &AuditHead) -> VerifyReport {
+        if let Some(since) = self.since.clone().filter(|_| self.first_bad.is_none()) {
+            if !self.head_signed(&since) {
+                self.first_bad = Some(BadRecord {
+                    seq: since.seq.max(1),
+                    problem: "the earlier copy's checkpoint is not signed by a pinned key"
+                        .to_owned(),
+                });
+            } else if self.next_seq - 1 < since.seq {
+                self.first_bad = Some(BadRecord {
+                    seq: self.next_seq,
+                    problem: format!(
+                        "the log ends at record #{}, before the earlier copy's checkpoint at \
+                         #{}: records were removed",
+                        self.next_seq - 1,
+                        since.seq
+                    ),
+                });
+            }
+        }
         if self.first_bad.is_none() {
             let last = self.next_seq - 1;
             if head.seq > last {
@@ -175,42 +238,34 @@ impl Verifier {
                         head.seq
                     ),
                 });
-            } else if head.seq > 0 {
-                let signed = head
-                    .key_id
-                    .as_ref()
-                    .and_then(|id| self.keys.get(id))
-                    .is_some_and(|key| {
-                        signature_ok(
-                            key,
-                            &head_message(head.seq, &head.hash),
-                            head.signature.as_deref().unwrap_or_default(),
-                        )
-                    });
-                if !signed {
-                    self.first_bad = Some(BadRecord {
-                        seq: head.seq,
-                        problem: "the head of the log is not signed by a known key".to_owned(),
-                    });
-                }
+            } else if head.seq > 0 && !self.head_signed(head) {
+                self.first_bad = Some(BadRecord {
+                    seq: head.seq,
+                    problem: "the head of the log is not signed by a pinned key".to_owned(),
+                });
             }
         }
         VerifyReport {
             records: self.checked,
             ok: self.first_bad.is_none(),
+            extends: self
+                .since
+                .map(|c| c.seq)
+                .filter(|_| self.first_bad.is_none()),
             first_bad: self.first_bad,
             keys: self.fingerprints,
+            anchor: self.anchor,
         }
     }
 }
 
 /// Checks records (in seq order) and the head with the given keys.
 pub fn verify<'a>(
-    keys: &[ExportedKey],
+    trusted: &Trusted,
     records: impl IntoIterator<Item = &'a SignedEntry>,
     head: &AuditHead,
 ) -> Result<VerifyReport, String> {
-    let mut verifier = Verifier::new(keys)?;
+    let mut verifier = Verifier::new(trusted)?;
     for record in records {
         if !verifier.check(record) {
             break;

@@ -176,12 +176,20 @@ describe("AuditView", () => {
 
   it("reports an intact log with its key fingerprints", async () => {
     const platform = platformWith([makeAuditEntry(1)]);
-    platform.auditVerify.mockResolvedValueOnce({ records: 1234, ok: true, first_bad: null, keys: ["ed25519:7f3a9c", "ed25519:01bb42"] });
+    platform.auditVerify.mockResolvedValueOnce({
+      records: 1234,
+      ok: true,
+      first_bad: null,
+      keys: ["ed25519:7f3a9c", "ed25519:01bb42"],
+      anchor: "the keys pinned in /home/op/.config/app.missioncontrol.desktop/audit-trust.json (2 keys, fingerprint 9e2e04d0)",
+      extends: null,
+    });
     const { user } = setup(platform);
     await user.click(screen.getByRole("button", { name: "Verify log" }));
     const result = await screen.findByTestId("verify-result");
     expect(result).toHaveTextContent("Verified 1,234 records, chain and signatures intact");
-    expect(result).toHaveTextContent("Signing keys: ed25519:7f3a9c, ed25519:01bb42");
+    expect(result).toHaveTextContent("Trusted keys: ed25519:7f3a9c, ed25519:01bb42");
+    expect(screen.getByTestId("verify-anchor")).toHaveTextContent("Checked against the keys pinned in /home/op/.config");
     expect(result).toHaveClass("notice-success");
   });
 
@@ -192,13 +200,15 @@ describe("AuditView", () => {
       ok: false,
       first_bad: { seq: 17, problem: "signature does not match" },
       keys: ["ed25519:7f3a9c"],
+      anchor: "the keys pinned in audit-trust.json (1 key, fingerprint 01bb42)",
+      extends: null,
     });
     const { user } = setup(platform);
     await waitFor(() => expect(rowSeqs()).toEqual([18, 17, 16]));
     await user.click(screen.getByRole("button", { name: "Verify log" }));
     const result = await screen.findByRole("alert");
     expect(result).toHaveTextContent("Record #17 is bad: signature does not match");
-    expect(result).toHaveTextContent("Signing key: ed25519:7f3a9c");
+    expect(result).toHaveTextContent("Trusted key: ed25519:7f3a9c");
     expect(result).toHaveClass("notice-error");
     expect(row(17)).toHaveClass("audit-bad");
     expect(row(16)).not.toHaveClass("audit-bad");

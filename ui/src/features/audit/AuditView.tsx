@@ -289,18 +289,25 @@ function VerifyResult({ verify, onRetry }: { verify: Verify; onRetry: () => void
   if (verify.kind === "error") return <ErrorNotice error={verify.error} onRetry={onRetry} />;
   if (verify.kind !== "done") return null;
   const { report } = verify;
-  const keys =
-    report.keys.length > 0 ? (
-      <p className="small">
-        {report.keys.length === 1 ? "Signing key: " : "Signing keys: "}
-        {report.keys.map((k, i) => (
-          <span key={k}>
-            {i > 0 && ", "}
-            <code>{k}</code>
-          </span>
-        ))}
+  const keys = (
+    <>
+      {report.keys.length > 0 && (
+        <p className="small">
+          {report.keys.length === 1 ? "Trusted key: " : "Trusted keys: "}
+          {report.keys.map((k, i) => (
+            <span key={k}>
+              {i > 0 && ", "}
+              <code>{k}</code>
+            </span>
+          ))}
+        </p>
+      )}
+      {/* What the check trusted: keys pinned outside the database, never the database's own list. */}
+      <p className="small" data-testid="verify-anchor">
+        Checked against {report.anchor}.
       </p>
-    ) : null;
+    </>
+  );
   if (report.ok) {
     return (
       <div className="notice notice-success verify-result" role="status" data-testid="verify-result" data-ok="true">

@@ -207,10 +207,15 @@ pub enum AuditCommand {
         /// Check an export file instead of the database.
         #[arg(long)]
         file: Option<PathBuf>,
-        /// Trust only this public key (hex); repeat for several. Default: the keys recorded
-        /// with the log (the report lists their ids to compare).
+        /// Trust only this public key (hex); repeat for several. Default: the keys pinned in
+        /// this machine's trust anchor (for a file with no anchor here: the file's own header,
+        /// and the report says so).
         #[arg(long = "public-key")]
         public_keys: Vec<String>,
+        /// With --file: an earlier export of the same log; the check then also shows the log
+        /// was only appended to since (the earlier copy's signed checkpoint holds).
+        #[arg(long, requires = "file")]
+        since: Option<PathBuf>,
         /// Print JSON.
         #[arg(long)]
         json: bool,
@@ -223,6 +228,11 @@ pub enum AuditCommand {
     },
     /// Print this machine's audit public key (from the OS keychain).
     Key,
+    /// Pin another machine's audit public key (hex) in this machine's trust anchor.
+    Trust {
+        /// The public key, hex.
+        public_key: String,
+    },
 }
 
 #[derive(Args)]

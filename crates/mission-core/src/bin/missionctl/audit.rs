@@ -3,6 +3,7 @@
 use std::process::ExitCode;
 
 use mission_core::app::verify_audit_file;
+use mission_core::audit::TrustAnchor;
 
 use crate::args::AuditCommand;
 use crate::render::{self, outln};
@@ -12,10 +13,14 @@ pub async fn run(cmd: AuditCommand, url: Option<String>) -> anyhow::Result<ExitC
         AuditCommand::Verify {
             file,
             public_keys,
+            since,
             json,
         } => {
             let report = match file {
-                Some(path) => verify_audit_file(&path, &public_keys)?,
+                Some(path) => {
+                    let anchor = TrustAnchor::default_location().map(TrustAnchor::at);
+                    verify_audit_file(&path, &public_keys, anchor.as_ref(), since.as_deref())?
+                }
                 None => crate::open(url).await?.verify_audit(&public_keys).await?,
             };
             if json {
@@ -29,7 +34,13 @@ pub async fn run(cmd: AuditCommand, url: Option<String>) -> anyhow::Result<ExitC
                     "The audit log verifies: {} record(s), chain, signatures and head intact.",
                     report.records
                 );
-                outln!("Signed by key(s): {}", report.keys.join(", "));
+                outln!("Trusted: {}.", report.anchor);
+                if let Some(n) = report.extends {
+                    outln!("It extends the earlier copy: its {n} record(s) are unchanged.");
+                }
+            }
+            if !json && report.first_bad.is_some() {
+                eprintln!("Trusted: {}.", report.anchor);
             }
             Ok(if report.ok {
                 ExitCode::SUCCESS
@@ -51,6 +62,15 @@ pub async fn run(cmd: AuditCommand, url: Option<String>) -> anyhow::Result<ExitC
             let key = crate::open(url).await?.audit_public_key().await?;
             outln!("{}", key.public_key);
             eprintln!("key id {}", key.key_id);
+            Ok(ExitCode::SUCCESS)
+        }
+        AuditCommand::Trust { public_key } => {
+            let core = crate::open(url).await?;
+            if core.trust_audit_key(&public_key)? {
+                outln!("Pinned; records signed by this key now verify here.");
+            } else {
+                outln!("Already pinned.");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
