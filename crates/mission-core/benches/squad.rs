@@ -6,7 +6,10 @@
 //!   that checks every header against its envelope;
 //! - end-to-end latency (publish called → event consumed and checked) at a steady 1,000
 //!   events per second, p50 and p99;
-//! - the CPU that consumers with nothing to read cost while they wait (Linux).
+//! - the CPU that consumers with nothing to read cost while they wait (Linux);
+//! - the CPU the whole core costs (engine, gateway, agents, relay, SQLite and the embedded
+//!   cluster) while five missions of four departments each wait on approvals, over 60 s
+//!   (Linux: read from /proc).
 //!
 //! Run: `cargo bench -p mission-core --bench squad`. With `KAFKA_BOOTSTRAP_SERVERS` set the
 //! same figures are taken against real brokers.
@@ -17,7 +20,14 @@ mod support;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use mission_core::app::{DeployRequest, KafkaSetting, KeyStore};
+use mission_core::audit::Sealer;
+use mission_core::gateway::Actor;
+use mission_core::registry::hash::logic_hash;
+use mission_core::registry::manifest::ManifestInput;
+use mission_core::registry::ApprovalMode;
 use mission_core::squad::{Bus, Envelope, KafkaMode};
+use mission_core::{Core, Settings};
 use serde_json::json;
 use support::percentile;
 
@@ -191,6 +201,100 @@ async fn idle(bus: Arc<Bus>) {
     waiting.abort_all();
 }
 
+/// Missions, and departments each, waiting on a human in the whole-core figure.
+const WAITING_MISSIONS: usize = 5;
+const WAITING_SECONDS: u64 = 60;
+
+/// A four-department template whose first step posts to the ledger: in Strict mode every
+/// mission waits there for a reviewer.
+fn waiting_template() -> serde_json::Value {
+    let ruleset = json!({
+        "allowed_tools": ["finance.journal_entry_post", "finance.ledger_query", "finance.variance_report"],
+        "plan": [
+            {"dept": 4, "action": "Post the opening adjustment.", "tool": "finance.journal_entry_post"},
+            {"dept": 3, "action": "Explain the movements.", "tool": "finance.variance_report"},
+            {"dept": 2, "action": "Pull the balances.", "tool": "finance.ledger_query"},
+            {"dept": 1, "action": "Record the close."}
+        ],
+        "forbidden_actions": ["Post to a closed period"]
+    });
+    let hash = logic_hash(&ruleset).expect("hash");
+    json!({
+        "id": "finance.bench-waiting-close",
+        "name": "Bench close that waits",
+        "sector": "finance",
+        "category": "Treasury",
+        "goal": "Close the month once a reviewer lets the adjustment through.",
+        "required_depts": [1, 2, 3, 4],
+        "ruleset": ruleset,
+        "default_perimeter": {"budget_cents": 50000, "ttl_seconds": 86400, "max_steps": 50, "approval_mode": "Strict"},
+        "risk_level": "Medium",
+        "logic_hash": hash
+    })
+}
+
+/// What a waiting desktop costs: the whole core with five Strict missions of four departments
+/// waiting on their approvals, CPU over [`WAITING_SECONDS`] from /proc.
+#[cfg(target_os = "linux")]
+async fn waiting_squads(bus: Arc<Bus>) {
+    let dir = tempfile::tempdir().expect("dir");
+    let mut settings =
+        Settings::bundled(Some(dir.path().join("bench.sqlite3").display().to_string()))
+            .expect("settings");
+    settings.keystore = KeyStore::key(Sealer::generate());
+    settings.bundled_library = false;
+    settings.kafka = KafkaSetting::Bus(bus);
+    settings.api_listen = Some("127.0.0.1:0".to_owned());
+    let core = Core::open(settings).await.expect("core");
+    let manifest = json!({"manifest_version": 1, "templates": [waiting_template()]});
+    core.registry()
+        .import(&[ManifestInput {
+            name: "bench.json".to_owned(),
+            bytes: manifest.to_string().into_bytes(),
+        }])
+        .await
+        .expect("import");
+    core.start_squads().await.expect("engine");
+    let operator = Actor::Operator("bench".to_owned());
+    for _ in 0..WAITING_MISSIONS {
+        core.deploy(
+            &operator,
+            &DeployRequest {
+                template_id: "finance.bench-waiting-close".to_owned(),
+                budget_cents: None,
+                ttl_seconds: None,
+                max_steps: None,
+                approval_mode: Some(ApprovalMode::Strict),
+                threshold_cents: None,
+                connections: Vec::new(),
+            },
+        )
+        .await
+        .expect("deploy");
+    }
+    let started = Instant::now();
+    while core.pending_approvals().await.expect("count") < WAITING_MISSIONS as u32 {
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "the missions never waited"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    // Let start-up work (assembly, the first relay passes) finish before measuring.
+    tokio::time::sleep(Duration::from_secs(5)).await;
+    let (Some(before), started) = (cpu_ticks(), Instant::now()) else {
+        return;
+    };
+    tokio::time::sleep(Duration::from_secs(WAITING_SECONDS)).await;
+    let Some(after) = cpu_ticks() else { return };
+    let share = (after - before) as f64 / 100.0 / started.elapsed().as_secs_f64() * 100.0;
+    println!(
+        "waiting: the whole core with {WAITING_MISSIONS} missions of 4 departments waiting on \
+         approvals uses {share:.2} % of one core over {WAITING_SECONDS} s"
+    );
+    core.close().await;
+}
+
 fn main() {
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -202,6 +306,8 @@ fn main() {
         throughput(Arc::clone(&bus)).await;
         latency(Arc::clone(&bus)).await;
         #[cfg(target_os = "linux")]
-        idle(bus).await;
+        idle(Arc::clone(&bus)).await;
+        #[cfg(target_os = "linux")]
+        waiting_squads(bus).await;
     });
 }

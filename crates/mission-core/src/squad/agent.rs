@@ -332,6 +332,7 @@ impl Agent {
         &self,
         approval_id: &str,
     ) -> Result<Option<ApprovalStatus>, SquadError> {
+        let mut decisions = self.inner.gateway.subscribe();
         loop {
             match self
                 .inner
@@ -347,21 +348,34 @@ impl Agent {
             if self.still_on().await?.is_none() {
                 return Ok(None);
             }
-            tokio::time::sleep(Duration::from_millis(250)).await;
+            wait_for_news(&mut decisions).await;
         }
     }
 
     /// Waits for the mission to run again; false if it ended.
     pub(super) async fn await_running(&self) -> Result<bool, SquadError> {
+        let mut decisions = self.inner.gateway.subscribe();
         loop {
             match self.still_on().await? {
                 Some(MissionStatus::Running) => {
                     tokio::time::sleep(Duration::from_millis(50)).await;
                     return Ok(true);
                 }
-                Some(_) => tokio::time::sleep(Duration::from_millis(250)).await,
+                Some(_) => wait_for_news(&mut decisions).await,
                 None => return Ok(false),
             }
         }
     }
+}
+
+/// How long a waiting agent goes without looking again when nothing is announced: decisions
+/// taken in this process wake it at once; one taken by another process on the same database
+/// is seen within this.
+const RECHECK: Duration = Duration::from_secs(5);
+
+/// Waits until the gateway announces something (a decision, a budget) or [`RECHECK`] passes.
+async fn wait_for_news(
+    events: &mut tokio::sync::broadcast::Receiver<crate::gateway::GatewayEvent>,
+) {
+    let _ = tokio::time::timeout(RECHECK, events.recv()).await;
 }

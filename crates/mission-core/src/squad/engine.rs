@@ -103,7 +103,9 @@ impl Default for EngineOptions {
         Self {
             owner: format!("engine-{}", uuid::Uuid::now_v7()),
             lease: Duration::from_secs(lease),
-            tick: Duration::from_millis(500),
+            // Starting a mission pokes the engine at once; the tick renews claims and notices
+            // what other processes changed.
+            tick: Duration::from_secs(2),
             gateway_url: None,
             external_depts,
             clock: Arc::new(SystemClock),

@@ -20,6 +20,9 @@ pub struct RelayPass {
 
 /// Publishes the outbox on its own: a batch whenever something was written (or every 200 ms),
 /// backing off while Kafka is unreachable.
+/// How often an idle relay reads the outbox without being woken.
+const IDLE_RECHECK: Duration = Duration::from_secs(2);
+
 pub(super) async fn relay(inner: Arc<Inner>) {
     loop {
         match relay_batch(&inner).await {
@@ -28,10 +31,10 @@ pub(super) async fn relay(inner: Arc<Inner>) {
                 tokio::time::sleep(Duration::from_secs(1)).await;
             }
             Ok(pass) if pass.waiting > 0 => tokio::time::sleep(Duration::from_millis(500)).await,
+            // Every commit in this process wakes the relay; the timeout is for events written
+            // by another process on the same database.
             Ok(pass) if pass.published == 0 => {
-                let _ =
-                    tokio::time::timeout(Duration::from_millis(200), inner.relay_wake.notified())
-                        .await;
+                let _ = tokio::time::timeout(IDLE_RECHECK, inner.relay_wake.notified()).await;
             }
             Ok(_) => {}
         }

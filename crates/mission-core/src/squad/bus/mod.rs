@@ -26,6 +26,16 @@ pub use envelope::{belongs_to, dept_topic, mission_topic, Envelope, Received};
 /// How long a publish may wait for the broker before it is reported as failed.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Embedded mode: how long a stream reads nothing before it stops fetching. The mock cluster
+/// answers an empty fetch only when its wait ends, so a stream that kept fetching would cost
+/// a request every 2 ms for as long as its squad waits (hours, on a human).
+const IDLE_AFTER: Duration = Duration::from_millis(200);
+
+/// Embedded mode: how often a paused stream asks the cluster for its partition's end offset
+/// (one small request, not a fetch), for events produced outside this process (an external
+/// agent publishing to the mock cluster's port).
+const IDLE_HEARTBEAT: Duration = Duration::from_secs(5);
+
 /// The bus could not do what was asked.
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
@@ -59,6 +69,8 @@ pub struct Bus {
     /// Servers and security, shared by every client this bus makes.
     base: ClientConfig,
     producer: FutureProducer,
+    /// Counts this process's delivered publishes: wakes streams paused while idle.
+    published: tokio::sync::watch::Sender<u64>,
     // Dropped last: the clients above talk to it.
     mock: Option<EmbeddedCluster>,
 }
@@ -128,6 +140,7 @@ impl Bus {
             bootstrap_servers,
             base,
             producer,
+            published: tokio::sync::watch::Sender::new(0),
             mock,
         })
     }
@@ -257,7 +270,10 @@ impl Bus {
 
     async fn delivered(&self, pending: DeliveryFuture) -> Result<i64, BusError> {
         match pending.await {
-            Ok(Ok(delivery)) => Ok(delivery.offset),
+            Ok(Ok(delivery)) => {
+                self.published.send_modify(|n| *n = n.wrapping_add(1));
+                Ok(delivery.offset)
+            }
             Ok(Err((e, _))) => Err(self.error(e)),
             Err(_) => Err(self.error(KafkaError::Canceled)),
         }
@@ -360,18 +376,31 @@ impl Bus {
             .map_err(|e| self.error(e))?;
         consumer.assign(&assignment).map_err(|e| self.error(e))?;
         Ok(MissionStream {
-            consumer,
-            topic,
+            consumer: std::sync::Arc::new(consumer),
             mode: self.mode.describe(),
+            idle: self.mock.as_ref().map(|_| Idle {
+                published: self.published.subscribe(),
+                next: std::sync::Mutex::new(from),
+            }),
+            topic,
         })
     }
 }
 
 /// One department's view of its mission's events.
 pub struct MissionStream {
-    consumer: StreamConsumer,
+    consumer: std::sync::Arc<StreamConsumer>,
     topic: String,
     mode: String,
+    /// Embedded mode: what lets an idle stream stop fetching and wake again.
+    idle: Option<Idle>,
+}
+
+/// How an idle stream in embedded mode stops fetching: this process's publishes wake it, and
+/// it resumes from the next event it has not read.
+struct Idle {
+    published: tokio::sync::watch::Receiver<u64>,
+    next: std::sync::Mutex<Offset>,
 }
 
 impl std::fmt::Debug for MissionStream {
@@ -385,15 +414,70 @@ impl std::fmt::Debug for MissionStream {
 impl MissionStream {
     /// The next event, checked: its envelope parses and its headers and key agree with it.
     pub async fn next(&self) -> Result<Received, BusError> {
-        let message = self
-            .consumer
-            .recv()
-            .await
-            .map_err(|source| BusError::Kafka {
-                mode: self.mode.clone(),
-                source,
-            })?;
-        received(&message)
+        let kafka = |source| BusError::Kafka {
+            mode: self.mode.clone(),
+            source,
+        };
+        let Some(idle) = &self.idle else {
+            let message = self.consumer.recv().await.map_err(kafka)?;
+            return received(&message);
+        };
+        loop {
+            // What was published before this wait began is fetched during it.
+            let mut published = idle.published.clone();
+            published.mark_unchanged();
+            tokio::select! {
+                message = self.consumer.recv() => {
+                    let message = message.map_err(kafka)?;
+                    if let Ok(mut next) = idle.next.lock() {
+                        *next = Offset::Offset(message.offset() + 1);
+                    }
+                    return received(&message);
+                }
+                () = tokio::time::sleep(IDLE_AFTER) => {}
+            }
+            // Nothing came: stop fetching until this process publishes something (or the
+            // heartbeat, for producers elsewhere), then fetch again from the next event not
+            // read, named explicitly so nothing is skipped or read twice.
+            self.consumer.unassign().map_err(kafka)?;
+            let from = idle.next.lock().map_or(Offset::Beginning, |next| *next);
+            while !published.has_changed().unwrap_or(true) {
+                if tokio::time::timeout(IDLE_HEARTBEAT, published.changed())
+                    .await
+                    .is_ok()
+                {
+                    break;
+                }
+                if self.unread_elsewhere(from).await {
+                    break;
+                }
+            }
+            let mut assignment = TopicPartitionList::new();
+            assignment
+                .add_partition_offset(&self.topic, 0, from)
+                .map_err(kafka)?;
+            self.consumer.assign(&assignment).map_err(kafka)?;
+        }
+    }
+
+    /// Whether the partition holds events past `from` that this process did not publish: its
+    /// end offset, asked of the cluster (a failed answer counts as yes, so nothing waits on
+    /// it).
+    async fn unread_elsewhere(&self, from: Offset) -> bool {
+        let next = match from {
+            Offset::Offset(n) => n,
+            _ => 0,
+        };
+        let consumer = std::sync::Arc::clone(&self.consumer);
+        let topic = self.topic.clone();
+        match tokio::task::spawn_blocking(move || {
+            consumer.fetch_watermarks(&topic, 0, SEND_TIMEOUT)
+        })
+        .await
+        {
+            Ok(Ok((_, high))) => high > next,
+            _ => true,
+        }
     }
 
     /// The topic it reads.
