@@ -441,14 +441,13 @@ impl MissionStream {
             // read, named explicitly so nothing is skipped or read twice.
             self.consumer.unassign().map_err(kafka)?;
             let from = idle.next.lock().map_or(Offset::Beginning, |next| *next);
-            while !published.has_changed().unwrap_or(true) {
+            // Events may have landed that the window was too short to fetch (a fresh
+            // assignment takes a moment to start fetching): then fetch again at once.
+            while !published.has_changed().unwrap_or(true) && !self.unread_elsewhere(from).await {
                 if tokio::time::timeout(IDLE_HEARTBEAT, published.changed())
                     .await
                     .is_ok()
                 {
-                    break;
-                }
-                if self.unread_elsewhere(from).await {
                     break;
                 }
             }
