@@ -309,6 +309,11 @@ fn kafka_status_names_the_mode_and_checks_it_answers() {
     let said = text(&embedded);
     assert!(said.contains("Kafka: embedded"), "{said}");
     assert!(said.contains("Answers at"), "{said}");
+    // A record went through, not only a topic.
+    assert!(
+        said.contains("wrote a record at offset 0 and read it back"),
+        "{said}"
+    );
 
     // Nothing listens on port 1.
     let unreachable = run(Some("127.0.0.1:1"));

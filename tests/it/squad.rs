@@ -4,17 +4,27 @@
 
 use std::time::Duration;
 
-use mission_core::squad::{mission_topic, Bus, Envelope, KafkaMode, MissionStream, Received};
+use mission_core::squad::{
+    mission_topic, Bus, Envelope, KafkaMode, KafkaSecurity, MissionStream, Received,
+};
 use serde_json::json;
 
-pub(crate) fn bus() -> Bus {
-    let mode = match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
+fn mode() -> KafkaMode {
+    match std::env::var("KAFKA_BOOTSTRAP_SERVERS") {
         Ok(servers) if !servers.trim().is_empty() => KafkaMode::Brokers {
             bootstrap_servers: servers,
         },
         _ => KafkaMode::Embedded,
-    };
-    Bus::start(mode).expect("start the bus")
+    }
+}
+
+pub(crate) fn bus() -> Bus {
+    Bus::start(mode()).expect("start the bus")
+}
+
+/// A bus whose publishes give up after `message_timeout` (outage tests).
+pub(crate) fn bus_with_timeout(message_timeout: Duration) -> Bus {
+    Bus::start_with(mode(), &KafkaSecurity::default(), message_timeout).expect("start the bus")
 }
 
 async fn take(stream: &MissionStream, count: usize) -> Vec<Received> {

@@ -88,8 +88,13 @@ async fn rig(db: &TestDb) -> Rig {
 
 /// The same, with the engine's options adjusted (external departments, stepping).
 async fn rig_with(db: &TestDb, adjust: impl FnOnce(&mut EngineOptions)) -> Rig {
+    rig_on(db, crate::squad::bus(), adjust).await
+}
+
+/// The same, on a bus of the test's own.
+async fn rig_on(db: &TestDb, bus: Bus, adjust: impl FnOnce(&mut EngineOptions)) -> Rig {
     let app = TestApp::with_templates(db, vec![squad_template()]).await;
-    let bus = Arc::new(crate::squad::bus());
+    let bus = Arc::new(bus);
     let mut options = app.engine_options();
     adjust(&mut options);
     let stepped = !options.autonomous;

@@ -10,7 +10,7 @@ use super::settings::KafkaSetting;
 use super::Core;
 use crate::error::{CoreError, ErrorCode};
 use crate::gateway::{CallOutcome, ToolCall};
-use crate::squad::{store_sasl_password, Bus, EngineOptions, KafkaMode, SquadEngine};
+use crate::squad::{store_sasl_password, Bus, EngineOptions, Envelope, KafkaMode, SquadEngine};
 
 /// Which Kafka the squads run on.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -145,6 +145,10 @@ pub struct KafkaProbe {
     pub kafka: KafkaInfo,
     /// The topic it created to prove it answers.
     pub topic: String,
+    /// The offset its record was written at and read back from.
+    pub offset: i64,
+    /// Milliseconds from producing the record to reading it back.
+    pub round_trip_ms: u64,
 }
 
 /// Which Kafka is configured, in words, before anything connects to it.
@@ -154,25 +158,54 @@ pub fn configured_kafka() -> Result<String, CoreError> {
         .map_err(|e| CoreError::new(ErrorCode::Config, format!("config/kafka.json: {e}")))
 }
 
-/// Starts the configured Kafka and round-trips one topic through it; needs no database.
+/// Starts the configured Kafka and proves it works end to end: creates a topic, produces one
+/// record to it and consumes that record back; needs no database. On real brokers the topic
+/// is deleted afterwards.
 pub async fn kafka_probe() -> Result<KafkaProbe, CoreError> {
     configured_kafka()?;
     let bus = configured_bus().await?;
     let probe = format!("status-{}", uuid::Uuid::now_v7());
+    let unanswered = |what: &str| {
+        CoreError::new(
+            ErrorCode::KafkaUnavailable,
+            format!(
+                "Kafka did not {what} within {} s; check the bootstrap servers and that the \
+                 brokers are up",
+                PROBE_TIMEOUT.as_secs()
+            ),
+        )
+    };
     let topic = tokio::time::timeout(PROBE_TIMEOUT, bus.ensure_mission_topic(&probe))
         .await
-        .map_err(|_| {
-            CoreError::new(
-                ErrorCode::KafkaUnavailable,
-                format!(
-                    "Kafka did not answer within {} s; check the bootstrap servers",
-                    PROBE_TIMEOUT.as_secs()
-                ),
-            )
-        })??;
+        .map_err(|_| unanswered("create a topic"))??;
+    let record = Envelope::new(&probe, "probe", 0, "kafka.probe", serde_json::json!({}));
+    let started = std::time::Instant::now();
+    let written = tokio::time::timeout(PROBE_TIMEOUT, bus.publish(&record))
+        .await
+        .map_err(|_| unanswered("take a record"))??;
+    let stream = bus.mission_stream(&probe, 0)?;
+    let read = tokio::time::timeout(PROBE_TIMEOUT, stream.next())
+        .await
+        .map_err(|_| unanswered("hand back the record it took"))??;
+    let round_trip_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
+    if read.envelope.event_id != record.event_id || read.offset != written {
+        return Err(CoreError::new(
+            ErrorCode::KafkaUnavailable,
+            format!(
+                "Kafka handed back another record than the one written to {topic} at offset \
+                 {written}"
+            ),
+        ));
+    }
+    drop(stream);
+    if let Err(e) = bus.delete_mission_topics(&probe).await {
+        tracing::warn!(error = %e, topic = %topic, "could not delete the probe topic");
+    }
     Ok(KafkaProbe {
         kafka: KafkaInfo::of(&bus),
         topic,
+        offset: written,
+        round_trip_ms,
     })
 }
 

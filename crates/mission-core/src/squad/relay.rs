@@ -64,6 +64,9 @@ pub(super) async fn relay_batch(inner: &Inner) -> Result<RelayPass, SquadError> 
     let outcomes = inner.bus.publish_all(&events).await;
     let mut sent = Vec::new();
     let mut missions = HashSet::new();
+    // Topics whose events did not get through: a broker may have come back without them, so
+    // the next pass creates them again (an existing topic is left as it is).
+    let mut lost = HashSet::new();
     for (event, outcome) in batch.iter().zip(outcomes) {
         match outcome {
             Ok(_) => {
@@ -76,6 +79,7 @@ pub(super) async fn relay_batch(inner: &Inner) -> Result<RelayPass, SquadError> 
                 }
                 failed = true;
                 pass.waiting += 1;
+                lost.insert(event.topic.clone());
             }
         }
     }
@@ -92,6 +96,11 @@ pub(super) async fn relay_batch(inner: &Inner) -> Result<RelayPass, SquadError> 
             let _ = inner.notices.send(SquadNotice {
                 mission_id: mission,
             });
+        }
+    }
+    if let Ok(mut known) = inner.topics.lock() {
+        for topic in &lost {
+            known.remove(topic);
         }
     }
     if failed && pass.waiting == 0 {

@@ -14,9 +14,12 @@ pub async fn run(cmd: KafkaCommand) -> anyhow::Result<ExitCode> {
             outln!("Kafka: {}", configured_kafka()?);
             let probe = kafka_probe().await?;
             outln!(
-                "Answers at {}: created topic {}.",
+                "Answers at {}: created topic {}, wrote a record at offset {} and read it back \
+                 in {} ms.",
                 probe.kafka.bootstrap_servers,
-                probe.topic
+                probe.topic,
+                probe.offset,
+                probe.round_trip_ms
             );
         }
         KafkaCommand::SetPassword { user } => {

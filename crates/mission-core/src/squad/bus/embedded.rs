@@ -1,14 +1,17 @@
 //! librdkafka's in-process mock cluster, the embedded Kafka when no brokers are configured.
 
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::mocking::MockCluster;
+use rdkafka::types::RDKafkaRespErr;
 
 /// What the embedded cluster's thread is asked to do.
 enum MockCommand {
     CreateTopic(String, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    LoseTopic(String, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     BrokerDown(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     BrokerUp(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     ProduceErrors(usize, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    Fence(std::sync::mpsc::Sender<Result<(), KafkaError>>),
 }
 
 /// librdkafka's mock cluster, on a thread of its own: the cluster handle may not move between
@@ -38,7 +41,22 @@ impl EmbeddedCluster {
                 while let Ok(command) = inbox.recv() {
                     match command {
                         MockCommand::CreateTopic(topic, reply) => {
-                            let _ = reply.send(mock.create_topic(&topic, 1, 1));
+                            // An existing topic is fine, and one the cluster was told it lost
+                            // is known again: creating it is what brings it back.
+                            let created = match mock.create_topic(&topic, 1, 1) {
+                                Err(KafkaError::MockCluster(
+                                    RDKafkaErrorCode::TopicAlreadyExists,
+                                )) => Ok(()),
+                                other => other,
+                            };
+                            let known = mock.topic_error(&topic, RDKafkaRespErr::RD_KAFKA_RESP_ERR_NO_ERROR);
+                            let _ = reply.send(created.and(known));
+                        }
+                        MockCommand::LoseTopic(topic, reply) => {
+                            let _ = reply.send(mock.topic_error(
+                                &topic,
+                                RDKafkaRespErr::RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART,
+                            ));
                         }
                         MockCommand::BrokerDown(id, reply) => {
                             let _ = reply.send(mock.broker_down(id));
@@ -53,6 +71,13 @@ impl EmbeddedCluster {
                                 count
                             ];
                             mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &errors);
+                            let _ = reply.send(Ok(()));
+                        }
+                        MockCommand::Fence(reply) => {
+                            mock.request_errors(
+                                rdkafka::types::RDKafkaApiKey::Produce,
+                                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH],
+                            );
                             let _ = reply.send(Ok(()));
                         }
                     }
@@ -83,6 +108,12 @@ impl EmbeddedCluster {
         self.ask(|reply| MockCommand::CreateTopic(topic.to_owned(), reply))
     }
 
+    /// Makes the cluster answer as a broker that came back without this topic: its metadata
+    /// says the topic is unknown until it is created again (fault tests).
+    pub fn lose_topic(&self, topic: &str) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::LoseTopic(topic.to_owned(), reply))
+    }
+
     /// Takes a broker down (fault tests): clients see it as unreachable.
     pub fn broker_down(&self, broker_id: i32) -> Result<(), KafkaError> {
         self.ask(|reply| MockCommand::BrokerDown(broker_id, reply))
@@ -91,6 +122,12 @@ impl EmbeddedCluster {
     /// Brings a broker back.
     pub fn broker_up(&self, broker_id: i32) -> Result<(), KafkaError> {
         self.ask(|reply| MockCommand::BrokerUp(broker_id, reply))
+    }
+
+    /// Refuses the next produce request as coming from a stale producer epoch, as a broker
+    /// does to a producer it no longer accepts (fault tests).
+    pub fn fence_next_producer(&self) -> Result<(), KafkaError> {
+        self.ask(MockCommand::Fence)
     }
 
     /// Makes the next `count` produce requests fail with a retriable error (fault tests).

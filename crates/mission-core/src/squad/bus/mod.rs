@@ -23,12 +23,15 @@ pub use credentials::{store_sasl_password, CredentialError, KafkaSecurity, KEYCH
 pub use embedded::EmbeddedCluster;
 pub use envelope::{belongs_to, dept_topic, mission_topic, Envelope, Received};
 
-/// How long a publish may wait for the broker before it is reported as failed.
-const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// How long a publish may wait for the broker before it is reported as failed
+/// (`message.timeout.ms`).
+pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
 
-/// Embedded mode: how long a stream reads nothing before it stops fetching. The mock cluster
-/// answers an empty fetch only when its wait ends, so a stream that kept fetching would cost
-/// a request every 2 ms for as long as its squad waits (hours, on a human).
+/// Embedded mode: how long a stream goes unread, or reads nothing, before it stops fetching.
+/// The mock cluster answers an empty fetch only when its wait ends, so a stream that kept
+/// fetching would cost a request every 2 ms for as long as its squad waits (hours, on a
+/// human), whether its reader waits inside `next()` or is busy elsewhere (an agent waiting on
+/// a reviewer between two events).
 const IDLE_AFTER: Duration = Duration::from_millis(200);
 
 /// Embedded mode: how often a paused stream asks the cluster for its partition's end offset
@@ -68,7 +71,12 @@ pub struct Bus {
     bootstrap_servers: String,
     /// Servers and security, shared by every client this bus makes.
     base: ClientConfig,
-    producer: FutureProducer,
+    /// `message.timeout.ms`: how long a publish may wait for the broker.
+    message_timeout: Duration,
+    /// The idempotent producer, replaced when it keeps failing (see [`Bus::note_failure`]).
+    producer: std::sync::RwLock<Producing>,
+    /// Since when every publish has failed; None while they succeed.
+    failing_since: std::sync::Mutex<Option<std::time::Instant>>,
     /// Counts this process's delivered publishes: wakes streams paused while idle.
     published: tokio::sync::watch::Sender<u64>,
     // Dropped last: the clients above talk to it.
@@ -106,6 +114,16 @@ impl Bus {
     /// Starts the bus with these security settings (real brokers only; the embedded cluster
     /// speaks plaintext in process).
     pub fn start_secured(mode: KafkaMode, security: &KafkaSecurity) -> Result<Self, BusError> {
+        Self::start_with(mode, security, SEND_TIMEOUT)
+    }
+
+    /// Starts the bus with a message timeout of its own (fault tests shorten it so an outage
+    /// longer than it takes seconds, not minutes).
+    pub fn start_with(
+        mode: KafkaMode,
+        security: &KafkaSecurity,
+        message_timeout: Duration,
+    ) -> Result<Self, BusError> {
         let kafka = |source| BusError::Kafka {
             mode: mode.describe(),
             source,
@@ -125,21 +143,17 @@ impl Bus {
                 base.set(key, value);
             }
         }
-        let producer = base
-            .clone()
-            // Exactly-once per partition from this producer: retries never duplicate.
-            .set("enable.idempotence", "true")
-            .set("message.timeout.ms", SEND_TIMEOUT.as_millis().to_string())
-            // Events are small and latency matters more than batching; under load, events
-            // queued while a request is in flight still go out together.
-            .set("linger.ms", "0")
-            .create()
-            .map_err(kafka)?;
+        let producer = new_producer(&base, message_timeout).map_err(kafka)?;
         Ok(Self {
             mode,
             bootstrap_servers,
             base,
-            producer,
+            message_timeout,
+            producer: std::sync::RwLock::new(Producing {
+                producer,
+                generation: 0,
+            }),
+            failing_since: std::sync::Mutex::new(None),
             published: tokio::sync::watch::Sender::new(0),
             mock,
         })
@@ -158,6 +172,69 @@ impl Bus {
     /// The mock cluster, in embedded mode (fault tests take its brokers down and up).
     pub fn mock_cluster(&self) -> Option<&EmbeddedCluster> {
         self.mock.as_ref()
+    }
+
+    /// How many times the producer was replaced because it kept failing.
+    pub fn producers_replaced(&self) -> u64 {
+        self.producer.read().map_or(0, |p| p.generation)
+    }
+
+    /// The current producer and its generation.
+    fn producing(&self) -> Producing {
+        match self.producer.read() {
+            Ok(p) => p.clone(),
+            Err(poisoned) => poisoned.into_inner().clone(),
+        }
+    }
+
+    /// A publish of `generation`'s producer failed. A producer in a fatal state, fenced, or
+    /// holding a stale view of a topic never recovers on its own (an idempotent producer
+    /// whose messages timed out bumps its epoch, which a broker may refuse for good); one
+    /// that has failed for two message timeouts in a row is not trusted either. Either is
+    /// replaced by a fresh one: its unsent messages fail and stay in the outbox, which the
+    /// relay publishes again.
+    fn note_failure(&self, generation: u64, error: &KafkaError) {
+        let current = self.producing();
+        if current.generation != generation {
+            // An older producer's leftovers: its replacement is already in place.
+            return;
+        }
+        let broken = current.producer.client().fatal_error().is_some() || is_broken(error);
+        let Ok(mut since) = self.failing_since.lock() else {
+            return;
+        };
+        let started = *since.get_or_insert_with(std::time::Instant::now);
+        if !broken && started.elapsed() < self.message_timeout * 2 {
+            return;
+        }
+        let fresh = match new_producer(&self.base, self.message_timeout) {
+            Ok(fresh) => fresh,
+            Err(e) => {
+                tracing::warn!(error = %e, "could not create a new Kafka producer");
+                return;
+            }
+        };
+        let old = match self.producer.write() {
+            Ok(mut slot) if slot.generation == generation => std::mem::replace(
+                &mut *slot,
+                Producing {
+                    producer: fresh,
+                    generation: generation + 1,
+                },
+            ),
+            _ => return,
+        };
+        // The next replacement needs another full window of failures.
+        *since = Some(std::time::Instant::now());
+        tracing::warn!(error = %error, broken, "replaced a Kafka producer that kept failing");
+        // Dropping a producer purges and waits for its queue: not on the caller's task.
+        std::thread::spawn(move || drop(old));
+    }
+
+    fn note_success(&self) {
+        if let Ok(mut since) = self.failing_since.lock() {
+            *since = None;
+        }
     }
 
     fn error(&self, source: KafkaError) -> BusError {
@@ -182,10 +259,12 @@ impl Bus {
         }
         let admin: AdminClient<DefaultClientContext> =
             self.base.create().map_err(|e| self.error(e))?;
+        // Bounded, so a relay pass during an outage ends and backs off instead of hanging.
+        let options = AdminOptions::new().request_timeout(Some(self.message_timeout));
         let results = admin
             .create_topics(
                 [&NewTopic::new(&topic, 1, TopicReplication::Fixed(1))],
-                &AdminOptions::new(),
+                &options,
             )
             .await
             .map_err(|e| self.error(e))?;
@@ -206,13 +285,13 @@ impl Bus {
         if self.mock.is_some() {
             return Ok(0);
         }
-        let producer = self.producer.clone();
-        let metadata = tokio::task::spawn_blocking(move || {
-            producer.client().fetch_metadata(None, SEND_TIMEOUT)
-        })
-        .await
-        .map_err(|_| self.error(KafkaError::Canceled))?
-        .map_err(|e| self.error(e))?;
+        let producer = self.producing().producer;
+        let timeout = self.message_timeout;
+        let metadata =
+            tokio::task::spawn_blocking(move || producer.client().fetch_metadata(None, timeout))
+                .await
+                .map_err(|_| self.error(KafkaError::Canceled))?
+                .map_err(|e| self.error(e))?;
         let topics: Vec<String> = metadata
             .topics()
             .iter()
@@ -268,19 +347,26 @@ impl Bus {
         outcomes
     }
 
-    async fn delivered(&self, pending: DeliveryFuture) -> Result<i64, BusError> {
-        match pending.await {
+    async fn delivered(
+        &self,
+        (pending, generation): (DeliveryFuture, u64),
+    ) -> Result<i64, BusError> {
+        let error = match pending.await {
             Ok(Ok(delivery)) => {
+                self.note_success();
                 self.published.send_modify(|n| *n = n.wrapping_add(1));
-                Ok(delivery.offset)
+                return Ok(delivery.offset);
             }
-            Ok(Err((e, _))) => Err(self.error(e)),
-            Err(_) => Err(self.error(KafkaError::Canceled)),
-        }
+            Ok(Err((e, _))) => e,
+            Err(_) => KafkaError::Canceled,
+        };
+        self.note_failure(generation, &error);
+        Err(self.error(error))
     }
 
-    /// Hands one event to the producer's queue.
-    fn enqueue(&self, topic: &str, envelope: &Envelope) -> Result<DeliveryFuture, BusError> {
+    /// Hands one event to the producer's queue; returns its delivery and the producer's
+    /// generation.
+    fn enqueue(&self, topic: &str, envelope: &Envelope) -> Result<(DeliveryFuture, u64), BusError> {
         let malformed = |problem: String| BusError::Malformed {
             topic: topic.to_owned(),
             offset: -1,
@@ -311,17 +397,24 @@ impl Bus {
             .payload(&payload)
             .headers(headers);
         let started = std::time::Instant::now();
+        let Producing {
+            producer,
+            generation,
+        } = self.producing();
         loop {
-            match self.producer.send_result(record) {
-                Ok(pending) => return Ok(pending),
+            match producer.send_result(record) {
+                Ok(pending) => return Ok((pending, generation)),
                 // A full local queue drains as deliveries complete; anything else is final.
                 Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back))
-                    if started.elapsed() < SEND_TIMEOUT =>
+                    if started.elapsed() < self.message_timeout =>
                 {
                     record = back;
-                    self.producer.poll(Duration::from_millis(10));
+                    producer.poll(Duration::from_millis(10));
                 }
-                Err((e, _)) => return Err(self.error(e)),
+                Err((e, _)) => {
+                    self.note_failure(generation, &e);
+                    return Err(self.error(e));
+                }
             }
         }
     }
@@ -367,6 +460,10 @@ impl Bus {
             .set("group.id", group)
             .set("enable.auto.commit", "false")
             .set("enable.partition.eof", "false")
+            // A topic the broker lost and the relay made again starts from offset 0: read it
+            // from there (agents drop what they have seen by event id) rather than skip to
+            // its end.
+            .set("auto.offset.reset", "earliest")
             .set("fetch.wait.max.ms", fetch_wait)
             .create()
             .map_err(|e| self.error(e))?;
@@ -380,11 +477,66 @@ impl Bus {
             mode: self.mode.describe(),
             idle: self.mock.as_ref().map(|_| Idle {
                 published: self.published.subscribe(),
-                next: std::sync::Mutex::new(from),
+                state: std::sync::Arc::new(std::sync::Mutex::new(IdleState {
+                    next: from,
+                    assigned: true,
+                    reading: false,
+                    last_read: std::time::Instant::now(),
+                    watched: false,
+                })),
             }),
             topic,
         })
     }
+}
+
+/// The producer in use and how many were replaced before it.
+#[derive(Clone)]
+struct Producing {
+    producer: FutureProducer,
+    generation: u64,
+}
+
+fn new_producer(
+    base: &ClientConfig,
+    message_timeout: Duration,
+) -> Result<FutureProducer, KafkaError> {
+    base.clone()
+        // Exactly-once per partition from this producer: retries never duplicate.
+        .set("enable.idempotence", "true")
+        // A message the broker refused for good (a stale epoch, a sequence gap) makes the
+        // producer fail instead of bumping its epoch locally and carrying on with a gap; a
+        // broker may refuse that bumped epoch forever. The bus then replaces the producer and
+        // the relay sends the outbox again, in order.
+        .set("enable.gapless.guarantee", "true")
+        .set(
+            "message.timeout.ms",
+            message_timeout.as_millis().to_string(),
+        )
+        // Events are small and latency matters more than batching; under load, events
+        // queued while a request is in flight still go out together.
+        .set("linger.ms", "0")
+        .create()
+}
+
+/// Whether a failure means the producer itself is done for: fenced, out of sequence, fatal,
+/// or holding a topic the broker no longer knows.
+fn is_broken(error: &KafkaError) -> bool {
+    let code = match error {
+        KafkaError::MessageProduction(code) => *code,
+        _ => return false,
+    };
+    matches!(
+        code,
+        RDKafkaErrorCode::Fatal
+            | RDKafkaErrorCode::ProducerFenced
+            | RDKafkaErrorCode::InvalidProducerEpoch
+            | RDKafkaErrorCode::OutOfOrderSequenceNumber
+            | RDKafkaErrorCode::UnknownProducerId
+            | RDKafkaErrorCode::InvalidProducerIdMapping
+            | RDKafkaErrorCode::UnknownTopic
+            | RDKafkaErrorCode::UnknownTopicOrPartition
+    )
 }
 
 /// One department's view of its mission's events.
@@ -400,7 +552,22 @@ pub struct MissionStream {
 /// it resumes from the next event it has not read.
 struct Idle {
     published: tokio::sync::watch::Receiver<u64>,
-    next: std::sync::Mutex<Offset>,
+    state: std::sync::Arc<std::sync::Mutex<IdleState>>,
+}
+
+/// Where a stream in embedded mode stands; shared with the watch that unassigns it when its
+/// reader stays away.
+struct IdleState {
+    /// The first event not yet handed to the reader: where fetching resumes.
+    next: Offset,
+    /// Whether the consumer is assigned (fetching).
+    assigned: bool,
+    /// Whether a `next()` call is under way (it watches for idleness itself).
+    reading: bool,
+    /// When the last `next()` call ended.
+    last_read: std::time::Instant,
+    /// Whether a watch task is waiting to unassign the stream.
+    watched: bool,
 }
 
 impl std::fmt::Debug for MissionStream {
@@ -422,40 +589,53 @@ impl MissionStream {
             let message = self.consumer.recv().await.map_err(kafka)?;
             return received(&message);
         };
+        // Until this call ends (also when its future is dropped), the stream is being read;
+        // afterwards a watch unassigns it if no call follows within the idle window.
+        let _reading = Reading::start(self, idle);
         loop {
             // What was published before this wait began is fetched during it.
             let mut published = idle.published.clone();
             published.mark_unchanged();
+            let from = lock(&idle.state).filter(|s| !s.assigned).map(|s| s.next);
+            if let Some(from) = from {
+                // Paused: wait until this process publishes something (or the heartbeat finds
+                // events from elsewhere), then fetch again from the next event not read, named
+                // explicitly so nothing is skipped or read twice. Events may have landed that
+                // the last window was too short to fetch (a fresh assignment takes a moment to
+                // start fetching): then fetch again at once.
+                while !published.has_changed().unwrap_or(true) && !self.unread_elsewhere(from).await
+                {
+                    if tokio::time::timeout(IDLE_HEARTBEAT, published.changed())
+                        .await
+                        .is_ok()
+                    {
+                        break;
+                    }
+                }
+                let mut assignment = TopicPartitionList::new();
+                assignment
+                    .add_partition_offset(&self.topic, 0, from)
+                    .map_err(kafka)?;
+                self.consumer.assign(&assignment).map_err(kafka)?;
+                if let Some(mut state) = lock(&idle.state) {
+                    state.assigned = true;
+                }
+            }
             tokio::select! {
                 message = self.consumer.recv() => {
                     let message = message.map_err(kafka)?;
-                    if let Ok(mut next) = idle.next.lock() {
-                        *next = Offset::Offset(message.offset() + 1);
+                    if let Some(mut state) = lock(&idle.state) {
+                        state.next = Offset::Offset(message.offset() + 1);
                     }
                     return received(&message);
                 }
                 () = tokio::time::sleep(IDLE_AFTER) => {}
             }
-            // Nothing came: stop fetching until this process publishes something (or the
-            // heartbeat, for producers elsewhere), then fetch again from the next event not
-            // read, named explicitly so nothing is skipped or read twice.
-            self.consumer.unassign().map_err(kafka)?;
-            let from = idle.next.lock().map_or(Offset::Beginning, |next| *next);
-            // Events may have landed that the window was too short to fetch (a fresh
-            // assignment takes a moment to start fetching): then fetch again at once.
-            while !published.has_changed().unwrap_or(true) && !self.unread_elsewhere(from).await {
-                if tokio::time::timeout(IDLE_HEARTBEAT, published.changed())
-                    .await
-                    .is_ok()
-                {
-                    break;
-                }
+            // Nothing came: stop fetching.
+            if let Some(mut state) = lock(&idle.state) {
+                self.consumer.unassign().map_err(kafka)?;
+                state.assigned = false;
             }
-            let mut assignment = TopicPartitionList::new();
-            assignment
-                .add_partition_offset(&self.topic, 0, from)
-                .map_err(kafka)?;
-            self.consumer.assign(&assignment).map_err(kafka)?;
         }
     }
 
@@ -482,6 +662,80 @@ impl MissionStream {
     /// The topic it reads.
     pub fn topic(&self) -> &str {
         &self.topic
+    }
+}
+
+/// The stream's state, or None if a holder panicked (then the stream just keeps fetching).
+fn lock(state: &std::sync::Mutex<IdleState>) -> Option<std::sync::MutexGuard<'_, IdleState>> {
+    state.lock().ok()
+}
+
+/// Marks a `next()` call under way; when it ends, starts the watch that pauses the stream if
+/// no other call follows in time.
+struct Reading {
+    consumer: std::sync::Arc<StreamConsumer>,
+    state: std::sync::Arc<std::sync::Mutex<IdleState>>,
+}
+
+impl Reading {
+    fn start(stream: &MissionStream, idle: &Idle) -> Self {
+        if let Some(mut state) = lock(&idle.state) {
+            state.reading = true;
+        }
+        Self {
+            consumer: std::sync::Arc::clone(&stream.consumer),
+            state: std::sync::Arc::clone(&idle.state),
+        }
+    }
+}
+
+impl Drop for Reading {
+    fn drop(&mut self) {
+        let Some(mut state) = lock(&self.state) else {
+            return;
+        };
+        state.reading = false;
+        state.last_read = std::time::Instant::now();
+        if !state.assigned || state.watched {
+            return;
+        }
+        // Outside a runtime (a stream read to its end while shutting down) nobody waits on it.
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        state.watched = true;
+        runtime.spawn(unassign_when_unread(
+            std::sync::Arc::clone(&self.consumer),
+            std::sync::Arc::clone(&self.state),
+        ));
+    }
+}
+
+/// Unassigns a stream nobody has read for [`IDLE_AFTER`]; ends early when a reader comes back
+/// (its own `next()` call watches from then on). One such watch per stream at a time, so a
+/// busy stream starts at most one every [`IDLE_AFTER`].
+async fn unassign_when_unread(
+    consumer: std::sync::Arc<StreamConsumer>,
+    state: std::sync::Arc<std::sync::Mutex<IdleState>>,
+) {
+    loop {
+        let wait = {
+            let Some(mut s) = lock(&state) else { return };
+            if s.reading || !s.assigned {
+                s.watched = false;
+                return;
+            }
+            let unread = s.last_read.elapsed();
+            if unread >= IDLE_AFTER {
+                if consumer.unassign().is_ok() {
+                    s.assigned = false;
+                }
+                s.watched = false;
+                return;
+            }
+            IDLE_AFTER - unread
+        };
+        tokio::time::sleep(wait).await;
     }
 }
 
