@@ -3,13 +3,13 @@
 
 use mission_core::app::KafkaInfo;
 use mission_core::audit::{AuditPage, AuditQuery, VerifyReport};
-use mission_core::gateway::{Actor, ApprovalItem, DecideApproval};
-use mission_core::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
+use mission_core::gateway::{Actor, ApprovalItem, ApprovalPage, DecideApproval};
+use mission_core::perimeter::{MissionDraft, MissionList, SaveMissionRequest, SaveOutcome};
 use mission_core::registry::import::ImportReport;
 use mission_core::registry::search::{LibraryPage, LibraryQuery, SectorTree};
 use mission_core::registry::staging::ImportPreview;
 use mission_core::registry::RiskLevel;
-use mission_core::squad::{MissionEvent, MissionView};
+use mission_core::squad::{MissionEvent, MissionPage, MissionView};
 use mission_core::CoreError;
 use tauri::{AppHandle, Runtime, State};
 use tauri_plugin_dialog::DialogExt;
@@ -18,8 +18,6 @@ use crate::error::not_a_local_file;
 use crate::state::AppState;
 use crate::{imports, window_sink};
 
-/// Most missions the Active Missions view shows.
-const MISSION_VIEWS: u32 = 200;
 /// Most events sent to the window at once.
 const EVENT_PAGE: u32 = 500;
 
@@ -70,18 +68,32 @@ pub async fn save_mission(
         .await
 }
 
-/// Saved missions, newest first.
+/// One page of saved missions, newest first: after the cursor `after` (the first page when
+/// null), at most `limit` (1 to 200).
 #[tauri::command]
 #[specta::specta]
-pub async fn list_missions(state: State<'_, AppState>) -> Result<Vec<ActiveMission>, CoreError> {
-    state.core().await?.missions(1000).await
+pub async fn list_missions(
+    state: State<'_, AppState>,
+    after: Option<String>,
+    limit: u32,
+) -> Result<MissionList, CoreError> {
+    state.core().await?.missions(after.as_deref(), limit).await
 }
 
-/// Missions, newest first, with usage, plan progress and run record.
+/// One page of missions, newest first, with usage, plan progress and run record: after the
+/// cursor `after` (the first page when null), at most `limit` (1 to 200).
 #[tauri::command]
 #[specta::specta]
-pub async fn mission_views(state: State<'_, AppState>) -> Result<Vec<MissionView>, CoreError> {
-    state.core().await?.mission_views(MISSION_VIEWS).await
+pub async fn mission_views(
+    state: State<'_, AppState>,
+    after: Option<String>,
+    limit: u32,
+) -> Result<MissionPage, CoreError> {
+    state
+        .core()
+        .await?
+        .mission_views(after.as_deref(), limit)
+        .await
 }
 
 /// A mission's events after `after_seq`, oldest first.
@@ -182,14 +194,22 @@ pub async fn cancel_import(state: State<'_, AppState>, import_id: String) -> Res
     Ok(())
 }
 
-/// Approvals waiting for a human, or every approval when `pending_only` is false.
+/// One page of approvals waiting for a human, or of every approval when `pending_only` is
+/// false: after the cursor `after` (the first page when null), at most `limit` (1 to 200),
+/// with the exact number waiting.
 #[tauri::command]
 #[specta::specta]
 pub async fn list_approvals(
     state: State<'_, AppState>,
     pending_only: bool,
-) -> Result<Vec<ApprovalItem>, CoreError> {
-    state.core().await?.approvals(pending_only).await
+    after: Option<String>,
+    limit: u32,
+) -> Result<ApprovalPage, CoreError> {
+    state
+        .core()
+        .await?
+        .approvals(pending_only, after.as_deref(), limit)
+        .await
 }
 
 /// Approves or denies one waiting tool call or budget cap request, as the OS user at the

@@ -105,13 +105,14 @@ fn commands_answer_through_the_core_and_its_errors_reach_the_window_unchanged() 
     assert_eq!(refused["details"]["field"], "budget_cents");
     assert_eq!(refused["details"]["limit"], cap);
     assert!(refused["details"]["audit_seq"].is_i64(), "{refused}");
-    let missions = invoke(&window, "list_missions", json!({})).expect("missions");
-    assert_eq!(missions, json!([]));
+    let first_page = json!({ "after": null, "limit": 50 });
+    let missions = invoke(&window, "list_missions", first_page.clone()).expect("missions");
+    assert_eq!(missions, json!({ "items": [], "next": null }));
 
     let saved = invoke(&window, "save_mission", request(cap)).expect("save");
     assert_eq!(saved["created"], true);
-    let missions = invoke(&window, "list_missions", json!({})).expect("missions");
-    assert_eq!(missions.as_array().map(Vec::len), Some(1));
+    let missions = invoke(&window, "list_missions", first_page).expect("missions");
+    assert_eq!(missions["items"].as_array().map(Vec::len), Some(1));
 
     // A refusal of the gateway keeps its precise code all the way to the window.
     let missing = invoke(

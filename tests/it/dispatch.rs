@@ -82,7 +82,13 @@ async fn saving_starting_and_stopping_are_audited_on_success_and_refusal(db: Tes
         .await
         .expect_err("beyond the cap");
     assert_eq!(refused.code, ErrorCode::PerimeterOutOfRange);
-    assert!(rig.core.missions(10).await.expect("missions").is_empty());
+    assert!(rig
+        .core
+        .missions(None, 10)
+        .await
+        .expect("missions")
+        .items
+        .is_empty());
     let record = &newest(&rig, 1).await[0];
     assert_eq!(record.record.action.as_deref(), Some("mission.save"));
     assert_eq!(record.record.decision, AuditDecision::Denied);
@@ -293,11 +299,23 @@ async fn an_unknown_status_in_the_database_is_an_error_never_a_default(db: TestD
         held,
         mission_core::gateway::CallOutcome::Waiting(_)
     ));
-    assert_eq!(rig.core.approvals(true).await.expect("queue").len(), 1);
+    assert_eq!(
+        rig.core
+            .approvals(true, None, 50)
+            .await
+            .expect("queue")
+            .items
+            .len(),
+        1
+    );
 
     // A status no version of the app writes: reading it fails, it is never taken for Pending.
     tamper(&db, "UPDATE approvals SET status = 'Paused'").await;
-    let unreadable = rig.core.approvals(false).await.expect_err("unknown status");
+    let unreadable = rig
+        .core
+        .approvals(false, None, 50)
+        .await
+        .expect_err("unknown status");
     assert_eq!(unreadable.code, ErrorCode::Storage);
     tamper(&db, "UPDATE active_missions SET status = 'Sleeping'").await;
     let unreadable = rig

@@ -98,7 +98,7 @@ async fn a_perimeter_within_the_caps_is_saved_pinned_to_the_template_version(db:
     assert_eq!(m.perimeter.threshold_cents, Some(Cents(2_500)));
     assert_eq!(m.connections, ["intelligence"]);
     assert_eq!(
-        missions.list(10).await.expect("list"),
+        missions.list(None, 10).await.expect("list").items,
         std::slice::from_ref(m)
     );
 }
@@ -154,7 +154,12 @@ async fn values_beyond_a_cap_or_below_the_minimum_are_refused_and_nothing_is_sav
             other => panic!("{field}: expected out of range, got {other:?}"),
         }
     }
-    assert!(missions.list(10).await.expect("list").is_empty());
+    assert!(missions
+        .list(None, 10)
+        .await
+        .expect("list")
+        .items
+        .is_empty());
 }
 
 async fn threshold_rules_follow_the_approval_mode(db: TestDb) {
@@ -188,7 +193,7 @@ async fn threshold_rules_follow_the_approval_mode(db: TestDb) {
     strict.threshold_cents = None;
     let saved = missions.save(&strict, "operator").await.expect("strict");
     assert_eq!(saved.mission.perimeter.threshold_cents, None);
-    assert_eq!(missions.list(10).await.expect("list").len(), 1);
+    assert_eq!(missions.list(None, 10).await.expect("list").items.len(), 1);
 }
 
 async fn only_declared_connections_can_be_granted(db: TestDb) {
@@ -233,7 +238,7 @@ async fn saving_the_same_request_twice_creates_one_mission(db: TestDb) {
     assert!(first.created);
     assert!(!again.created);
     assert_eq!(first.mission, again.mission);
-    assert_eq!(missions.list(10).await.expect("list").len(), 1);
+    assert_eq!(missions.list(None, 10).await.expect("list").items.len(), 1);
 
     let mut reused = req.clone();
     reused.max_steps += 1;
@@ -255,7 +260,7 @@ async fn saving_the_same_request_twice_creates_one_mission(db: TestDb) {
         .expect("other");
     assert!(other.created);
     assert_ne!(other.mission.id, first.mission.id);
-    assert_eq!(missions.list(10).await.expect("list").len(), 2);
+    assert_eq!(missions.list(None, 10).await.expect("list").items.len(), 2);
 }
 
 async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_their_pin(
@@ -299,7 +304,7 @@ async fn a_template_updated_after_the_draft_is_refused_and_saved_missions_keep_t
             ..
         })
     ));
-    let listed = missions.list(10).await.expect("list");
+    let listed = missions.list(None, 10).await.expect("list").items;
     assert_eq!(listed.len(), 1);
     assert_eq!(listed[0].template_version, 1);
     assert_eq!(listed[0].logic_hash, saved.mission.logic_hash);

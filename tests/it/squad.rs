@@ -189,6 +189,36 @@ async fn a_consumer_waiting_at_the_end_sees_new_events() {
     );
 }
 
+/// A stream whose reader went away for longer than the idle window (an agent busy with a
+/// reviewer) stops fetching, and when read again it picks up every event published meanwhile
+/// and after, in order, none twice, whether they were published before or while it reads.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stream_left_unread_resumes_where_its_reader_stopped() {
+    let bus = std::sync::Arc::new(Bus::start(KafkaMode::Embedded).expect("start the bus"));
+    let mission = uuid::Uuid::now_v7().to_string();
+    bus.ensure_mission_topic(&mission).await.expect("topic");
+    let stream = bus.mission_stream(&mission, 1).expect("consumer");
+    let event = |n: usize| Envelope::new(&mission, "job-1", 1, "step.result", json!({ "n": n }));
+    bus.publish(&event(0)).await.expect("publish");
+    assert_eq!(take(&stream, 1).await[0].offset, 0);
+    // The reader is away: the stream stops fetching behind its back.
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    bus.publish(&event(1)).await.expect("publish");
+    assert_eq!(take(&stream, 1).await[0].offset, 1);
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    // Many events, published while the reader reads them.
+    let events: Vec<(String, Envelope)> = (2..2002)
+        .map(|n| (mission_topic(&mission), event(n)))
+        .collect();
+    let reader = tokio::spawn(async move { take(&stream, 2000).await });
+    for outcome in bus.publish_all(&events).await {
+        outcome.expect("delivered");
+    }
+    let got = reader.await.expect("reader");
+    let offsets: Vec<i64> = got.iter().map(|r| r.offset).collect();
+    assert_eq!(offsets, (2..2002).collect::<Vec<i64>>());
+}
+
 /// Real brokers with SASL: the password comes from the OS keychain (an isolated one here),
 /// never from a file; a missing one is named with the command that stores it, and librdkafka
 /// accepts the resulting TLS and SASL settings.

@@ -85,7 +85,7 @@ describe("App", () => {
 
     expect(screen.getAllByRole("tab").map((t) => t.textContent)).toEqual(["Library", "Active Missions", "Approvals", "Audit", "Import"]);
     expect(await screen.findByRole("tab", { name: "Approvals (3)" })).toBeInTheDocument();
-    expect(platform.listApprovals).toHaveBeenCalledWith(true);
+    expect(platform.listApprovals).toHaveBeenCalledWith(true, null, 1);
 
     act(() => platform.emit.approvalsChanged({ pending: 1 }));
     expect(screen.getByRole("tab", { name: "Approvals (1)" })).toBeInTheDocument();

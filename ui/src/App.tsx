@@ -192,9 +192,10 @@ function usePendingApprovals(): number {
       heard = true;
       setPending(p.pending);
     });
-    platform.listApprovals(true).then(
-      (list) => {
-        if (current && !heard) setPending(list.length);
+    // Only the exact count is needed, not the requests themselves.
+    platform.listApprovals(true, null, 1).then(
+      (page) => {
+        if (current && !heard) setPending(page.pending);
       },
       () => undefined,
     );

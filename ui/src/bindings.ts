@@ -15,10 +15,16 @@ export const commands = {
 	missionDraft: (templateId: string) => typedError<MissionDraft, AppError>(__TAURI_INVOKE("mission_draft", { templateId })),
 	/**  Saves a configured perimeter as an active mission; the core refuses anything beyond a cap. */
 	saveMission: (request: SaveMissionRequest) => typedError<SaveOutcome, AppError>(__TAURI_INVOKE("save_mission", { request })),
-	/**  Saved missions, newest first. */
-	listMissions: () => typedError<ActiveMission[], AppError>(__TAURI_INVOKE("list_missions")),
-	/**  Missions, newest first, with usage, plan progress and run record. */
-	missionViews: () => typedError<MissionView[], AppError>(__TAURI_INVOKE("mission_views")),
+	/**
+	 *  One page of saved missions, newest first: after the cursor `after` (the first page when
+	 *  null), at most `limit` (1 to 200).
+	 */
+	listMissions: (after: string | null, limit: number) => typedError<MissionList, AppError>(__TAURI_INVOKE("list_missions", { after, limit })),
+	/**
+	 *  One page of missions, newest first, with usage, plan progress and run record: after the
+	 *  cursor `after` (the first page when null), at most `limit` (1 to 200).
+	 */
+	missionViews: (after: string | null, limit: number) => typedError<MissionPage, AppError>(__TAURI_INVOKE("mission_views", { after, limit })),
 	/**  A mission's events after `after_seq`, oldest first. */
 	missionEvents: (missionId: string, afterSeq: number) => typedError<MissionEvent[], AppError>(__TAURI_INVOKE("mission_events", { missionId, afterSeq })),
 	/**  Deploys a saved (Ready) mission: its clock starts and the squad engine assembles its squad. */
@@ -36,8 +42,12 @@ export const commands = {
 	confirmImport: (importId: string) => typedError<ImportReport, AppError>(__TAURI_INVOKE("confirm_import", { importId })),
 	/**  Forgets a previewed import without writing anything. */
 	cancelImport: (importId: string) => typedError<null, AppError>(__TAURI_INVOKE("cancel_import", { importId })),
-	/**  Approvals waiting for a human, or every approval when `pending_only` is false. */
-	listApprovals: (pendingOnly: boolean) => typedError<ApprovalItem[], AppError>(__TAURI_INVOKE("list_approvals", { pendingOnly })),
+	/**
+	 *  One page of approvals waiting for a human, or of every approval when `pending_only` is
+	 *  false: after the cursor `after` (the first page when null), at most `limit` (1 to 200),
+	 *  with the exact number waiting.
+	 */
+	listApprovals: (pendingOnly: boolean, after: string | null, limit: number) => typedError<ApprovalPage, AppError>(__TAURI_INVOKE("list_approvals", { pendingOnly, after, limit })),
 	/**
 	 *  Approves or denies one waiting tool call or budget cap request, as the OS user at the
 	 *  keyboard; the core checks the request is still open and the budget within the policy.
@@ -142,6 +152,16 @@ export type ApprovalModeInfo = {
 	mode: ApprovalMode,
 	/**  Exactly which tool calls wait for a human in this mode. */
 	waits: string,
+};
+
+/**  One page of the approvals queue, newest first. */
+export type ApprovalPage = {
+	/**  The requests. */
+	items: ApprovalItem[],
+	/**  Cursor of the next (older) page; None when this is the last. */
+	next: string | null,
+	/**  How many requests wait now in all, counted exactly. */
+	pending: number,
 };
 
 /**
@@ -640,6 +660,22 @@ export type MissionEvent = {
 	/**  False while it waits in the outbox for Kafka. */
 	published: boolean,
 } & Envelope;
+
+/**  One page of saved missions, newest first. */
+export type MissionList = {
+	/**  The missions. */
+	items: ActiveMission[],
+	/**  Cursor of the next (older) page; None when this is the last. */
+	next: string | null,
+};
+
+/**  One page of the Active Missions list, newest first. */
+export type MissionPage = {
+	/**  The missions with their usage and progress. */
+	items: MissionView[],
+	/**  Cursor of the next (older) page; None when this is the last. */
+	next: string | null,
+};
 
 /**  Where an active mission is in its life. */
 export type MissionStatus = 

@@ -7,6 +7,61 @@
 /// lives) and the keychain entries are named after it.
 pub const APP_IDENTIFIER: &str = "app.missioncontrol.desktop";
 
+/// Where the next page of a newest-first list starts: after the row with this time and id
+/// (keyset paging, so a page costs the same however deep it is and rows added meanwhile
+/// neither repeat nor go missing).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct After {
+    /// The last row's time, as stored.
+    pub at: String,
+    /// The last row's id.
+    pub id: String,
+}
+
+impl After {
+    /// The opaque cursor the UI and CLI hand back for the next page.
+    pub fn cursor(&self) -> String {
+        format!("{}|{}", self.at, self.id)
+    }
+
+    /// Reads a cursor given out by [`After::cursor`]: an RFC 3339 time and a UUID; None for
+    /// anything else, so no backend is ever asked to read a malformed one.
+    pub fn parse(cursor: &str) -> Option<Self> {
+        let (at, id) = cursor.split_once('|')?;
+        chrono::DateTime::parse_from_rfc3339(at).ok()?;
+        uuid::Uuid::parse_str(id).ok()?;
+        Some(Self {
+            at: at.to_owned(),
+            id: id.to_owned(),
+        })
+    }
+}
+
+/// How many rows one page holds at most, whatever a caller asks for.
+pub const MAX_PAGE: u32 = 200;
+
+/// A page size as read: at least 1, at most [`MAX_PAGE`]; one more row than this is read to
+/// know whether another page follows.
+pub fn page_size(limit: u32) -> u32 {
+    limit.clamp(1, MAX_PAGE)
+}
+
+/// Cuts rows read with [`page_size`]` + 1` to the page, and gives the cursor of the next page
+/// when there is one.
+pub fn split_page<T>(
+    mut rows: Vec<T>,
+    size: u32,
+    key: impl Fn(&T) -> After,
+) -> (Vec<T>, Option<String>) {
+    let size = usize::try_from(size).unwrap_or(usize::MAX);
+    if rows.len() <= size {
+        return (rows, None);
+    }
+    rows.truncate(size);
+    let next = rows.last().map(|last| key(last).cursor());
+    (rows, next)
+}
+
 /// Storage errors. Their text is for logs; people see the boundary's wording instead.
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {

@@ -305,10 +305,14 @@ pub(crate) async fn one_waiting(client: &Client, what: &str) {
 /// Approvals tab and waits for it to leave the queue; returns its id.
 pub(crate) async fn approve_next(client: &Client, mission_id: &str, after: Option<&str>) -> String {
     let approval = until("a held call of the mission", || async {
-        let pending = invoke(client, "list_approvals", json!({ "pendingOnly": true }))
-            .await
-            .ok()?;
-        pending
+        let pending = invoke(
+            client,
+            "list_approvals",
+            json!({ "pendingOnly": true, "after": null, "limit": 200 }),
+        )
+        .await
+        .ok()?;
+        pending["items"]
             .as_array()?
             .iter()
             .filter(|i| i["mission_id"] == mission_id && i["status"] == "Pending")

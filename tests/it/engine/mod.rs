@@ -190,9 +190,10 @@ impl Rig {
     async fn pending_approval(&self, mission: &str) -> String {
         self.until("a call to wait for approval", || async {
             self.gateway
-                .approvals(true)
+                .approvals(true, None, 200)
                 .await
                 .expect("approvals")
+                .items
                 .into_iter()
                 .find(|a| a.record.mission_id == mission && a.status == ApprovalStatus::Pending)
                 .map(|a| a.record.id)

@@ -2,6 +2,7 @@
 //! exact call until it expires.
 
 use super::*;
+use mission_core::gateway::ApprovalItem;
 use mission_core::units::Cents;
 
 crate::on_both_backends!(
@@ -98,7 +99,7 @@ async fn strict_threshold_and_auto_hold_exactly_the_calls_they_state(db: TestDb)
     );
     assert_eq!(ran.cost_cents, Cents(80));
 
-    let queue = rig.gateway.approvals(true).await.expect("queue");
+    let queue = waiting_queue(&rig).await;
     assert_eq!(queue.len(), 3);
     assert!(queue
         .iter()
@@ -261,7 +262,66 @@ async fn the_waiting_count_is_exact_however_many_wait(db: TestDb) {
         );
     }
     assert_eq!(rig.core.pending_approvals().await.expect("count"), WAITING);
+    // The queue in pages: every request once, newest first, and the exact count on each page.
+    let waiting_pages = approval_pages(&rig.core, true).await;
+    assert_eq!(
+        waiting_pages
+            .iter()
+            .map(|(items, _)| items.len())
+            .collect::<Vec<_>>(),
+        [200, 200, 101]
+    );
+    assert!(waiting_pages.iter().all(|(_, pending)| *pending == WAITING));
+    let ids: Vec<&str> = waiting_pages
+        .iter()
+        .flat_map(|(items, _)| items.iter().map(|a| a.record.id.as_str()))
+        .collect();
+    let distinct: std::collections::HashSet<&str> = ids.iter().copied().collect();
+    assert_eq!(distinct.len(), ids.len(), "no request on two pages");
+    let times: Vec<&str> = waiting_pages
+        .iter()
+        .flat_map(|(items, _)| items.iter().map(|a| a.record.requested_at.as_str()))
+        .collect();
+    assert!(times.windows(2).all(|w| w[0] >= w[1]), "newest first");
+    let refused = rig
+        .core
+        .approvals(true, Some("yesterday|0"), 200)
+        .await
+        .expect_err("a cursor the app never gave out");
+    assert_eq!(refused.code, mission_core::ErrorCode::InvalidRequest);
     // Past their expiry they no longer wait, though their rows still say Pending.
     rig.clock.advance(Duration::seconds(901));
     assert_eq!(rig.core.pending_approvals().await.expect("count"), 0);
+    assert!(approval_pages(&rig.core, true)
+        .await
+        .iter()
+        .all(|(items, pending)| items.is_empty() && *pending == 0));
+    let every = approval_pages(&rig.core, false).await;
+    assert_eq!(
+        every.iter().map(|(items, _)| items.len()).sum::<usize>(),
+        501
+    );
+    assert!(every
+        .iter()
+        .flat_map(|(items, _)| items)
+        .all(|a| a.status == ApprovalStatus::Expired));
+}
+
+/// Every page of the approvals queue from the first: each page's requests and its count of
+/// waiting ones.
+async fn approval_pages(core: &Core, pending_only: bool) -> Vec<(Vec<ApprovalItem>, u32)> {
+    let mut pages = Vec::new();
+    let mut after: Option<String> = None;
+    loop {
+        let page = core
+            .approvals(pending_only, after.as_deref(), 200)
+            .await
+            .expect("page");
+        assert!(page.items.len() <= 200);
+        pages.push((page.items, page.pending));
+        match page.next {
+            Some(next) => after = Some(next),
+            None => return pages,
+        }
+    }
 }

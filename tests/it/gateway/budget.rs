@@ -99,7 +99,7 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     );
     assert_eq!(code, RefusalCode::MissionNotActive);
 
-    let queue = rig.gateway.approvals(true).await.expect("queue");
+    let queue = waiting_queue(&rig).await;
     let cap = queue
         .iter()
         .find(|a| a.kind == ApprovalKind::BudgetCap && a.record.mission_id == mission)
@@ -161,9 +161,10 @@ async fn reaching_the_budget_pauses_the_mission_until_a_human_raises_it_or_stops
     }
     let cap2 = rig
         .gateway
-        .approvals(true)
+        .approvals(true, None, 200)
         .await
         .expect("queue")
+        .items
         .into_iter()
         .find(|a| a.record.mission_id == second)
         .expect("second request");

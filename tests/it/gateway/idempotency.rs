@@ -12,6 +12,7 @@ use super::*;
 crate::on_both_backends!(
     a_repeated_key_gets_the_recorded_outcome_and_nothing_runs_or_is_charged_again,
     a_call_whose_process_died_is_settled_once_and_never_run_again,
+    a_settlement_the_database_refuses_is_released_and_recorded_by_the_sweep,
 );
 
 fn keyed(token: &str, tool: &str, args: Value, key: &str) -> ToolCall {
@@ -263,6 +264,83 @@ async fn a_call_whose_process_died_is_settled_once_and_never_run_again(db: TestD
         AuditDecision::Replayed
     );
     assert_eq!(connections.load(Ordering::SeqCst), 2);
+    assert_eq!(rig.gateway.usage(&mission).await.expect("usage"), settled);
+    let report = verify(&rig).await;
+    assert!(report.ok, "{report:?}");
+}
+
+/// The tool ran but the database refused its settlement (a full disk, a lost connection): the
+/// caller gets an error, the reservation stays held for the call while it might still be
+/// settled, and once the recovery time has passed the sweep releases it, charges the estimate
+/// (the tool ran) and records the call; the repeat of its key runs nothing.
+async fn a_settlement_the_database_refuses_is_released_and_recorded_by_the_sweep(db: TestDb) {
+    let rig = rig(&db).await;
+    let (mission, token) = running(&rig, Spec::auto("finance")).await;
+    let tool = "finance.ledger_query";
+    // The settlement closes the call's journal row in its transaction: refusing that refuses
+    // the whole settlement.
+    let (refuse, restore): (Vec<&str>, Vec<&str>) = match db.kind {
+        crate::helpers::Kind::Sqlite => (
+            vec![
+                "CREATE TRIGGER settle_lost BEFORE UPDATE ON tool_calls \
+                 BEGIN SELECT RAISE(ABORT, 'the disk is full'); END",
+            ],
+            vec!["DROP TRIGGER settle_lost"],
+        ),
+        crate::helpers::Kind::Postgres => (
+            vec![
+                "CREATE FUNCTION settle_lost() RETURNS trigger LANGUAGE plpgsql AS \
+                 $$ BEGIN RAISE EXCEPTION 'the disk is full'; END $$",
+                "CREATE TRIGGER settle_lost BEFORE UPDATE ON tool_calls FOR EACH ROW \
+                 EXECUTE FUNCTION settle_lost()",
+            ],
+            vec![
+                "DROP TRIGGER settle_lost ON tool_calls",
+                "DROP FUNCTION settle_lost()",
+            ],
+        ),
+    };
+    db.sql(&refuse).await;
+    let failed = rig
+        .gateway
+        .invoke(keyed(&token, tool, json!({"items": 4}), "post-1"))
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    let held = rig.gateway.usage(&mission).await.expect("usage");
+    assert_eq!(held.steps_used, 1);
+    assert!(held.reserved_cents > Cents::ZERO, "{held:?}");
+    assert_eq!(held.spent_cents, Cents::ZERO);
+
+    // The database is back; past the recovery time the sweep settles the call once.
+    db.sql(&restore).await;
+    rig.clock.advance(Duration::seconds(121));
+    assert_eq!(rig.gateway.recover_calls().await.expect("recover"), 1);
+    assert_eq!(rig.gateway.recover_calls().await.expect("recover"), 0);
+    let settled = rig.gateway.usage(&mission).await.expect("usage");
+    assert_eq!(settled.steps_used, 1);
+    assert_eq!(
+        settled.reserved_cents,
+        Cents::ZERO,
+        "nothing stays reserved"
+    );
+    assert_eq!(
+        settled.spent_cents, held.reserved_cents,
+        "the estimate, charged once"
+    );
+    let recovered = mission_records(&rig, &mission)
+        .await
+        .into_iter()
+        .filter(|e| e.record.caller == "gateway (call recovery)")
+        .count();
+    assert_eq!(recovered, 1, "the call has its record");
+    // Its key's repeat is answered from the journal: nothing runs or is charged again.
+    let (code, message, _) = refusal(
+        rig.gateway
+            .invoke(keyed(&token, tool, json!({"items": 4}), "post-1"))
+            .await,
+    );
+    assert_eq!(code, RefusalCode::ToolFailed);
+    assert!(message.contains("not run again"), "{message}");
     assert_eq!(rig.gateway.usage(&mission).await.expect("usage"), settled);
     let report = verify(&rig).await;
     assert!(report.ok, "{report:?}");

@@ -270,3 +270,12 @@ pub async fn audit_count(rig: &Rig) -> usize {
         }
     }
 }
+
+/// The first page of requests waiting for a reviewer (every one the tests open).
+async fn waiting_queue(rig: &Rig) -> Vec<mission_core::gateway::ApprovalItem> {
+    rig.gateway
+        .approvals(true, None, 200)
+        .await
+        .expect("queue")
+        .items
+}

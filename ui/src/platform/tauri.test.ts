@@ -112,7 +112,7 @@ describe("the Tauri platform", () => {
 
   it("rejects with an internal AppError, not an Error, when the command itself throws", async () => {
     mocks.commands.listMissions.mockRejectedValueOnce(new Error("command list_missions not found"));
-    await expect(createTauriPlatform().listMissions()).rejects.toEqual({
+    await expect(createTauriPlatform().listMissions(null, 50)).rejects.toEqual({
       code: "internal",
       message: "command list_missions not found",
       details: { field: null, limit: null, problems: [], audit_seq: null },
@@ -200,7 +200,8 @@ describe("the Tauri platform", () => {
     const item = { id: "a-1", status: "Approved" };
     const page = { entries: [], has_more: false };
     const report = { records: 3, ok: true, first_bad: null, keys: ["k"] };
-    mocks.commands.listApprovals.mockResolvedValueOnce({ status: "ok", data: [item] });
+    const approvals = { items: [item], next: "2026-12-03T10:00:00Z|0190f0c4-0000-7000-8000-000000000001", pending: 0 };
+    mocks.commands.listApprovals.mockResolvedValueOnce({ status: "ok", data: approvals });
     mocks.commands.decideApproval.mockResolvedValueOnce({ status: "ok", data: item });
     mocks.commands.auditPage.mockResolvedValueOnce({ status: "ok", data: page });
     mocks.commands.auditVerify.mockResolvedValueOnce({ status: "ok", data: report });
@@ -208,8 +209,8 @@ describe("the Tauri platform", () => {
     const request = { approval_id: "a-1", decision: "Approve" as const, budget_cents: null };
     const query = { mission_id: "m-1", sector: "finance", before_seq: 40, limit: 100 };
 
-    await expect(platform.listApprovals(false)).resolves.toEqual([item]);
-    expect(mocks.commands.listApprovals).toHaveBeenCalledWith(false);
+    await expect(platform.listApprovals(false, null, 50)).resolves.toEqual(approvals);
+    expect(mocks.commands.listApprovals).toHaveBeenCalledWith(false, null, 50);
     await expect(platform.decideApproval(request)).resolves.toBe(item);
     expect(mocks.commands.decideApproval).toHaveBeenCalledWith(request);
     await expect(platform.auditPage(query)).resolves.toBe(page);
@@ -237,14 +238,18 @@ describe("the Tauri platform", () => {
     const view = { mission: { id: "m-1" }, usage: { status: "Running" } };
     const events = [{ seq: 7, mission_id: "m-1" }];
     const kafka = { mode: "embedded", embedded: true, bootstrap_servers: "127.0.0.1:1" };
-    mocks.commands.missionViews.mockResolvedValueOnce({ status: "ok", data: [view] });
+    mocks.commands.missionViews.mockResolvedValueOnce({ status: "ok", data: { items: [view], next: null } });
     mocks.commands.missionEvents.mockResolvedValueOnce({ status: "ok", data: events });
     mocks.commands.deployMission.mockResolvedValueOnce({ status: "ok", data: view });
     mocks.commands.stopMission.mockResolvedValueOnce({ status: "ok", data: view });
     mocks.commands.kafkaStatus.mockResolvedValueOnce({ status: "ok", data: kafka });
     const platform = createTauriPlatform();
 
-    await expect(platform.missionViews()).resolves.toEqual([view]);
+    await expect(platform.missionViews("2026-12-03T10:00:00Z|0190f0c4-0000-7000-8000-000000000001", 50)).resolves.toEqual({
+      items: [view],
+      next: null,
+    });
+    expect(mocks.commands.missionViews).toHaveBeenCalledWith("2026-12-03T10:00:00Z|0190f0c4-0000-7000-8000-000000000001", 50);
     await expect(platform.missionEvents("m-1", 6)).resolves.toBe(events);
     expect(mocks.commands.missionEvents).toHaveBeenCalledWith("m-1", 6);
     await expect(platform.deployMission("m-1")).resolves.toBe(view);

@@ -63,8 +63,8 @@ export function createTauriPlatform(): Platform {
     libraryFacets: (text, risk) => unwrap(commands.libraryFacets(text, risk)),
     missionDraft: (templateId) => unwrap(commands.missionDraft(templateId)),
     saveMission: (request) => unwrap(commands.saveMission(request)),
-    listMissions: () => unwrap(commands.listMissions()),
-    missionViews: () => unwrap(commands.missionViews()),
+    listMissions: (after, limit) => unwrap(commands.listMissions(after, limit)),
+    missionViews: (after, limit) => unwrap(commands.missionViews(after, limit)),
     missionEvents: (missionId, afterSeq) => unwrap(commands.missionEvents(missionId, afterSeq)),
     deployMission: (missionId) => unwrap(commands.deployMission(missionId)),
     stopMission: (missionId) => unwrap(commands.stopMission(missionId)),
@@ -74,7 +74,7 @@ export function createTauriPlatform(): Platform {
     cancelImport: async (importId) => {
       await unwrap(commands.cancelImport(importId));
     },
-    listApprovals: (pendingOnly) => unwrap(commands.listApprovals(pendingOnly)),
+    listApprovals: (pendingOnly, after, limit) => unwrap(commands.listApprovals(pendingOnly, after, limit)),
     decideApproval: (request) => unwrap(commands.decideApproval(request)),
     auditPage: (query) => unwrap(commands.auditPage(query)),
     auditVerify: () => unwrap(commands.auditVerify()),

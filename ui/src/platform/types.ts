@@ -1,7 +1,7 @@
 import type {
-  ActiveMission,
   AppError,
   ApprovalItem,
+  ApprovalPage,
   ApprovalsChanged,
   AuditPage,
   AuditQuery,
@@ -14,6 +14,8 @@ import type {
   LibraryQuery,
   MissionDraft,
   MissionEvent,
+  MissionList,
+  MissionPage,
   MissionView,
   RiskLevel,
   SaveMissionRequest,
@@ -32,9 +34,10 @@ export interface Platform {
   libraryFacets(text: string | null, risk: RiskLevel | null): Promise<SectorTree>;
   missionDraft(templateId: string): Promise<MissionDraft>;
   saveMission(request: SaveMissionRequest): Promise<SaveOutcome>;
-  listMissions(): Promise<ActiveMission[]>;
-  /** Missions, newest first, each with its usage, plan progress and run record. */
-  missionViews(): Promise<MissionView[]>;
+  /** One page of saved missions, newest first, after the cursor `after` (null: the first page). */
+  listMissions(after: string | null, limit: number): Promise<MissionList>;
+  /** One page of missions, newest first, each with its usage, plan progress and run record. */
+  missionViews(after: string | null, limit: number): Promise<MissionPage>;
   /** A mission's events with `seq` above `afterSeq`, oldest first; at most 500 at a time. */
   missionEvents(missionId: string, afterSeq: number): Promise<MissionEvent[]>;
   /** Starts a Ready mission (its clock starts and its squad assembles); resolves with it as it is now. */
@@ -68,8 +71,11 @@ export interface Platform {
   onImportFailed(cb: (error: AppError) => void): () => void;
   /** An import changed the library. */
   onLibraryChanged(cb: () => void): () => void;
-  /** Approvals waiting for a human (`pendingOnly`), or every approval, decided ones included. */
-  listApprovals(pendingOnly: boolean): Promise<ApprovalItem[]>;
+  /**
+   * One page of approvals waiting for a human (`pendingOnly`), or of every approval, decided ones
+   * included; with the exact number waiting in all.
+   */
+  listApprovals(pendingOnly: boolean, after: string | null, limit: number): Promise<ApprovalPage>;
   /** Approves or denies one approval; resolves with it as decided. */
   decideApproval(request: DecideApproval): Promise<ApprovalItem>;
   /** One page of the audit log, newest first. */

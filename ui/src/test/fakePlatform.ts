@@ -61,6 +61,17 @@ export type FakePlatform = Mocked<Platform> & {
   audit: AuditEntry[];
 };
 
+/**
+ * A page of `list` as the core pages it: at most `limit` rows after the cursor, and the next
+ * page's cursor when rows remain. The fake's cursors are positions (the core's are keysets).
+ */
+export function fakePage<T>(list: T[], after: string | null, limit: number): { items: T[]; next: string | null } {
+  const start = after === null ? 0 : Number(after.replace("at:", ""));
+  const items = list.slice(start, start + limit).map((item) => ({ ...item }));
+  const end = start + items.length;
+  return { items, next: end < list.length ? `at:${end}` : null };
+}
+
 const SECTORS: Record<string, string> = { finance: "Finance", wealth: "Wealth", security: "Security" };
 
 export function makeTemplate(i: number, overrides: Partial<TemplateSummary> = {}): TemplateSummary {
@@ -499,8 +510,8 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
       views.unshift(makeMissionView(ids, { mission }));
       return { mission, created: true };
     }),
-    listMissions: vi.fn(async () => [...missions]),
-    missionViews: vi.fn(async () => [...views]),
+    listMissions: vi.fn(async (after: string | null, limit: number) => fakePage(missions, after, limit)),
+    missionViews: vi.fn(async (after: string | null, limit: number) => fakePage(views, after, limit)),
     missionEvents: vi.fn(async (missionId: string, afterSeq: number) =>
       events
         .filter((e) => e.mission_id === missionId && e.seq > afterSeq)
@@ -518,7 +529,14 @@ export function createFakePlatform(templates: TemplateSummary[] = Array.from({ l
     pickManifests: vi.fn(async () => null),
     confirmImport: vi.fn(async () => ({ dry_run: false, new: 0, updated: 0, unchanged: 0, items: [] })),
     cancelImport: vi.fn(async () => undefined),
-    listApprovals: vi.fn(async (pendingOnly: boolean) => approvals.filter((a) => !pendingOnly || a.status === "Pending").map((a) => ({ ...a }))),
+    listApprovals: vi.fn(async (pendingOnly: boolean, after: string | null, limit: number) => ({
+      ...fakePage(
+        approvals.filter((a) => !pendingOnly || a.status === "Pending"),
+        after,
+        limit,
+      ),
+      pending: approvals.filter((a) => a.status === "Pending").length,
+    })),
     decideApproval: vi.fn(async (request: DecideApproval) => decide(approvals, request)),
     auditPage: vi.fn(async (query: AuditQuery) => auditPage(audit, query)),
     auditVerify: vi.fn(async () => ({

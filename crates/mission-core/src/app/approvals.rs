@@ -7,7 +7,7 @@ use tokio::sync::{broadcast, mpsc};
 
 use super::Core;
 use crate::error::CoreError;
-use crate::gateway::{Actor, ApprovalItem, DecideApproval, GatewayEvent};
+use crate::gateway::{Actor, ApprovalItem, ApprovalPage, DecideApproval, GatewayEvent};
 
 /// How often the queue is recounted for requests this process's gateway did not open (an
 /// agent API served by another process on the same database) and for requests that expired.
@@ -51,13 +51,21 @@ impl ApprovalNotice {
 }
 
 impl Core {
-    /// The approvals queue, newest first; only what still waits if asked. Needs no signing key.
-    pub async fn approvals(&self, pending_only: bool) -> Result<Vec<ApprovalItem>, CoreError> {
+    /// One page of the approvals queue, newest first; only what still waits if asked: the
+    /// page after `after` (a cursor from the previous page), at most `limit` (1 to 200). Needs
+    /// no signing key.
+    pub async fn approvals(
+        &self,
+        pending_only: bool,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<ApprovalPage, CoreError> {
+        let after = super::cursor(after)?;
         Ok(crate::gateway::approvals(
             self.inner.repo.as_ref(),
             &self.inner.settings.catalog,
             self.inner.settings.clock.now(),
-            pending_only,
+            (pending_only, after.as_ref(), limit),
         )
         .await?)
     }

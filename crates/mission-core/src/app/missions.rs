@@ -12,10 +12,10 @@ use crate::audit::Operation;
 use crate::error::CoreError;
 use crate::gateway::{Actor, Done, ExchangedToken, Request};
 use crate::ids::MissionId;
-use crate::perimeter::{ActiveMission, MissionDraft, SaveMissionRequest, SaveOutcome};
+use crate::perimeter::{ActiveMission, MissionDraft, MissionList, SaveMissionRequest, SaveOutcome};
 use crate::registry::ApprovalMode;
 use crate::squad::store::{JobRow, RunRecord};
-use crate::squad::{self, MissionEvent, MissionView};
+use crate::squad::{self, MissionEvent, MissionPage, MissionView};
 
 /// A deployment as the command line states it: anything left out takes the template's
 /// default (within the global policy's caps).
@@ -110,14 +110,26 @@ impl Core {
             .await
     }
 
-    /// Saved missions, newest first.
-    pub async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, CoreError> {
-        Ok(self.inner.missions.list(limit).await?)
+    /// Saved missions, newest first: the page after `after` (a cursor from the previous page;
+    /// the first page when None), at most `limit` (1 to 200).
+    pub async fn missions(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<MissionList, CoreError> {
+        let after = super::cursor(after)?;
+        Ok(self.inner.missions.list(after.as_ref(), limit).await?)
     }
 
-    /// Missions, newest first, with usage, plan progress and run record.
-    pub async fn mission_views(&self, limit: u32) -> Result<Vec<MissionView>, CoreError> {
-        Ok(squad::mission_views(self.inner.repo.as_ref(), limit).await?)
+    /// Missions, newest first, with usage, plan progress and run record: the page after
+    /// `after`, at most `limit` (1 to 200), read in one query.
+    pub async fn mission_views(
+        &self,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<MissionPage, CoreError> {
+        let after = super::cursor(after)?;
+        Ok(squad::mission_page(self.inner.repo.as_ref(), after.as_ref(), limit).await?)
     }
 
     /// One mission with usage, progress and run record.

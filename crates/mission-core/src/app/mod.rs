@@ -164,3 +164,20 @@ impl Core {
         self.inner.repo.close().await;
     }
 }
+
+/// Reads a page cursor a caller hands back; one this app did not give out is refused, so a
+/// mistyped cursor never silently shows the first page again.
+fn cursor(after: Option<&str>) -> Result<Option<crate::store::After>, CoreError> {
+    let Some(text) = after else {
+        return Ok(None);
+    };
+    crate::store::After::parse(text).map(Some).ok_or_else(|| {
+        CoreError::new(
+            ErrorCode::InvalidRequest,
+            format!(
+                "\"{text}\" is not a page cursor this app gave out; reload the list to start \
+                 from its first page"
+            ),
+        )
+    })
+}

@@ -22,6 +22,7 @@ macro_rules! gateway_store {
                 GatewayStore, Grant, MissionRow, MissionUsage, NewToken, NewTokenCode, TokenRow,
             };
             use crate::perimeter::MissionStatus;
+            use crate::store::After;
 
             /// The log's columns as `SignedEntry` reads them (policy ids are JSON text).
             fn audit_select() -> String {
@@ -211,14 +212,26 @@ macro_rules! gateway_store {
                 async fn approvals(
                     &self,
                     pending_only: bool,
+                    now: &str,
+                    after: Option<&After>,
                     limit: u32,
                 ) -> Result<Vec<ApprovalRow>, DbError> {
                     let sql = format!(
-                        "{APPROVAL_SELECT} WHERE ($1 = 0 OR a.status = 'Pending') \
-                         ORDER BY a.requested_at DESC, a.id DESC LIMIT $2"
+                        "{APPROVAL_SELECT} WHERE ($1 = 0 OR (a.status = 'Pending' \
+                         AND (a.expires_at IS NULL OR a.expires_at > $2))) \
+                         AND ($3 IS NULL OR a.requested_at < $3 \
+                         OR (a.requested_at = $3 AND a.id < $4)) \
+                         ORDER BY a.requested_at DESC, a.id DESC LIMIT $5"
                     );
+                    let (at, key) = match after {
+                        Some(after) => (Some(after.at.as_str()), Some(id(&after.id)?)),
+                        None => (None, None),
+                    };
                     Ok(sqlx::query_as(&sql)
                         .bind(i64::from(pending_only))
+                        .bind(now)
+                        .bind(at)
+                        .bind(key)
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
                         .await?)

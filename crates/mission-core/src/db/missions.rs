@@ -14,8 +14,25 @@ macro_rules! missions_store {
             use crate::perimeter::store::MissionStore;
             use crate::perimeter::{ActiveMission, MissionStatus, NewMission};
             use crate::registry::Perimeter;
+            use crate::store::After;
 
-            fn mission(row: &DbRow) -> Result<ActiveMission, DbError> {
+            /// Missions (aliased `m`) older than the keyset in `$1` (time) and `$2` (id), or all
+            /// of them when both are NULL.
+            pub(super) const MISSIONS_AFTER: &str = "($1 IS NULL OR m.created_at < $1 \
+                 OR (m.created_at = $1 AND m.id < $2))";
+
+            /// The keyset's binds: the stored time and id, or NULLs for the first page. A
+            /// cursor this backend cannot read is an error, not the first page.
+            pub(super) fn keyset(
+                after: Option<&After>,
+            ) -> Result<(Option<Stamp>, Option<StoredId>), DbError> {
+                let Some(after) = after else {
+                    return Ok((None, None));
+                };
+                Ok((Some(stamp(&after.at)?), Some(id(&after.id)?)))
+            }
+
+            pub(super) fn mission(row: &DbRow) -> Result<ActiveMission, DbError> {
                 let connections: sqlx::types::Json<Vec<String>> = row.try_get("connections")?;
                 Ok(ActiveMission {
                     id: get_id(row, "id")?,
@@ -99,16 +116,26 @@ macro_rules! missions_store {
                     Ok((mission(&row)?, row.try_get("request_hash")?, inserted))
                 }
 
-                async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError> {
-                    sqlx::query(
-                        "SELECT * FROM active_missions ORDER BY created_at DESC, id DESC LIMIT $1",
-                    )
-                    .bind(i64::from(limit))
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(mission)
-                    .collect()
+                async fn missions(
+                    &self,
+                    after: Option<&After>,
+                    limit: u32,
+                ) -> Result<Vec<ActiveMission>, DbError> {
+                    let sql = format!(
+                        "SELECT * FROM active_missions m WHERE {} \
+                         ORDER BY m.created_at DESC, m.id DESC LIMIT $3",
+                        MISSIONS_AFTER
+                    );
+                    let (at, key) = keyset(after)?;
+                    sqlx::query(&sql)
+                        .bind(at)
+                        .bind(key)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?
+                        .iter()
+                        .map(mission)
+                        .collect()
                 }
 
                 async fn mission(&self, mission_id: &str) -> Result<Option<ActiveMission>, DbError> {

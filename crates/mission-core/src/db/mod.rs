@@ -39,6 +39,8 @@ macro_rules! backend {
         type Tx<'a> = sqlx::Transaction<'a, $db>;
         type DbRow = <$db as sqlx::Database>::Row;
         type Conn = <$db as sqlx::Database>::Connection;
+        /// How the backend stores ids (UUID on Postgres, text on SQLite).
+        type StoredId = $id;
 
         fn id(value: &str) -> Result<$id, DbError> {
             $to_id(value)

@@ -187,6 +187,9 @@ const JSON_READ: &str = "::json";
 /// Reads stored template content as text.
 const JSON_TEXT: &str = "::text";
 
+/// How many plan steps the template version aliased `v` has (NULL when it has no plan).
+const PLAN_STEPS: &str = "jsonb_array_length(v.content -> 'ruleset' -> 'plan')";
+
 fn stamp(text: &str) -> Result<Stamp, DbError> {
     Ok(DateTime::parse_from_rfc3339(text)
         .map_err(|e| DbError::Corrupt(format!("time {text}: {e}")))?

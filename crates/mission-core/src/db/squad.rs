@@ -8,11 +8,43 @@ macro_rules! squad_store {
             use sqlx::Row as _;
 
             use super::*;
+            use super::missions_sql::{keyset, mission, MISSIONS_AFTER};
+            use crate::gateway::store::MissionUsage;
             use crate::squad::store::{JobRow, RunRecord, SquadOp, SquadStore, StoredEvent};
+            use crate::squad::MissionView;
+            use crate::store::After;
             use crate::db::DbError;
             use crate::perimeter::MissionStatus;
             use crate::squad::Envelope;
             use crate::units::Cents;
+
+            /// One row of the mission page query: the mission, its usage, progress and run.
+            fn mission_view(row: &DbRow) -> Result<MissionView, DbError> {
+                let mission = mission(row)?;
+                let run = match row.try_get::<Option<String>, _>("run_status")? {
+                    None => None,
+                    Some(status) => Some(RunRecord {
+                        mission_id: mission.id.clone(),
+                        template_id: row.try_get("run_template_id")?,
+                        template_version: row.try_get("run_template_version")?,
+                        status: MissionStatus::parse(&status)?,
+                        profit_cents: row.try_get("run_profit_cents")?,
+                        gas_cents: row.try_get("run_gas_cents")?,
+                        steps: row.try_get("run_steps")?,
+                        duration_ms: row.try_get("run_duration_ms")?,
+                        failure_reason: row.try_get("run_failure_reason")?,
+                        started_at: row.try_get("run_started_at")?,
+                        ended_at: row.try_get("run_ended_at")?,
+                    }),
+                };
+                Ok(MissionView {
+                    usage: <MissionUsage as sqlx::FromRow<'_, DbRow>>::from_row(row)?,
+                    steps_done: row.try_get("steps_done")?,
+                    plan_steps: row.try_get("plan_steps")?,
+                    run,
+                    mission,
+                })
+            }
 
             fn json_text(value: &serde_json::Value) -> Result<String, DbError> {
                 serde_json::to_string(value).map_err(|e| DbError::Corrupt(e.to_string()))
@@ -352,6 +384,39 @@ macro_rules! squad_store {
                         .bind(i64::from(limit))
                         .fetch_all(&self.pool)
                         .await?)
+                }
+
+                async fn mission_views(
+                    &self,
+                    after: Option<&After>,
+                    limit: u32,
+                ) -> Result<Vec<MissionView>, DbError> {
+                    // The mission row holds its usage; progress, plan length and run record
+                    // come along in the same query, so a page costs one round trip.
+                    let sql = format!(
+                        "SELECT m.*, \
+                         (SELECT COUNT(*) FROM mission_jobs j WHERE j.mission_id = m.id \
+                          AND j.step > 0 AND j.status = 'Done') AS steps_done, \
+                         CAST(COALESCE((SELECT {PLAN_STEPS} FROM template_versions v \
+                          WHERE v.template_id = m.template_id \
+                          AND v.version = m.template_version), 0) AS BIGINT) AS plan_steps, \
+                         r.template_id AS run_template_id, \
+                         r.template_version AS run_template_version, r.status AS run_status, \
+                         r.profit_cents AS run_profit_cents, r.gas_cents AS run_gas_cents, \
+                         r.steps AS run_steps, r.duration_ms AS run_duration_ms, \
+                         r.failure_reason AS run_failure_reason, \
+                         r.started_at AS run_started_at, r.ended_at AS run_ended_at \
+                         FROM active_missions m LEFT JOIN mission_runs r ON r.mission_id = m.id \
+                         WHERE {MISSIONS_AFTER} ORDER BY m.created_at DESC, m.id DESC LIMIT $3"
+                    );
+                    let (at, key) = keyset(after)?;
+                    let rows = sqlx::query(&sql)
+                        .bind(at)
+                        .bind(key)
+                        .bind(i64::from(limit))
+                        .fetch_all(&self.pool)
+                        .await?;
+                    rows.iter().map(mission_view).collect()
                 }
 
                 async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError> {

@@ -6,25 +6,30 @@ use super::dispatch::{Actor, CallerError, Done, Request};
 use super::ledger::{self, Decide, LedgerOp, LedgerResult};
 use super::store::GatewayStore;
 use super::{
-    timestamp, ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalStatus, DecideApproval,
-    Gateway, GatewayError, GatewayEvent,
+    timestamp, ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalPage, ApprovalStatus,
+    DecideApproval, Gateway, GatewayError, GatewayEvent,
 };
 use crate::audit::Operation;
 use crate::catalog::Catalog;
-use crate::store::DbError;
+use crate::store::{page_size, split_page, After, DbError};
 
 impl Gateway {
     pub(super) fn item(&self, row: ledger::ApprovalRow) -> ApprovalItem {
         approval_item(row, &self.inner.catalog, self.inner.clock.now())
     }
 
-    /// The approvals queue, newest first; only what still waits if asked.
-    pub async fn approvals(&self, pending_only: bool) -> Result<Vec<ApprovalItem>, GatewayError> {
+    /// One page of the approvals queue, newest first; only what still waits if asked.
+    pub async fn approvals(
+        &self,
+        pending_only: bool,
+        after: Option<&After>,
+        limit: u32,
+    ) -> Result<ApprovalPage, GatewayError> {
         approvals(
             self.inner.repo.as_ref(),
             &self.inner.catalog,
             self.inner.clock.now(),
-            pending_only,
+            (pending_only, after, limit),
         )
         .await
     }
@@ -93,20 +98,32 @@ impl Gateway {
     }
 }
 
-/// The approvals queue without a running gateway (it needs no signing key): what
-/// `missionctl approvals list` and the gateway itself show.
+/// One page of the approvals queue without a running gateway (it needs no signing key): what
+/// `missionctl approvals list`, the window and the gateway itself show. `page` is whether
+/// only waiting requests are listed, the cursor to start after, and the page size (see
+/// [`page_size`]); the page also says exactly how many wait in all.
 pub async fn approvals(
     repo: &dyn GatewayStore,
     catalog: &Catalog,
     now: DateTime<Utc>,
-    pending_only: bool,
-) -> Result<Vec<ApprovalItem>, GatewayError> {
-    let rows = repo.approvals(pending_only, 500).await?;
-    Ok(rows
-        .into_iter()
-        .map(|row| approval_item(row, catalog, now))
-        .filter(|item| !pending_only || item.status == ApprovalStatus::Pending)
-        .collect())
+    (pending_only, after, limit): (bool, Option<&After>, u32),
+) -> Result<ApprovalPage, GatewayError> {
+    let size = page_size(limit);
+    let at = timestamp(now);
+    let rows = repo.approvals(pending_only, &at, after, size + 1).await?;
+    let (rows, next) = split_page(rows, size, |row| After {
+        at: row.record.requested_at.clone(),
+        id: row.record.id.clone(),
+    });
+    let pending = repo.pending_approvals(&at).await?;
+    Ok(ApprovalPage {
+        items: rows
+            .into_iter()
+            .map(|row| approval_item(row, catalog, now))
+            .collect(),
+        next,
+        pending: u32::try_from(pending).unwrap_or(u32::MAX),
+    })
 }
 
 fn approval_item(row: ledger::ApprovalRow, catalog: &Catalog, now: DateTime<Utc>) -> ApprovalItem {

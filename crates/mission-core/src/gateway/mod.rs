@@ -37,8 +37,9 @@ pub use ledger::DecideError;
 pub use tokens::{hash_token, ExchangedToken, TokenCode};
 pub use tools::GatewayConfig;
 pub use types::{
-    ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalRecord, ApprovalStatus, CallOutcome,
-    DecideApproval, Executed, GatewayError, GatewayEvent, Refusal, RefusalCode, ToolCall, Waiting,
+    ApprovalDecision, ApprovalItem, ApprovalKind, ApprovalPage, ApprovalRecord, ApprovalStatus,
+    CallOutcome, DecideApproval, Executed, GatewayError, GatewayEvent, Refusal, RefusalCode,
+    ToolCall, Waiting,
 };
 
 use ledger::{Ledger, LedgerOp, LedgerResult};

@@ -12,7 +12,7 @@ use crate::audit::Sealer;
 use crate::perimeter::MissionStatus;
 use crate::registry::store::RegistryStore;
 use crate::registry::ApprovalMode;
-use crate::store::DbError;
+use crate::store::{After, DbError};
 
 /// A token's mission and department, with the mission's state.
 #[derive(Debug, Clone, PartialEq, Eq, sqlx::FromRow)]
@@ -164,8 +164,15 @@ pub trait GatewayStore: Send + Sync + std::fmt::Debug {
     ) -> Result<bool, DbError>;
     /// A mission's counters.
     async fn mission_usage(&self, id: &str) -> Result<Option<MissionUsage>, DbError>;
-    /// Approvals, newest first; only Pending ones if asked.
-    async fn approvals(&self, pending_only: bool, limit: u32) -> Result<Vec<ApprovalRow>, DbError>;
+    /// Approvals, newest first, after `after`; only those waiting at `now` (Pending and not
+    /// past their expiry) if asked.
+    async fn approvals(
+        &self,
+        pending_only: bool,
+        now: &str,
+        after: Option<&After>,
+        limit: u32,
+    ) -> Result<Vec<ApprovalRow>, DbError>;
     /// One approval.
     async fn approval(&self, approval_id: &str) -> Result<Option<ApprovalRow>, DbError>;
     /// How many requests wait now: Pending and not past their expiry at `now` (RFC 3339 UTC,

@@ -263,6 +263,18 @@ pub struct ApprovalRecord {
     pub decided_at: Option<String>,
 }
 
+/// One page of the approvals queue, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct ApprovalPage {
+    /// The requests.
+    pub items: Vec<ApprovalItem>,
+    /// Cursor of the next (older) page; None when this is the last.
+    pub next: Option<String>,
+    /// How many requests wait now in all, counted exactly.
+    pub pending: u32,
+}
+
 /// An approvals-queue entry as reviewers see it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[cfg_attr(feature = "specta", derive(specta::Type))]

@@ -13,7 +13,7 @@ use super::{Caps, Field, MINIMUMS};
 use crate::codes::ErrorCode;
 use crate::registry::search::TemplateSummary;
 use crate::registry::{ApprovalMode, Perimeter, Registry, RegistryError, RiskLevel, Template};
-use crate::store::DbError;
+use crate::store::{page_size, split_page, After, DbError};
 
 /// Where an active mission is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, IntoStaticStr, EnumString)]
@@ -115,6 +115,16 @@ pub struct SaveMissionRequest {
     pub threshold_cents: Option<Cents>,
     /// Sector connections the operator ticked.
     pub connections: Vec<String>,
+}
+
+/// One page of saved missions, newest first.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct MissionList {
+    /// The missions.
+    pub items: Vec<ActiveMission>,
+    /// Cursor of the next (older) page; None when this is the last.
+    pub next: Option<String>,
 }
 
 /// One saved mission.
@@ -500,8 +510,19 @@ impl Missions {
         Ok(SaveOutcome { mission, created })
     }
 
-    /// Saved missions, newest first.
-    pub async fn list(&self, limit: u32) -> Result<Vec<ActiveMission>, PerimeterError> {
-        Ok(self.store.missions(limit).await?)
+    /// Saved missions, newest first, after `after` (the start when None); at most `limit`
+    /// (see [`page_size`]).
+    pub async fn list(
+        &self,
+        after: Option<&After>,
+        limit: u32,
+    ) -> Result<MissionList, PerimeterError> {
+        let size = page_size(limit);
+        let rows = self.store.missions(after, size + 1).await?;
+        let (items, next) = split_page(rows, size, |m| After {
+            at: m.created_at.clone(),
+            id: m.id.clone(),
+        });
+        Ok(MissionList { items, next })
     }
 }

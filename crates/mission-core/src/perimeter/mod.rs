@@ -5,8 +5,8 @@ mod mission;
 pub mod store;
 
 pub use mission::{
-    ActiveMission, ApprovalModeInfo, ConnectionOption, MissionDraft, MissionStatus, Missions,
-    NewMission, PerimeterError, SaveMissionRequest, SaveOutcome,
+    ActiveMission, ApprovalModeInfo, ConnectionOption, MissionDraft, MissionList, MissionStatus,
+    Missions, NewMission, PerimeterError, SaveMissionRequest, SaveOutcome,
 };
 
 use crate::units::{Cents, Seconds};

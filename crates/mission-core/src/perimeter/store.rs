@@ -4,7 +4,7 @@
 use async_trait::async_trait;
 
 use super::{ActiveMission, NewMission};
-use crate::store::DbError;
+use crate::store::{After, DbError};
 
 /// The missions' storage.
 #[async_trait]
@@ -17,7 +17,11 @@ pub trait MissionStore: Send + Sync + std::fmt::Debug {
     ) -> Result<(ActiveMission, String, bool), DbError>;
 
     /// Saved missions, newest first.
-    async fn missions(&self, limit: u32) -> Result<Vec<ActiveMission>, DbError>;
+    async fn missions(
+        &self,
+        after: Option<&After>,
+        limit: u32,
+    ) -> Result<Vec<ActiveMission>, DbError>;
 
     /// One saved mission.
     async fn mission(&self, id: &str) -> Result<Option<ActiveMission>, DbError>;

@@ -25,5 +25,6 @@ pub use engine::{AgentExit, EngineOptions, SquadEngine, SquadError, SquadNotice}
 pub use lifecycle::stop_mission;
 pub use relay::RelayPass;
 pub use views::{
-    find_mission, mission_events, mission_view, mission_views, MissionEvent, MissionView,
+    find_mission, mission_events, mission_page, mission_view, MissionEvent, MissionPage,
+    MissionView,
 };

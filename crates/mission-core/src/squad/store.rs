@@ -7,10 +7,11 @@ use serde::Serialize;
 use serde_json::Value;
 use strum::{EnumString, IntoStaticStr};
 
+use super::views::MissionView;
 use super::Envelope;
 use crate::gateway::store::GatewayRepository;
 use crate::perimeter::MissionStatus;
-use crate::store::DbError;
+use crate::store::{After, DbError};
 
 /// Where a job stands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, IntoStaticStr, EnumString)]
@@ -208,6 +209,13 @@ pub trait SquadStore: Send + Sync + std::fmt::Debug {
     ) -> Result<Vec<StoredEvent>, DbError>;
     /// A finished mission's run record.
     async fn run_record(&self, mission_id: &str) -> Result<Option<RunRecord>, DbError>;
+    /// Missions newest first after `after`, each with its usage, plan progress and run record:
+    /// one query whatever the page holds.
+    async fn mission_views(
+        &self,
+        after: Option<&After>,
+        limit: u32,
+    ) -> Result<Vec<MissionView>, DbError>;
     /// Missions that ended at or before `before` whose Kafka topics are not deleted yet.
     async fn topics_to_delete(&self, before: &str, limit: u32) -> Result<Vec<String>, DbError>;
     /// Records that a mission's topics were deleted.

@@ -11,6 +11,7 @@ use super::Envelope;
 use crate::gateway::store::MissionUsage;
 use crate::perimeter::store::MissionStore;
 use crate::perimeter::ActiveMission;
+use crate::store::{page_size, split_page, After};
 
 /// One mission as the Active Missions view shows it.
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -78,16 +79,30 @@ pub async fn mission_view<R: EngineRepository + MissionStore + ?Sized>(
     })
 }
 
-/// The newest missions with their usage and progress.
-pub async fn mission_views<R: EngineRepository + MissionStore + ?Sized>(
+/// One page of the Active Missions list, newest first.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "specta", derive(specta::Type))]
+pub struct MissionPage {
+    /// The missions with their usage and progress.
+    pub items: Vec<MissionView>,
+    /// Cursor of the next (older) page; None when this is the last.
+    pub next: Option<String>,
+}
+
+/// The missions after `after` (the newest when None), at most `limit` (see
+/// [`crate::store::page_size`]), in one query.
+pub async fn mission_page<R: EngineRepository + ?Sized>(
     repo: &R,
+    after: Option<&After>,
     limit: u32,
-) -> Result<Vec<MissionView>, SquadError> {
-    let mut views = Vec::new();
-    for mission in repo.missions(limit).await? {
-        views.push(mission_view(repo, mission).await?);
-    }
-    Ok(views)
+) -> Result<MissionPage, SquadError> {
+    let size = page_size(limit);
+    let rows = repo.mission_views(after, size + 1).await?;
+    let (items, next) = split_page(rows, size, |v| After {
+        at: v.mission.created_at.clone(),
+        id: v.mission.id.clone(),
+    });
+    Ok(MissionPage { items, next })
 }
 
 /// One mission by id.

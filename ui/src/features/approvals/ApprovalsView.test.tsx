@@ -3,7 +3,7 @@ import userEvent from "@testing-library/user-event";
 import { afterEach, describe, expect, it, vi } from "vitest";
 import type { ApprovalItem } from "../../bindings";
 import { appError, createFakePlatform, deferred, makeApproval, makeBudgetCap, renderWithPlatform, type FakePlatform } from "../../test/fakePlatform";
-import { ApprovalsView } from "./ApprovalsView";
+import { APPROVAL_PAGE_SIZE, ApprovalsView } from "./ApprovalsView";
 
 function setup(items: ApprovalItem[], platform: FakePlatform = createFakePlatform([])) {
   platform.approvals.push(...items);
@@ -199,10 +199,21 @@ describe("ApprovalsView", () => {
     expect(item).toHaveTextContent("already at the global policy's cap");
   });
 
+  it("shows more waiting requests a page at a time, with the exact count waiting", async () => {
+    const { platform } = setup(Array.from({ length: APPROVAL_PAGE_SIZE + 2 }, (_, i) => makeApproval(i + 1)));
+    await waitFor(() => expect(shownIds()).toHaveLength(APPROVAL_PAGE_SIZE));
+    expect(screen.getByText(`${APPROVAL_PAGE_SIZE + 2} approvals waiting`)).toBeInTheDocument();
+
+    await userEvent.click(screen.getByRole("button", { name: "Show more waiting approvals" }));
+    await waitFor(() => expect(shownIds()).toHaveLength(APPROVAL_PAGE_SIZE + 2));
+    expect(platform.listApprovals).toHaveBeenLastCalledWith(true, `at:${APPROVAL_PAGE_SIZE}`, APPROVAL_PAGE_SIZE);
+    expect(screen.queryByRole("button", { name: "Show more waiting approvals" })).not.toBeInTheDocument();
+  });
+
   it("reloads when the approvals change, and stops listening when unmounted", async () => {
     const { platform, view } = setup([makeApproval(1)]);
     await card(makeApproval(1).id);
-    expect(platform.listApprovals).toHaveBeenLastCalledWith(true);
+    expect(platform.listApprovals).toHaveBeenLastCalledWith(true, null, APPROVAL_PAGE_SIZE);
 
     platform.approvals.push(makeApproval(2));
     act(() => platform.emit.approvalsChanged({ pending: 2 }));
@@ -275,7 +286,7 @@ describe("ApprovalsView", () => {
 
     await user.click(screen.getByLabelText("Show decided"));
     await waitFor(() => expect(shownIds()).toEqual([waiting.id, decided.id]));
-    expect(platform.listApprovals).toHaveBeenLastCalledWith(false);
+    expect(platform.listApprovals).toHaveBeenLastCalledWith(false, null, APPROVAL_PAGE_SIZE);
     const old = await card(decided.id);
     expect(within(old).getByTestId("approval-status")).toHaveTextContent("Denied");
     expect(old).toHaveTextContent("by alice");

@@ -5,6 +5,7 @@ import { formatCents, formatCountdown, indentJson, localTime, plural, shortHash 
 import { usePlatform } from "../../platform/context";
 import { ErrorNotice } from "../../shared/ErrorNotice";
 import { useNow } from "../../shared/hooks";
+import { appendPage, pagesShown, readPages } from "../../shared/paging";
 import { useLoader } from "../../shared/useLoader";
 
 interface Props {
@@ -23,6 +24,9 @@ function isExpired(item: ApprovalItem, now: number): boolean {
   return Date.parse(item.expires_at) <= now;
 }
 
+/** Requests read per page; the button under the list adds the next page. */
+export const APPROVAL_PAGE_SIZE = 50;
+
 /**
  * Tool calls held for a human and missions paused at their budget. Every decision goes to the
  * core, which checks it again; this view only makes the choice clear and hard to slip on.
@@ -30,8 +34,17 @@ function isExpired(item: ApprovalItem, now: number): boolean {
 export function ApprovalsView({ visible }: Props) {
   const platform = usePlatform();
   const [showDecided, setShowDecided] = useState(false);
-  const approvals = useLoader(() => platform.listApprovals(!showDecided), [platform, showDecided], { enabled: visible });
-  const { data: items, error, loading, reload, setData: setItems } = approvals;
+  // A refresh reads again every page on screen, so a decision elsewhere never drops the older
+  // requests someone asked to see.
+  const shown = useRef(1);
+  const approvals = useLoader(
+    () => readPages((after) => platform.listApprovals(!showDecided, after, APPROVAL_PAGE_SIZE), shown.current),
+    [platform, showDecided],
+    { enabled: visible },
+  );
+  const { data: page, error, loading, reload, setData: setPage, loadMore, loadingMore, moreError } = approvals;
+  const items = page?.items ?? null;
+  shown.current = pagesShown(items?.length ?? 0, APPROVAL_PAGE_SIZE);
   const [announcement, setAnnouncement] = useState("");
   const [focusTarget, setFocusTarget] = useState<FocusTarget | null>(null);
   const headingRef = useRef<HTMLHeadingElement>(null);
@@ -45,9 +58,16 @@ export function ApprovalsView({ visible }: Props) {
 
   // Pending first; the core's order otherwise (the sort is stable).
   const ordered = useMemo(() => (items ? [...items].sort((a, b) => Number(isPending(b)) - Number(isPending(a))) : null), [items]);
-  const pendingCount = ordered?.filter(isPending).length ?? 0;
+  // Exact, counted by the core, however many pages are on screen.
+  const pendingCount = page?.pending ?? 0;
   const ticking = visible && (ordered?.some((a) => isPending(a) && a.expires_at !== null) ?? false);
   const now = useNow(ticking ? 1000 : null);
+
+  function loadOlder() {
+    const next = page?.next;
+    if (!next || loadingMore) return;
+    loadMore(() => platform.listApprovals(!showDecided, next, APPROVAL_PAGE_SIZE), appendPage);
+  }
 
   useEffect(() => {
     if (!focusTarget) return;
@@ -65,13 +85,18 @@ export function ApprovalsView({ visible }: Props) {
       const before = others(list.slice(0, Math.max(0, index))).reverse();
       const open = (a: ApprovalItem) => !isExpired(a, Date.now());
       const next = after.find(open) ?? before.find(open) ?? after[0] ?? before[0];
-      setItems((prev) =>
-        prev === null ? prev : showDecided ? prev.map((a) => (a.id === decided.id ? decided : a)) : prev.filter((a) => a.id !== decided.id),
+      setPage(
+        (prev) =>
+          prev && {
+            ...prev,
+            items: showDecided ? prev.items.map((a) => (a.id === decided.id ? decided : a)) : prev.items.filter((a) => a.id !== decided.id),
+            pending: Math.max(0, prev.pending - 1),
+          },
       );
       setAnnouncement(describeDecision(decided));
       setFocusTarget(next ? { kind: "card", id: next.id } : { kind: "heading" });
     },
-    [ordered, showDecided, setItems],
+    [ordered, showDecided, setPage],
   );
 
   return (
@@ -124,6 +149,14 @@ export function ApprovalsView({ visible }: Props) {
             </li>
           ))}
         </ul>
+      )}
+      {moreError && <ErrorNotice error={moreError} onRetry={loadOlder} />}
+      {page?.next && (
+        <p className="load-more">
+          <button type="button" className="btn" data-testid="older-approvals" onClick={loadOlder} disabled={loadingMore}>
+            {loadingMore ? "Loading…" : showDecided ? "Show older approvals" : "Show more waiting approvals"}
+          </button>
+        </p>
       )}
     </section>
   );

@@ -31,6 +31,8 @@ function ran(decision: AuditDecision): boolean {
 }
 
 const NO_MISSIONS: ActiveMission[] = [];
+/** Missions offered in the filter at first; "More missions" adds the next ones. */
+const MISSION_CHOICES = 100;
 const NO_SECTORS: SectorCount[] = [];
 
 /** `page` followed by the records of `older` it does not already hold. */
@@ -66,13 +68,22 @@ export function AuditView({ visible }: Props) {
   // The filters' choices; a retry shows no stale error while it runs.
   const choices = useLoader(
     async () => {
-      const [m, tree] = await Promise.all([platform.listMissions(), platform.libraryFacets(null, null)]);
-      return { missions: m, sectors: tree.sectors };
+      const [m, tree] = await Promise.all([platform.listMissions(null, MISSION_CHOICES), platform.libraryFacets(null, null)]);
+      return { missions: m.items, next: m.next, sectors: tree.sectors };
     },
     [platform],
     { enabled: activated, clearErrorOnStart: true },
   );
   const missions = choices.data?.missions ?? NO_MISSIONS;
+  const moreMissions = choices.data?.next ?? null;
+
+  function loadMoreMissions() {
+    if (moreMissions === null || choices.loadingMore) return;
+    choices.loadMore(
+      () => platform.listMissions(moreMissions, MISSION_CHOICES),
+      (data, page) => data && { ...data, missions: [...data.missions, ...page.items], next: page.next },
+    );
+  }
   const sectors = choices.data?.sectors ?? NO_SECTORS;
 
   // Rows of other filters must not stand under a failure to read these, hence `clearOnError`.
@@ -140,6 +151,11 @@ export function AuditView({ visible }: Props) {
             </option>
           ))}
         </select>
+        {moreMissions !== null && (
+          <button type="button" className="btn" data-testid="audit-more-missions" onClick={loadMoreMissions} disabled={choices.loadingMore}>
+            {choices.loadingMore ? "Loading…" : "More missions"}
+          </button>
+        )}
         <label htmlFor={`${uid}-sector`}>Sector</label>
         <select
           id={`${uid}-sector`}
@@ -166,6 +182,7 @@ export function AuditView({ visible }: Props) {
         </button>
       </div>
       {choices.error && <ErrorNotice error={choices.error} onRetry={choices.reload} retryLabel="Reload filters" />}
+      {choices.moreError && <ErrorNotice error={choices.moreError} onRetry={loadMoreMissions} />}
       {error && <ErrorNotice error={error} onRetry={log.reload} />}
 
       {entries && entries.length === 0 && !error && (

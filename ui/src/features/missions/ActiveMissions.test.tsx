@@ -12,7 +12,7 @@ import {
   renderWithPlatform,
   type FakePlatform,
 } from "../../test/fakePlatform";
-import { ActiveMissions } from "./ActiveMissions";
+import { ActiveMissions, MISSION_PAGE_SIZE } from "./ActiveMissions";
 
 const ID1 = makeMission(1).id;
 const ID2 = makeMission(2).id;
@@ -236,6 +236,25 @@ describe("ActiveMissions", () => {
       [ID1, 0],
       [ID1, 5],
     ]);
+  });
+
+  it("shows older missions a page at a time, and keeps them through a live refresh", async () => {
+    const views = Array.from({ length: MISSION_PAGE_SIZE + 3 }, (_, i) => makeMissionView(i + 1, { usage: { status: "Running" } }));
+    const { platform } = setup(views);
+    await waitFor(() => expect(screen.getAllByTestId("mission-row")).toHaveLength(MISSION_PAGE_SIZE));
+    expect(platform.missionViews).toHaveBeenLastCalledWith(null, MISSION_PAGE_SIZE);
+    expect(screen.getByText(`${MISSION_PAGE_SIZE} missions shown · ${MISSION_PAGE_SIZE} live`)).toBeInTheDocument();
+
+    await userEvent.click(screen.getByRole("button", { name: "Show older missions" }));
+    await waitFor(() => expect(screen.getAllByTestId("mission-row")).toHaveLength(MISSION_PAGE_SIZE + 3));
+    expect(platform.missionViews).toHaveBeenLastCalledWith(`at:${MISSION_PAGE_SIZE}`, MISSION_PAGE_SIZE);
+    expect(screen.queryByRole("button", { name: "Show older missions" })).not.toBeInTheDocument();
+
+    // A squad's change reads both pages again: the older missions stay on screen, updated.
+    platform.views[MISSION_PAGE_SIZE + 2] = makeMissionView(MISSION_PAGE_SIZE + 3, { usage: { status: "Running", steps_used: 7 } });
+    act(() => platform.emit.missionsChanged(views[0]!.mission.id));
+    await waitFor(() => expect(screen.getAllByTestId("mission-steps")[MISSION_PAGE_SIZE + 2]).toHaveTextContent("7 of 200"));
+    expect(screen.getAllByTestId("mission-row")).toHaveLength(MISSION_PAGE_SIZE + 3);
   });
 
   it("reloads the list at most once for a burst of changes", async () => {

@@ -16,6 +16,7 @@ import { usePlatform } from "../../platform/context";
 import { ErrorNotice } from "../../shared/ErrorNotice";
 import { useNow } from "../../shared/hooks";
 import { Modal } from "../../shared/Modal";
+import { appendPage, pagesShown, readPages } from "../../shared/paging";
 import { useLoader } from "../../shared/useLoader";
 import { MissionEvents } from "./MissionEvents";
 
@@ -25,6 +26,9 @@ interface Props {
   /** Bumped after a save, to refresh. */
   refreshToken: number;
 }
+
+/** Missions read per page; "Show older missions" adds the next page under them. */
+export const MISSION_PAGE_SIZE = 50;
 
 /** A squad reports often; the list reloads at most once per this gap (about four times a second). */
 const RELOAD_GAP_MS = 250;
@@ -47,8 +51,17 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
   const uid = useId();
   // Refresh asks again for both the missions and the Kafka status.
   const [manual, setManual] = useState(0);
-  const missions = useLoader(() => platform.missionViews(), [platform, refreshToken, manual], { enabled: visible });
-  const { data: views, error, loading, setData: setViews, reloadQuietly } = missions;
+  // A refresh reads again every page on screen (each page is one query in the core), so live
+  // updates never drop the older missions someone asked to see.
+  const shown = useRef(1);
+  const missions = useLoader(
+    () => readPages((after) => platform.missionViews(after, MISSION_PAGE_SIZE), shown.current),
+    [platform, refreshToken, manual],
+    { enabled: visible },
+  );
+  const { data: page, error, loading, setData: setPage, reloadQuietly, loadMore, loadingMore, moreError } = missions;
+  const views = page?.items ?? null;
+  shown.current = pagesShown(views?.length ?? 0, MISSION_PAGE_SIZE);
   // Either the status or why Kafka is unavailable, never both. Showing the tab asks again, so an
   // answer that comes back after it was hidden is not used.
   const kafka = useLoader(() => platform.kafkaStatus(), [platform, manual], {
@@ -102,10 +115,16 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
 
   const replace = useCallback(
     (updated: MissionView) => {
-      setViews((prev) => prev?.map((v) => (v.mission.id === updated.mission.id ? updated : v)) ?? prev);
+      setPage((prev) => prev && { ...prev, items: prev.items.map((v) => (v.mission.id === updated.mission.id ? updated : v)) });
     },
-    [setViews],
+    [setPage],
   );
+
+  function loadOlder() {
+    const next = page?.next;
+    if (!next || loadingMore) return;
+    loadMore(() => platform.missionViews(next, MISSION_PAGE_SIZE), appendPage);
+  }
 
   function select(id: string) {
     setSelectedId(id);
@@ -205,7 +224,7 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
           {loading
             ? "Refreshing…"
             : views
-              ? `${plural(list.length, "mission", "missions")}${liveCount > 0 ? ` · ${formatCount(liveCount)} live` : ""}`
+              ? `${plural(list.length, "mission", "missions")}${page?.next ? " shown" : ""}${liveCount > 0 ? ` · ${formatCount(liveCount)} live` : ""}`
               : ""}
         </span>
         <button type="button" className="btn" onClick={reload} disabled={loading}>
@@ -297,6 +316,14 @@ export function ActiveMissions({ visible, refreshToken }: Props) {
             Select a mission to follow its events: click its row, or move with <kbd>↑</kbd> <kbd>↓</kbd> and press <kbd>Enter</kbd>.
           </p>
         </>
+      )}
+      {moreError && <ErrorNotice error={moreError} onRetry={loadOlder} />}
+      {page?.next && (
+        <p className="load-more">
+          <button type="button" className="btn" data-testid="older-missions" onClick={loadOlder} disabled={loadingMore}>
+            {loadingMore ? "Loading…" : "Show older missions"}
+          </button>
+        </p>
       )}
 
       {selected && (

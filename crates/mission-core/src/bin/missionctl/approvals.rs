@@ -10,8 +10,14 @@ use crate::render::{self, outln};
 
 pub async fn run(core: &Core, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode> {
     let (id, decision, budget_cents, reviewer) = match cmd {
-        ApprovalsCommand::List { all, json } => {
-            let items = core.approvals(!all).await?;
+        ApprovalsCommand::List {
+            all,
+            limit,
+            after,
+            json,
+        } => {
+            let page = core.approvals(!all, after.as_deref(), limit).await?;
+            let items = page.items;
             if json {
                 render::json(&items)?;
             } else if items.is_empty() {
@@ -40,6 +46,12 @@ pub async fn run(core: &Core, cmd: ApprovalsCommand) -> anyhow::Result<ExitCode>
                     );
                 }
             }
+            let all = if all { " --all" } else { "" };
+            render::more(
+                &format!("missionctl approvals list{all} --limit {limit}"),
+                page.next.as_deref(),
+                json,
+            )?;
             return Ok(ExitCode::SUCCESS);
         }
         ApprovalsCommand::Approve {

@@ -116,10 +116,13 @@ pub fn parse_mode(value: &str) -> Result<ApprovalMode, String> {
 pub enum MissionsCommand {
     /// Missions, newest first, with status, steps and spend.
     List {
-        /// Most missions to show.
+        /// Most missions to show (1 to 200).
         #[arg(long, default_value_t = 50)]
         limit: u32,
-        /// Print JSON.
+        /// Start after this cursor (printed under the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Print JSON (the page's missions; the next page's command goes to stderr).
         #[arg(long)]
         json: bool,
     },
@@ -175,7 +178,13 @@ pub enum ApprovalsCommand {
         /// Include decided and expired requests.
         #[arg(long)]
         all: bool,
-        /// Print JSON.
+        /// Most requests to show (1 to 200).
+        #[arg(long, default_value_t = 50)]
+        limit: u32,
+        /// Start after this cursor (printed under the previous page).
+        #[arg(long)]
+        after: Option<String>,
+        /// Print JSON (the page's requests; the next page's command goes to stderr).
         #[arg(long)]
         json: bool,
     },

@@ -103,8 +103,9 @@ async fn follow(core: &Core, id: &str) -> anyhow::Result<ExitCode> {
 
 pub async fn run(core: &Core, cmd: MissionsCommand) -> anyhow::Result<ExitCode> {
     match cmd {
-        MissionsCommand::List { limit, json } => {
-            let views = core.mission_views(limit).await?;
+        MissionsCommand::List { limit, after, json } => {
+            let page = core.mission_views(after.as_deref(), limit).await?;
+            let views = page.items;
             if json {
                 render::json(&views)?;
             } else if views.is_empty() {
@@ -125,6 +126,11 @@ pub async fn run(core: &Core, cmd: MissionsCommand) -> anyhow::Result<ExitCode> 
                     );
                 }
             }
+            render::more(
+                &format!("missionctl missions list --limit {limit}"),
+                page.next.as_deref(),
+                json,
+            )?;
         }
         MissionsCommand::Show { id, json } => {
             let detail = core.mission_detail(&id).await?;

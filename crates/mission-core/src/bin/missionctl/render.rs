@@ -40,6 +40,19 @@ pub fn json(value: &impl Serialize) -> anyhow::Result<()> {
     line(format_args!("{}", serde_json::to_string_pretty(value)?))
 }
 
+/// Says how to see the next page when there is one: under the list, or on stderr when stdout
+/// holds one JSON document.
+pub fn more(command: &str, next: Option<&str>, as_json: bool) -> anyhow::Result<()> {
+    let Some(next) = next else {
+        return Ok(());
+    };
+    if as_json {
+        eprintln!("More: {command} --after '{next}'");
+        return Ok(());
+    }
+    line(format_args!("More: {command} --after '{next}'"))
+}
+
 /// A core error for a person (stderr), or as a JSON document when `--json` was asked.
 pub fn error(e: &CoreError, as_json: bool) {
     if as_json {

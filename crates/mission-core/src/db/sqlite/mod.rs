@@ -357,6 +357,9 @@ const JSON_READ: &str = "";
 /// Template content is already text.
 const JSON_TEXT: &str = "";
 
+/// How many plan steps the template version aliased `v` has (NULL when it has no plan).
+const PLAN_STEPS: &str = "json_array_length(v.content, '$.ruleset.plan')";
+
 fn stamp(text: &str) -> Result<Stamp, DbError> {
     Ok(text.to_owned())
 }

@@ -479,7 +479,7 @@ impl Bus {
                 published: self.published.subscribe(),
                 state: std::sync::Arc::new(std::sync::Mutex::new(IdleState {
                     next: from,
-                    assigned: true,
+                    fetching: true,
                     reading: false,
                     last_read: std::time::Instant::now(),
                     watched: false,
@@ -555,18 +555,18 @@ struct Idle {
     state: std::sync::Arc<std::sync::Mutex<IdleState>>,
 }
 
-/// Where a stream in embedded mode stands; shared with the watch that unassigns it when its
+/// Where a stream in embedded mode stands; shared with the watch that pauses it when its
 /// reader stays away.
 struct IdleState {
     /// The first event not yet handed to the reader: where fetching resumes.
     next: Offset,
-    /// Whether the consumer is assigned (fetching).
-    assigned: bool,
+    /// Whether the partition is fetching (not paused).
+    fetching: bool,
     /// Whether a `next()` call is under way (it watches for idleness itself).
     reading: bool,
     /// When the last `next()` call ended.
     last_read: std::time::Instant,
-    /// Whether a watch task is waiting to unassign the stream.
+    /// Whether a watch task is waiting to pause the stream.
     watched: bool,
 }
 
@@ -590,59 +590,78 @@ impl MissionStream {
             return received(&message);
         };
         // Until this call ends (also when its future is dropped), the stream is being read;
-        // afterwards a watch unassigns it if no call follows within the idle window.
+        // afterwards a watch pauses it if no call follows within the idle window.
         let _reading = Reading::start(self, idle);
+        // How long to wait for an event before pausing: longer right after fetching resumes.
+        let mut window = IDLE_AFTER;
         loop {
-            // What was published before this wait began is fetched during it.
-            let mut published = idle.published.clone();
-            published.mark_unchanged();
-            let from = lock(&idle.state).filter(|s| !s.assigned).map(|s| s.next);
+            let from = lock(&idle.state).filter(|s| !s.fetching).map(|s| s.next);
             if let Some(from) = from {
-                // Paused: wait until this process publishes something (or the heartbeat finds
-                // events from elsewhere), then fetch again from the next event not read, named
-                // explicitly so nothing is skipped or read twice. Events may have landed that
-                // the last window was too short to fetch (a fresh assignment takes a moment to
-                // start fetching): then fetch again at once.
-                while !published.has_changed().unwrap_or(true) && !self.unread_elsewhere(from).await
-                {
-                    if tokio::time::timeout(IDLE_HEARTBEAT, published.changed())
-                        .await
-                        .is_ok()
-                    {
-                        break;
-                    }
+                // Paused: fetch again only once the partition holds an event past the last one
+                // read (its end offset, asked whenever this process publishes anything, and at
+                // the heartbeat for producers elsewhere), from that event, named explicitly so
+                // nothing is skipped or read twice.
+                let mut published = idle.published.clone();
+                published.mark_unchanged();
+                while !self.unread(from).await {
+                    let _ = tokio::time::timeout(IDLE_HEARTBEAT, published.changed()).await;
                 }
-                let mut assignment = TopicPartitionList::new();
-                assignment
-                    .add_partition_offset(&self.topic, 0, from)
-                    .map_err(kafka)?;
-                self.consumer.assign(&assignment).map_err(kafka)?;
+                self.consumer.resume(&self.partition()?).map_err(kafka)?;
                 if let Some(mut state) = lock(&idle.state) {
-                    state.assigned = true;
+                    state.fetching = true;
                 }
+                // An event is known to wait, and fetching can take longer than the idle window
+                // to start again (deep in a long partition, on the mock): give it time, or the
+                // stream would pause again before every first event.
+                window = IDLE_HEARTBEAT;
             }
             tokio::select! {
                 message = self.consumer.recv() => {
                     let message = message.map_err(kafka)?;
+                    let expected = lock(&idle.state).and_then(|s| match s.next {
+                        Offset::Offset(n) => Some(n),
+                        _ => None,
+                    });
+                    match expected {
+                        // Read before: never handed out twice.
+                        Some(n) if message.offset() < n => continue,
+                        // The partition no longer holds the events in between (retention, or
+                        // the embedded cluster's log cap): said, since they cannot be read.
+                        Some(n) if message.offset() > n => tracing::warn!(
+                            topic = %self.topic,
+                            expected = n,
+                            first_kept = message.offset(),
+                            "events were removed from the topic before this stream read them"
+                        ),
+                        _ => {}
+                    }
                     if let Some(mut state) = lock(&idle.state) {
                         state.next = Offset::Offset(message.offset() + 1);
                     }
                     return received(&message);
                 }
-                () = tokio::time::sleep(IDLE_AFTER) => {}
+                () = tokio::time::sleep(window) => {}
             }
-            // Nothing came: stop fetching.
+            // Nothing came: stop fetching. Pausing keeps the partition assigned at the last
+            // event handed out; resuming fetches from the one after it.
             if let Some(mut state) = lock(&idle.state) {
-                self.consumer.unassign().map_err(kafka)?;
-                state.assigned = false;
+                self.consumer.pause(&self.partition()?).map_err(kafka)?;
+                state.fetching = false;
             }
         }
     }
 
-    /// Whether the partition holds events past `from` that this process did not publish: its
-    /// end offset, asked of the cluster (a failed answer counts as yes, so nothing waits on
-    /// it).
-    async fn unread_elsewhere(&self, from: Offset) -> bool {
+    /// Its one partition, to pause and resume.
+    fn partition(&self) -> Result<TopicPartitionList, BusError> {
+        partition_of(&self.topic).map_err(|source| BusError::Kafka {
+            mode: self.mode.clone(),
+            source,
+        })
+    }
+
+    /// Whether the partition holds events past `from`: its end offset, asked of the cluster (a
+    /// failed answer counts as yes, so nothing waits on it).
+    async fn unread(&self, from: Offset) -> bool {
         let next = match from {
             Offset::Offset(n) => n,
             _ => 0,
@@ -674,6 +693,7 @@ fn lock(state: &std::sync::Mutex<IdleState>) -> Option<std::sync::MutexGuard<'_,
 /// no other call follows in time.
 struct Reading {
     consumer: std::sync::Arc<StreamConsumer>,
+    topic: String,
     state: std::sync::Arc<std::sync::Mutex<IdleState>>,
 }
 
@@ -684,6 +704,7 @@ impl Reading {
         }
         Self {
             consumer: std::sync::Arc::clone(&stream.consumer),
+            topic: stream.topic.clone(),
             state: std::sync::Arc::clone(&idle.state),
         }
     }
@@ -696,7 +717,7 @@ impl Drop for Reading {
         };
         state.reading = false;
         state.last_read = std::time::Instant::now();
-        if !state.assigned || state.watched {
+        if !state.fetching || state.watched {
             return;
         }
         // Outside a runtime (a stream read to its end while shutting down) nobody waits on it.
@@ -704,31 +725,41 @@ impl Drop for Reading {
             return;
         };
         state.watched = true;
-        runtime.spawn(unassign_when_unread(
+        runtime.spawn(pause_when_unread(
             std::sync::Arc::clone(&self.consumer),
+            self.topic.clone(),
             std::sync::Arc::clone(&self.state),
         ));
     }
 }
 
-/// Unassigns a stream nobody has read for [`IDLE_AFTER`]; ends early when a reader comes back
+/// A stream's one partition, to pause and resume.
+fn partition_of(topic: &str) -> Result<TopicPartitionList, KafkaError> {
+    let mut partition = TopicPartitionList::new();
+    partition.add_partition(topic, 0);
+    Ok(partition)
+}
+
+/// Pauses a stream nobody has read for [`IDLE_AFTER`]; ends early when a reader comes back
 /// (its own `next()` call watches from then on). One such watch per stream at a time, so a
 /// busy stream starts at most one every [`IDLE_AFTER`].
-async fn unassign_when_unread(
+async fn pause_when_unread(
     consumer: std::sync::Arc<StreamConsumer>,
+    topic: String,
     state: std::sync::Arc<std::sync::Mutex<IdleState>>,
 ) {
     loop {
         let wait = {
             let Some(mut s) = lock(&state) else { return };
-            if s.reading || !s.assigned {
+            if s.reading || !s.fetching {
                 s.watched = false;
                 return;
             }
             let unread = s.last_read.elapsed();
             if unread >= IDLE_AFTER {
-                if consumer.unassign().is_ok() {
-                    s.assigned = false;
+                let paused = partition_of(&topic).and_then(|p| consumer.pause(&p));
+                if paused.is_ok() {
+                    s.fetching = false;
                 }
                 s.watched = false;
                 return;
