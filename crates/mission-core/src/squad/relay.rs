@@ -18,11 +18,11 @@ pub struct RelayPass {
     pub waiting: usize,
 }
 
-/// Publishes the outbox on its own: a batch whenever something was written (or every 200 ms),
-/// backing off while Kafka is unreachable.
 /// How often an idle relay reads the outbox without being woken.
 const IDLE_RECHECK: Duration = Duration::from_secs(2);
 
+/// Publishes the outbox on its own: a batch whenever something was written (or every
+/// [`IDLE_RECHECK`]), backing off while Kafka is unreachable.
 pub(super) async fn relay(inner: Arc<Inner>) {
     loop {
         match relay_batch(&inner).await {
