@@ -156,6 +156,46 @@ async fn events_published_while_the_broker_is_down_arrive_once_it_is_back() {
     assert!(extra.is_err(), "a duplicate arrived: {extra:?}");
 }
 
+/// The embedded cluster answers a produce request in a way that leaves it uncertain (nothing
+/// written, though it may have been) while the next event is already on its way: the event is
+/// sent again and reported delivered only once it is in the topic, before the next one. The
+/// cluster does not check an idempotent producer's sequence numbers, so a later request it
+/// accepted would otherwise make librdkafka take the earlier one for written, and the event
+/// would be reported delivered yet be missing.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_event_whose_write_is_uncertain_is_in_the_topic_before_the_next_one() {
+    let bus = std::sync::Arc::new(Bus::start(KafkaMode::Embedded).expect("start the bus"));
+    let mission = uuid::Uuid::now_v7().to_string();
+    bus.ensure_mission_topic(&mission).await.expect("topic");
+    let event = |n: i64| Envelope::new(&mission, "job-1", 1, "step.result", json!({ "n": n }));
+    let events: Vec<Envelope> = (0..3).map(event).collect();
+    // The producer knows the topic and has its producer id before the fault.
+    bus.publish(&events[0]).await.expect("publish");
+    let mock = bus.mock_cluster().expect("embedded");
+    mock.slow_broker(1, Duration::from_millis(300))
+        .expect("slow broker");
+    mock.fail_next_produce_uncertainly().expect("inject");
+    let sender = std::sync::Arc::clone(&bus);
+    let uncertain = events[1].clone();
+    let first = tokio::spawn(async move { sender.publish(&uncertain).await });
+    // Its request is on its way (its answer takes 300 ms) when the next event is published.
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let second = bus.publish(&events[2]).await;
+    let first = first.await.expect("task");
+    assert!(first.is_ok() && second.is_ok(), "{first:?} {second:?}");
+    mock.slow_broker(1, Duration::ZERO).expect("fast broker");
+
+    let stream = bus.mission_stream(&mission, 1).expect("consumer");
+    let got: Vec<Envelope> = take(&stream, events.len())
+        .await
+        .into_iter()
+        .map(|r| r.envelope)
+        .collect();
+    assert_eq!(got, events, "every event once, in order");
+    let extra = tokio::time::timeout(Duration::from_millis(500), stream.next()).await;
+    assert!(extra.is_err(), "a duplicate arrived: {extra:?}");
+}
+
 #[test]
 fn no_bootstrap_servers_means_the_embedded_cluster() {
     assert_eq!(KafkaMode::from_bootstrap_servers(""), KafkaMode::Embedded);

@@ -11,6 +11,12 @@ enum MockCommand {
     BrokerDown(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     BrokerUp(i32, std::sync::mpsc::Sender<Result<(), KafkaError>>),
     ProduceErrors(usize, std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    UncertainProduce(std::sync::mpsc::Sender<Result<(), KafkaError>>),
+    RoundTrip(
+        i32,
+        std::time::Duration,
+        std::sync::mpsc::Sender<Result<(), KafkaError>>,
+    ),
     Fence(std::sync::mpsc::Sender<Result<(), KafkaError>>),
 }
 
@@ -73,6 +79,18 @@ impl EmbeddedCluster {
                             mock.request_errors(rdkafka::types::RDKafkaApiKey::Produce, &errors);
                             let _ = reply.send(Ok(()));
                         }
+                        MockCommand::UncertainProduce(reply) => {
+                            // Not written, but the answer says it may have been: the producer
+                            // retries, and must not take the batch for written meanwhile.
+                            mock.request_errors(
+                                rdkafka::types::RDKafkaApiKey::Produce,
+                                &[RDKafkaRespErr::RD_KAFKA_RESP_ERR_NOT_ENOUGH_REPLICAS_AFTER_APPEND],
+                            );
+                            let _ = reply.send(Ok(()));
+                        }
+                        MockCommand::RoundTrip(id, delay, reply) => {
+                            let _ = reply.send(mock.broker_round_trip_time(id, delay));
+                        }
                         MockCommand::Fence(reply) => {
                             mock.request_errors(
                                 rdkafka::types::RDKafkaApiKey::Produce,
@@ -128,6 +146,21 @@ impl EmbeddedCluster {
     /// does to a producer it no longer accepts (fault tests).
     pub fn fence_next_producer(&self) -> Result<(), KafkaError> {
         self.ask(MockCommand::Fence)
+    }
+
+    /// Makes the next produce request fail the way a lost answer does: nothing is written,
+    /// and the producer cannot tell whether it was (fault tests).
+    pub fn fail_next_produce_uncertainly(&self) -> Result<(), KafkaError> {
+        self.ask(MockCommand::UncertainProduce)
+    }
+
+    /// Delays every answer of a broker by `delay` (fault tests: requests stay in flight).
+    pub fn slow_broker(
+        &self,
+        broker_id: i32,
+        delay: std::time::Duration,
+    ) -> Result<(), KafkaError> {
+        self.ask(|reply| MockCommand::RoundTrip(broker_id, delay, reply))
     }
 
     /// Makes the next `count` produce requests fail with a retriable error (fault tests).
