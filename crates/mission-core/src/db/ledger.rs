@@ -116,9 +116,36 @@ macro_rules! ledger_sql {
                 Ok(())
             }
 
+            /// Missions per multi-mission statement (five parameters each).
+            const MISSION_CHUNK: usize = 200;
+
+            /// Starts one row of a multi-mission statement's list of values: the first row
+            /// names the columns, later ones are joined to it.
+            fn values_row(query: &mut sqlx::QueryBuilder<'_, Db>, first: bool) {
+                query.push(if first { "SELECT " } else { " UNION ALL SELECT " });
+            }
+
+            /// Writes every mission's pending settlements with one statement (per chunk of
+            /// missions): a batch's commit waits on each statement in turn, so their number,
+            /// not their size, sets how long every call in the batch waits.
             async fn settle_all(tx: &mut Tx<'_>, unsettled: &mut Unsettled) -> Result<(), DbError> {
-                for (mission, delta) in unsettled.drain() {
-                    settle(tx, &mission, delta).await?;
+                let all: Vec<(String, (Cents, Cents))> = unsettled.drain().collect();
+                for chunk in all.chunks(MISSION_CHUNK) {
+                    let mut update = sqlx::QueryBuilder::<Db>::new(
+                        "UPDATE active_missions SET reserved_cents = reserved_cents - v.freed, \
+                         spent_cents = spent_cents + v.spent FROM (",
+                    );
+                    for (k, (mission, (freed, spent))) in chunk.iter().enumerate() {
+                        values_row(&mut update, k == 0);
+                        update.push_bind(id(mission)?);
+                        update.push(" AS mid, ");
+                        update.push_bind(*freed);
+                        update.push(" AS freed, ");
+                        update.push_bind(*spent);
+                        update.push(" AS spent");
+                    }
+                    update.push(") AS v WHERE id = v.mid");
+                    update.build().execute(&mut **tx).await?;
                 }
                 Ok(())
             }
@@ -299,54 +326,72 @@ macro_rules! ledger_sql {
                 Interrupt(Box<Interrupt>),
             }
 
-            /// Reserves a mission's gate-less calls of one batch with one statement when they
-            /// all fit; otherwise one by one, so each call near a cap gets its exact answer.
-            async fn reserve_group(
+            /// Reserves the batch's gate-less calls of every mission with one statement (per
+            /// chunk of missions) for all missions whose calls all fit; a mission whose calls
+            /// would pass a cap has them reserved one by one, so each gets its exact answer.
+            async fn reserve_plain(
                 tx: &mut Tx<'_>,
                 head: &mut Head,
                 sealer: &Sealer,
-                mission: &str,
-                group: Vec<(usize, Reserve)>,
+                plain: Vec<(String, Vec<(usize, Reserve)>)>,
                 unsettled: &mut Unsettled,
                 results: &mut [Option<LedgerResult>],
             ) -> Result<(), DbError> {
-                if group.len() > 1 {
-                    let (freed, spent) = unsettled.get(mission).copied().unwrap_or_default();
-                    let count = i64::try_from(group.len()).unwrap_or(i64::MAX);
-                    let total: Cents = group.iter().map(|(_, r)| r.cost_cents).sum();
-                    let last: Option<i64> = sqlx::query_scalar(
-                        "UPDATE active_missions SET steps_used = steps_used + $5, \
-                         reserved_cents = reserved_cents - $3 + $2, spent_cents = spent_cents + $4 \
-                         WHERE id = $1 AND status = 'Running' AND steps_used + $5 <= max_steps \
-                         AND (spent_cents + $4) + (reserved_cents - $3) + $2 <= budget_cents \
-                         RETURNING steps_used",
-                    )
-                    .bind(id(mission)?)
-                    .bind(total)
-                    .bind(freed)
-                    .bind(spent)
-                    .bind(count)
-                    .fetch_optional(&mut **tx)
-                    .await?;
-                    if let Some(last) = last {
-                        unsettled.remove(mission);
-                        let first = last - count + 1;
-                        let rows: Vec<(&Reserve, i64)> =
-                            (first..).zip(&group).map(|(step, (_, r))| (r, step)).collect();
-                        journal(tx, &rows).await?;
-                        for (n, (i, _)) in (0i64..).zip(group) {
-                            results[i] = Some(LedgerResult::Reserve(ReserveResult::Reserved {
-                                step: last - count + 1 + n,
-                                approval: None,
-                            }));
-                        }
-                        return Ok(());
+                // The last step each mission that fit reached, by its stored id.
+                let mut fit = std::collections::HashMap::<String, i64>::new();
+                for chunk in plain.chunks(MISSION_CHUNK) {
+                    let mut update = sqlx::QueryBuilder::<Db>::new(
+                        "UPDATE active_missions SET steps_used = steps_used + v.n, \
+                         reserved_cents = reserved_cents - v.freed + v.total, \
+                         spent_cents = spent_cents + v.spent FROM (",
+                    );
+                    for (k, (mission, group)) in chunk.iter().enumerate() {
+                        let (freed, spent) = unsettled.get(mission).copied().unwrap_or_default();
+                        let total: Cents = group.iter().map(|(_, r)| r.cost_cents).sum();
+                        values_row(&mut update, k == 0);
+                        update.push_bind(id(mission)?);
+                        update.push(" AS mid, ");
+                        update.push_bind(i64::try_from(group.len()).unwrap_or(i64::MAX));
+                        update.push(" AS n, ");
+                        update.push_bind(total);
+                        update.push(" AS total, ");
+                        update.push_bind(freed);
+                        update.push(" AS freed, ");
+                        update.push_bind(spent);
+                        update.push(" AS spent");
+                    }
+                    update.push(
+                        ") AS v WHERE id = v.mid AND status = 'Running' \
+                         AND steps_used + v.n <= max_steps \
+                         AND (spent_cents + v.spent) + (reserved_cents - v.freed) + v.total \
+                         <= budget_cents RETURNING id, steps_used",
+                    );
+                    for row in update.build().fetch_all(&mut **tx).await? {
+                        fit.insert(get_id(&row, "id")?, row.try_get("steps_used")?);
                     }
                 }
-                for (i, r) in group {
-                    results[i] = Some(LedgerResult::Reserve(reserve(tx, head, sealer, r, unsettled).await?));
+                let mut reserved: Vec<(Reserve, i64)> = Vec::new();
+                for (mission, group) in plain {
+                    let Some(&last) = fit.get(&id(&mission)?.to_string()) else {
+                        for (i, r) in group {
+                            results[i] = Some(LedgerResult::Reserve(
+                                reserve(tx, head, sealer, r, unsettled).await?,
+                            ));
+                        }
+                        continue;
+                    };
+                    unsettled.remove(&mission);
+                    let first = last - i64::try_from(group.len()).unwrap_or(i64::MAX) + 1;
+                    for (step, (i, r)) in (first..).zip(group) {
+                        results[i] = Some(LedgerResult::Reserve(ReserveResult::Reserved {
+                            step,
+                            approval: None,
+                        }));
+                        reserved.push((r, step));
+                    }
                 }
-                Ok(())
+                let rows: Vec<(&Reserve, i64)> = reserved.iter().map(|(r, step)| (r, *step)).collect();
+                journal(tx, &rows).await
             }
 
             async fn reserve(
@@ -698,7 +743,7 @@ macro_rules! ledger_sql {
                 };
                 // The ops of a batch arrived concurrently, so any order is a valid one:
                 // settlements and records first (they depend on nothing in the batch), then
-                // plain reservations, one statement per mission, then the rest in order.
+                // plain reservations, one statement for all missions, then the rest in order.
                 let mut unsettled = Unsettled::new();
                 let mut results: Vec<Option<LedgerResult>> = Vec::new();
                 results.resize_with(ops.len(), || None);
@@ -725,9 +770,7 @@ macro_rules! ledger_sql {
                     }
                 }
                 settle_calls(&mut tx, &mut head, sealer, settlements, &mut unsettled, &mut results).await?;
-                for (mission, group) in plain {
-                    reserve_group(&mut tx, &mut head, sealer, &mission, group, &mut unsettled, &mut results).await?;
-                }
+                reserve_plain(&mut tx, &mut head, sealer, plain, &mut unsettled, &mut results).await?;
                 for (i, op) in rest {
                     results[i] = Some(match op {
                         Pending::Reserve(r) => LedgerResult::Reserve(
